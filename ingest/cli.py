@@ -1,0 +1,125 @@
+"""`python -m ingest <command>`: one entry point for every pipeline process.
+
+Exit codes (DESIGN.md): 0 done, 2 bad configuration or usage (the message
+names file, key and what was expected), 1 anything else, with a one-line
+reason on stderr. Each command imports its module lazily so that, say, the
+broker launcher works before the rest of the stack is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from ingest.config import ConfigError, load_config
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ingest", description="Self-service data desk: pipeline processes.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sp):
+        sp.add_argument("--config", metavar="PATH", help="pipeline.toml (default: env PIPELINE_CONFIG, else ./pipeline.toml)")
+        return sp
+
+    b = sub.add_parser("broker", help="embedded Kafka-protocol broker (Tansu), foreground")
+    b.add_argument("--port", type=int, default=9092)
+    b.add_argument("--host", default="127.0.0.1")
+
+    s = with_config(sub.add_parser("simulate", help="demo source: create it, then keep the business moving"))
+    s.add_argument("--once", action="store_true", help="create/seed the history and exit")
+    s.add_argument("--seed", type=int, default=None, help="random seed for the history (reproducible demo)")
+
+    e = with_config(sub.add_parser("export", help="copy changed source rows to Kafka, every interval"))
+    e.add_argument("--once", action="store_true", help="run one pass and exit")
+    e.add_argument("--reset-watermarks", action="store_true",
+                   help="start from an empty watermark (the demo's broker forgets its topics on restart)")
+
+    w = with_config(sub.add_parser("worker", help="land Kafka batches into DuckDB, exactly once"))
+    w.add_argument("--until-idle", action="store_true", help="exit 0 once no message has arrived for a few seconds")
+    w.add_argument("--transport-reset", action="store_true",
+                   help="the broker was replaced by an empty one (demo): forget stored offsets and read from the start")
+    w.add_argument("--from-beginning", action="store_true",
+                   help="re-read every topic from its first offset (re-delivery is harmless: newer rows are never overwritten)")
+
+    d = with_config(sub.add_parser("watchdog", help="e-mail when the worker stops, and when it recovers"))
+    d.add_argument("--once", action="store_true", help="check once and exit")
+
+    r = with_config(sub.add_parser("run", help="the whole demo: broker, simulator, exporter, worker, watchdog, app"))
+    r.add_argument("--port", type=int, default=8501, help="Streamlit port")
+    r.add_argument("--broker-port", type=int, default=9092)
+    return p
+
+
+def _setup_logging(command: str) -> None:
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format=f"%(asctime)s {command} %(levelname)s %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stderr,
+    )
+    # kafka-python logs every reconnect attempt at WARNING/ERROR; our own
+    # worker says once when the broker goes away and once when it is back.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors already
+        return int(exc.code or 0)
+    _setup_logging(args.command)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as exc:  # the one-line reason; the log above has details
+        logging.getLogger("ingest").debug("failed", exc_info=True)
+        print(f"{args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "broker":
+        from ingest.broker import BrokerBinaryMissing, run_foreground
+
+        try:
+            return run_foreground(args.port, args.host)
+        except BrokerBinaryMissing as exc:
+            print(f"broker: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    if args.command == "worker":
+        cfg = load_config(args.config, needs=("kafka", "warehouse", "tables"))
+        from ingest.worker import run_worker
+
+        return run_worker(cfg, until_idle=args.until_idle, transport_reset=args.transport_reset,
+                          from_beginning=args.from_beginning)
+    if args.command == "export":
+        cfg = load_config(args.config, needs=("source", "kafka", "exporter", "tables"))
+        from ingest.export import run_exporter
+
+        return run_exporter(cfg, once=args.once, reset_watermarks=args.reset_watermarks)
+    if args.command == "simulate":
+        cfg = load_config(args.config, needs=("source", "tables"))
+        from ingest.simulate import run_simulator
+
+        return run_simulator(cfg, once=args.once, seed=args.seed)
+    if args.command == "watchdog":
+        cfg = load_config(args.config, needs=("warehouse", "alerts"))
+        from ingest.watchdog import run_watchdog
+
+        return run_watchdog(cfg, once=args.once)
+    if args.command == "run":
+        from ingest.supervisor import run_all
+
+        return run_all(args.config, app_port=args.port, broker_port=args.broker_port)
+    raise AssertionError(args.command)

@@ -1,0 +1,455 @@
+"""pipeline.toml → typed, validated configuration objects.
+
+Every process (exporter, worker, watchdog, app) loads the same file once at
+start and receives plain frozen dataclasses. This is the ONLY module that reads
+environment variables, so what a process does is fully visible in its config
+object. A process asks only for the sections it needs (`needs=`): the worker
+never fails because `[source]` is missing.
+
+Errors name the file, the key and what was expected; the CLI turns a
+`ConfigError` into exit code 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+DEFAULT_CONFIG_NAME = "pipeline.toml"
+CONFIG_ENV = "PIPELINE_CONFIG"
+
+# A table or column name becomes a DuckDB identifier and part of a topic name.
+# Keeping them to this shape means they can be quoted safely everywhere.
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+class ConfigError(Exception):
+    """A configuration problem a person can fix; message names file, key, expectation."""
+
+
+# ─────────────────────────────────────────────────────────────── sections ──
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    url: str
+    password: str | None = None  # from env SOURCE_PASSWORD, never from the file
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "prepaid"
+    partitions: int = 3  # used when the exporter creates a topic
+    client_id: str = "datadesk"
+    consumer_group: str = "datadesk-worker"  # advisory commits only; DuckDB holds the truth
+
+    def topic_for(self, table: str) -> str:
+        return f"{self.topic_prefix}.{table}"
+
+
+@dataclass(frozen=True)
+class WarehouseConfig:
+    path: Path
+
+    @property
+    def version_path(self) -> Path:
+        """Sidecar file holding the data version (last landed batch id)."""
+        return self.path.with_name(self.path.name + ".version")
+
+    @property
+    def worker_lock_path(self) -> Path:
+        """OS lock file held by the one worker for its whole lifetime."""
+        return self.path.with_name(self.path.name + ".worker.lock")
+
+
+@dataclass(frozen=True)
+class ExporterConfig:
+    interval_seconds: float = 60.0
+    chunk_rows: int = 5000
+    overlap_seconds: float = 5.0
+    state_path: Path = Path("data/exporter_state.json")
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    max_batch_rows: int = 50_000
+    max_batch_seconds: float = 5.0
+    heartbeat_seconds: float = 10.0
+    idle_exit_seconds: float = 5.0  # --until-idle: exit after this long without a message
+    lock_timeout_seconds: float = 30.0  # how long to wait for readers to release the file
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    check_seconds: float = 15.0
+    alert_after_seconds: float = 120.0
+    max_lag_messages: int = 100_000
+    recipients: tuple[str, ...] = ()
+    sender: str = "datadesk@localhost"
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    starttls: bool = True
+    smtp_user: str | None = None  # env SMTP_USER
+    smtp_password: str | None = None  # env SMTP_PASSWORD
+    state_path: Path = Path("data/watchdog_state.json")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    max_display_rows: int = 10_000
+    max_download_rows: int = 5_000_000
+    query_timeout_seconds: float = 30.0
+    memory_limit: str = "2GB"
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    description: str = ""
+    hash: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    primary_key: tuple[str, ...]
+    columns: tuple[ColumnSpec, ...] = ()
+    description: str = ""
+    watermark: str | None = None
+    soft_delete: str | None = None
+    absent_columns: tuple[str, ...] = ()  # source columns deliberately not exported (shown in the app)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> ColumnSpec | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    path: Path
+    kafka: KafkaConfig | None = None
+    warehouse: WarehouseConfig | None = None
+    source: SourceConfig | None = None
+    exporter: ExporterConfig | None = None
+    worker: WorkerConfig | None = None
+    alerts: AlertsConfig | None = None
+    app: AppConfig | None = None
+    tables: Mapping[str, TableSpec] = field(default_factory=dict)
+    pii_hash_key: bytes | None = None  # env PII_HASH_KEY
+
+    def topics(self) -> dict[str, str]:
+        """topic name → table name, for every configured table."""
+        assert self.kafka is not None
+        return {self.kafka.topic_for(t): t for t in self.tables}
+
+
+# ──────────────────────────────────────────────────────────────── loading ──
+
+
+def resolve_config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
+    """--config, else env PIPELINE_CONFIG, else ./pipeline.toml (DESIGN.md)."""
+    if cli_path:
+        return Path(cli_path)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    return Path(DEFAULT_CONFIG_NAME)
+
+
+ALL_SECTIONS = frozenset({"source", "kafka", "warehouse", "exporter", "worker", "alerts", "app", "tables"})
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    needs: Iterable[str] = ("kafka", "warehouse", "tables"),
+    environ: Mapping[str, str] | None = None,
+) -> PipelineConfig:
+    """Read and validate the file; sections listed in `needs` must be present.
+
+    Sections not needed are still validated when present (a typo anywhere is
+    worth knowing about) but a missing one is not an error.
+    """
+    env = os.environ if environ is None else environ
+    file = resolve_config_path(path)
+    name = str(file)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{name}: file not found — pass --config PATH, set {CONFIG_ENV}, "
+            f"or run from the folder that holds {DEFAULT_CONFIG_NAME}"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: not valid TOML ({exc}) — fix the line it names") from None
+    base = file.resolve().parent
+    v = _Validator(name, base)
+    v.unknown_keys(raw, ALL_SECTIONS, "")
+    needs = set(needs)
+    for section in needs:
+        if section not in raw:
+            raise ConfigError(f"{name}: section [{section}] is missing — this process needs it (see deploy/pipeline.example.toml)")
+
+    cfg: dict[str, Any] = {"path": file}
+    if "kafka" in raw:
+        cfg["kafka"] = _kafka(v, raw["kafka"], env)
+    if "warehouse" in raw:
+        cfg["warehouse"] = _warehouse(v, raw["warehouse"], env)
+    if "source" in raw:
+        cfg["source"] = _source(v, raw["source"], env)
+    if "exporter" in raw:
+        cfg["exporter"] = _exporter(v, raw["exporter"])
+    elif "exporter" in needs:
+        cfg["exporter"] = ExporterConfig(state_path=base / "data/exporter_state.json")
+    if "worker" in raw:
+        cfg["worker"] = _worker(v, raw["worker"])
+    else:
+        cfg["worker"] = WorkerConfig()
+    if "alerts" in raw:
+        cfg["alerts"] = _alerts(v, raw["alerts"], env)
+    elif "alerts" in needs:
+        cfg["alerts"] = AlertsConfig(state_path=base / "data/watchdog_state.json")
+    cfg["app"] = _app(v, raw["app"]) if "app" in raw else AppConfig()
+    if "tables" in raw:
+        cfg["tables"] = _tables(v, raw["tables"], needs_watermark="exporter" in needs)
+    key = env.get("PII_HASH_KEY")
+    cfg["pii_hash_key"] = key.encode("utf-8") if key else None
+    return PipelineConfig(**cfg)
+
+
+# ─────────────────────────────────────────────────────────── validation ──
+
+
+class _Validator:
+    def __init__(self, file: str, base: Path):
+        self.file = file
+        self.base = base
+
+    def fail(self, where: str, expected: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {where} {expected}")
+
+    def unknown_keys(self, table: Mapping[str, Any], known: Iterable[str], section: str) -> None:
+        known = set(known)
+        for key in table:
+            if key not in known:
+                hint = difflib.get_close_matches(key, sorted(known), n=1)
+                where = f"[{section}] {key}" if section else f"[{key}]"
+                suggestion = f" — did you mean {hint[0]}?" if hint else f" — known keys: {', '.join(sorted(known))}"
+                raise self.fail(where, f"is not a known key{suggestion}")
+
+    def section(self, raw: Any, section: str) -> Mapping[str, Any]:
+        if not isinstance(raw, dict):
+            raise self.fail(f"[{section}]", "must be a table (a [section] header), not a single value")
+        return raw
+
+    def get(self, raw: Mapping[str, Any], section: str, key: str, kind: str, default: Any = ..., minimum: float | None = None) -> Any:
+        where = f"[{section}] {key}"
+        if key not in raw:
+            if default is ...:
+                raise self.fail(where, f"is missing — expected {kind}")
+            return default
+        value = raw[key]
+        if kind == "a string":
+            ok = isinstance(value, str) and value.strip() != ""
+        elif kind == "a whole number":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind == "a number":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        elif kind == "true or false":
+            ok = isinstance(value, bool)
+        elif kind == "a list of strings":
+            ok = isinstance(value, list) and all(isinstance(x, str) and x for x in value)
+        else:  # pragma: no cover - programming error
+            raise AssertionError(kind)
+        if not ok:
+            raise self.fail(where, f"= {value!r} — expected {kind}")
+        if minimum is not None and value < minimum:
+            raise self.fail(where, f"= {value!r} — expected {kind} of at least {minimum:g}")
+        return value
+
+    def path(self, value: str) -> Path:
+        p = Path(value)
+        return p if p.is_absolute() else self.base / p
+
+
+def _kafka(v: _Validator, raw: Any, env: Mapping[str, str]) -> KafkaConfig:
+    raw = v.section(raw, "kafka")
+    v.unknown_keys(raw, {"bootstrap_servers", "topic_prefix", "partitions", "client_id", "consumer_group"}, "kafka")
+    servers = env.get("KAFKA_BOOTSTRAP_SERVERS") or v.get(raw, "kafka", "bootstrap_servers", "a string", "127.0.0.1:9092")
+    prefix = v.get(raw, "kafka", "topic_prefix", "a string", "prepaid")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", prefix):
+        raise v.fail("[kafka] topic_prefix", f"= {prefix!r} — expected letters, digits, '.', '_' or '-' only")
+    return KafkaConfig(
+        bootstrap_servers=servers,
+        topic_prefix=prefix,
+        partitions=v.get(raw, "kafka", "partitions", "a whole number", 3, minimum=1),
+        client_id=v.get(raw, "kafka", "client_id", "a string", "datadesk"),
+        consumer_group=v.get(raw, "kafka", "consumer_group", "a string", "datadesk-worker"),
+    )
+
+
+def _warehouse(v: _Validator, raw: Any, env: Mapping[str, str]) -> WarehouseConfig:
+    raw = v.section(raw, "warehouse")
+    v.unknown_keys(raw, {"path"}, "warehouse")
+    path = env.get("WAREHOUSE_PATH") or v.get(raw, "warehouse", "path", "a string", "data/warehouse.duckdb")
+    return WarehouseConfig(path=v.path(path))
+
+
+def _source(v: _Validator, raw: Any, env: Mapping[str, str]) -> SourceConfig:
+    raw = v.section(raw, "source")
+    v.unknown_keys(raw, {"url"}, "source")
+    url = env.get("SOURCE_URL") or v.get(raw, "source", "url", "a string")
+    if "://" not in url:
+        raise v.fail("[source] url", f"= {url!r} — expected an SQLAlchemy URL such as mysql+pymysql://reader@db:3306/prepaid")
+    if re.search(r"://[^/@:]+:[^/@]+@", url):
+        raise v.fail("[source] url", "contains a password — remove it and set env SOURCE_PASSWORD instead")
+    # sqlite:///relative/path is resolved against the config file's folder.
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        url = "sqlite:///" + str(v.path(url[len("sqlite:///"):]))
+    return SourceConfig(url=url, password=env.get("SOURCE_PASSWORD") or None)
+
+
+def _exporter(v: _Validator, raw: Any) -> ExporterConfig:
+    raw = v.section(raw, "exporter")
+    v.unknown_keys(raw, {"interval_seconds", "chunk_rows", "overlap_seconds", "state_path"}, "exporter")
+    return ExporterConfig(
+        interval_seconds=float(v.get(raw, "exporter", "interval_seconds", "a number", 60.0, minimum=0)),
+        chunk_rows=v.get(raw, "exporter", "chunk_rows", "a whole number", 5000, minimum=1),
+        overlap_seconds=float(v.get(raw, "exporter", "overlap_seconds", "a number", 5.0, minimum=0)),
+        state_path=v.path(v.get(raw, "exporter", "state_path", "a string", "data/exporter_state.json")),
+    )
+
+
+def _worker(v: _Validator, raw: Any) -> WorkerConfig:
+    raw = v.section(raw, "worker")
+    v.unknown_keys(
+        raw,
+        {"max_batch_rows", "max_batch_seconds", "heartbeat_seconds", "idle_exit_seconds", "lock_timeout_seconds"},
+        "worker",
+    )
+    return WorkerConfig(
+        max_batch_rows=v.get(raw, "worker", "max_batch_rows", "a whole number", 50_000, minimum=1),
+        max_batch_seconds=float(v.get(raw, "worker", "max_batch_seconds", "a number", 5.0, minimum=0.01)),
+        heartbeat_seconds=float(v.get(raw, "worker", "heartbeat_seconds", "a number", 10.0, minimum=0.1)),
+        idle_exit_seconds=float(v.get(raw, "worker", "idle_exit_seconds", "a number", 5.0, minimum=0.1)),
+        lock_timeout_seconds=float(v.get(raw, "worker", "lock_timeout_seconds", "a number", 30.0, minimum=0.1)),
+    )
+
+
+def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
+    raw = v.section(raw, "alerts")
+    v.unknown_keys(
+        raw,
+        {"check_seconds", "alert_after_seconds", "max_lag_messages", "recipients", "sender", "smtp_host", "smtp_port", "starttls", "state_path"},
+        "alerts",
+    )
+    recipients = tuple(v.get(raw, "alerts", "recipients", "a list of strings", []))
+    for r in recipients:
+        if "@" not in r:
+            raise v.fail("[alerts] recipients", f"contains {r!r} — expected e-mail addresses such as data-team@example.com")
+    smtp_host = v.get(raw, "alerts", "smtp_host", "a string", None) if "smtp_host" in raw else None
+    if smtp_host and not recipients:
+        raise v.fail("[alerts] recipients", "is empty — with smtp_host set, list who gets the alerts")
+    return AlertsConfig(
+        check_seconds=float(v.get(raw, "alerts", "check_seconds", "a number", 15.0, minimum=0.1)),
+        alert_after_seconds=float(v.get(raw, "alerts", "alert_after_seconds", "a number", 120.0, minimum=0.1)),
+        max_lag_messages=v.get(raw, "alerts", "max_lag_messages", "a whole number", 100_000, minimum=0),
+        recipients=recipients,
+        sender=v.get(raw, "alerts", "sender", "a string", "datadesk@localhost"),
+        smtp_host=smtp_host,
+        smtp_port=v.get(raw, "alerts", "smtp_port", "a whole number", 587, minimum=1),
+        starttls=v.get(raw, "alerts", "starttls", "true or false", True),
+        smtp_user=env.get("SMTP_USER") or None,
+        smtp_password=env.get("SMTP_PASSWORD") or None,
+        state_path=v.path(v.get(raw, "alerts", "state_path", "a string", "data/watchdog_state.json")),
+    )
+
+
+def _app(v: _Validator, raw: Any) -> AppConfig:
+    raw = v.section(raw, "app")
+    v.unknown_keys(raw, {"max_display_rows", "max_download_rows", "query_timeout_seconds", "memory_limit"}, "app")
+    memory = v.get(raw, "app", "memory_limit", "a string", "2GB")
+    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", memory, re.I):
+        raise v.fail("[app] memory_limit", f"= {memory!r} — expected a size such as \"2GB\" or \"512MB\"")
+    return AppConfig(
+        max_display_rows=v.get(raw, "app", "max_display_rows", "a whole number", 10_000, minimum=1),
+        max_download_rows=v.get(raw, "app", "max_download_rows", "a whole number", 5_000_000, minimum=1),
+        query_timeout_seconds=float(v.get(raw, "app", "query_timeout_seconds", "a number", 30.0, minimum=0.1)),
+        memory_limit=memory,
+    )
+
+
+def _tables(v: _Validator, raw: Any, needs_watermark: bool) -> dict[str, TableSpec]:
+    if not isinstance(raw, dict) or not raw:
+        raise v.fail("[tables]", "is empty — add at least one [tables.<name>] section with primary_key and columns")
+    out: dict[str, TableSpec] = {}
+    for name, spec in raw.items():
+        sec = f"tables.{name}"
+        if not _IDENT.match(name):
+            raise v.fail(f"[{sec}]", "— a table name must be letters, digits and '_' (starting with a letter)")
+        spec = v.section(spec, sec)
+        v.unknown_keys(spec, {"primary_key", "watermark", "soft_delete", "description", "columns", "absent_columns"}, sec)
+        if "primary_key" not in spec:
+            raise v.fail(f"[{sec}] primary_key", f"is missing — list the key columns, e.g. primary_key = [\"{name.rstrip('s')}_id\"]")
+        pk = tuple(v.get(spec, sec, "primary_key", "a list of strings"))
+        if not pk:
+            raise v.fail(f"[{sec}] primary_key", "is empty — list at least one key column")
+        columns = _columns(v, spec.get("columns", {}), sec)
+        names = {c.name for c in columns}
+        for key in pk:
+            if not _IDENT.match(key):
+                raise v.fail(f"[{sec}] primary_key", f"contains {key!r} — expected column names")
+            if columns and key not in names:
+                raise v.fail(f"[{sec}] primary_key", f"names {key!r}, which is not under [{sec}.columns] — add it there")
+        watermark = v.get(spec, sec, "watermark", "a string", None) if "watermark" in spec else None
+        if needs_watermark and watermark is None:
+            raise v.fail(f"[{sec}] watermark", "is missing — name the indexed change column the exporter reads by, e.g. watermark = \"updated_at\"")
+        soft_delete = v.get(spec, sec, "soft_delete", "a string", None) if "soft_delete" in spec else None
+        for key, col in (("watermark", watermark), ("soft_delete", soft_delete)):
+            if col is not None and columns and col not in names:
+                raise v.fail(f"[{sec}] {key}", f"= {col!r} is not under [{sec}.columns] — add it there")
+        out[name] = TableSpec(
+            name=name,
+            primary_key=pk,
+            columns=columns,
+            description=v.get(spec, sec, "description", "a string", ""),
+            watermark=watermark,
+            soft_delete=soft_delete,
+            absent_columns=tuple(v.get(spec, sec, "absent_columns", "a list of strings", [])),
+        )
+    return out
+
+
+def _columns(v: _Validator, raw: Any, sec: str) -> tuple[ColumnSpec, ...]:
+    csec = f"{sec}.columns"
+    if not isinstance(raw, dict):
+        raise v.fail(f"[{csec}]", "must be a table of column = \"description\" lines")
+    cols = []
+    for name, value in raw.items():
+        if not _IDENT.match(name):
+            raise v.fail(f"[{csec}] {name}", "— a column name must be letters, digits and '_'")
+        if isinstance(value, str):
+            cols.append(ColumnSpec(name=name, description=value))
+        elif isinstance(value, dict):
+            v.unknown_keys(value, {"description", "hash"}, f"{csec}.{name}")
+            cols.append(
+                ColumnSpec(
+                    name=name,
+                    description=v.get(value, f"{csec}.{name}", "description", "a string", ""),
+                    hash=v.get(value, f"{csec}.{name}", "hash", "true or false", False),
+                )
+            )
+        else:
+            raise v.fail(
+                f"[{csec}] {name}",
+                f"= {value!r} — expected \"description\" or {{ description = \"…\", hash = true }}",
+            )
+    return tuple(cols)

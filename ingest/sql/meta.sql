@@ -1,0 +1,79 @@
+-- Pipeline bookkeeping, schema _meta. Created by the worker (ingest/landing.py)
+-- before its first batch; read by the app (Pipeline page, freshness) and the
+-- watchdog. No PRIMARY KEY / UNIQUE anywhere: DuckDB's ART indexes have open
+-- WAL-replay bugs after kill -9 with upserts; the landing keeps rows unique.
+
+CREATE SCHEMA IF NOT EXISTS _meta;
+CREATE SCHEMA IF NOT EXISTS live;   -- one view per table: current rows, tombstones hidden
+
+-- The truth about how far each partition has been landed: written in the
+-- SAME transaction as the rows it covers.
+CREATE TABLE IF NOT EXISTS _meta.offsets (
+    topic        VARCHAR NOT NULL,
+    "partition"  INTEGER NOT NULL,
+    next_offset  BIGINT  NOT NULL,
+    updated_at   TIMESTAMPTZ NOT NULL
+);
+
+-- One row per landed batch. max(batch_id) is the data version the app caches by.
+CREATE TABLE IF NOT EXISTS _meta.batches (
+    batch_id      BIGINT NOT NULL,
+    started_at    TIMESTAMPTZ NOT NULL,  -- first message of the batch taken from Kafka
+    committed_at  TIMESTAMPTZ NOT NULL,
+    messages      BIGINT NOT NULL,       -- Kafka messages covered (incl. dead letters)
+    upserts       BIGINT NOT NULL,       -- rows written after dedupe
+    deletes       BIGINT NOT NULL,       -- tombstones written after dedupe
+    skipped_stale BIGINT NOT NULL,       -- changes older than what the warehouse holds
+    dead_letters  BIGINT NOT NULL,
+    seconds       DOUBLE NOT NULL,       -- landing time (open → commit)
+    tables        VARCHAR[] NOT NULL,
+    offsets       JSON NOT NULL,         -- {"topic/partition": [first, next]}
+    lag_messages  BIGINT                 -- behind the high watermark after this batch
+);
+
+CREATE TABLE IF NOT EXISTS _meta.dead_letters (
+    batch_id     BIGINT NOT NULL,
+    topic        VARCHAR NOT NULL,
+    "partition"  INTEGER NOT NULL,
+    "offset"     BIGINT NOT NULL,
+    key          BLOB,
+    raw          BLOB,
+    raw_sha256   VARCHAR NOT NULL,       -- re-delivery of the same message adds nothing
+    reason       VARCHAR NOT NULL,
+    received_at  TIMESTAMPTZ NOT NULL
+);
+
+-- One row per worker (name 'worker'): liveness for the watchdog and the app.
+CREATE TABLE IF NOT EXISTS _meta.heartbeat (
+    worker          VARCHAR NOT NULL,
+    beat_at         TIMESTAMPTZ NOT NULL,
+    started_at      TIMESTAMPTZ NOT NULL,
+    state           VARCHAR NOT NULL,    -- running | idle | broker_unreachable | degraded | stopped
+    pid             INTEGER,
+    host            VARCHAR,
+    last_batch_id   BIGINT,
+    lag_messages    BIGINT,
+    message         VARCHAR              -- human-readable: what is wrong and what to do
+);
+
+-- Per partition: position, high watermark seen in fetches, lag, stopped or not.
+CREATE TABLE IF NOT EXISTS _meta.partitions (
+    topic           VARCHAR NOT NULL,
+    "partition"     INTEGER NOT NULL,
+    next_offset     BIGINT,
+    high_watermark  BIGINT,
+    lag_messages    BIGINT,
+    state           VARCHAR NOT NULL,    -- ok | stopped
+    reason          VARCHAR,
+    updated_at      TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS _meta.schema_changes (
+    batch_id     BIGINT NOT NULL,
+    changed_at   TIMESTAMPTZ NOT NULL,
+    table_name   VARCHAR NOT NULL,
+    column_name  VARCHAR,
+    change       VARCHAR NOT NULL,       -- create_table | add_column | widen
+    old_type     VARCHAR,
+    new_type     VARCHAR
+);

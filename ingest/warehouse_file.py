@@ -1,0 +1,93 @@
+"""Opening the DuckDB warehouse file under its one-writer rule.
+
+DuckDB lets one process open a file read-write; while it does, another process
+cannot open it at all, not even read-only ("Conflicting lock is held"), and a
+read-only opener blocks the writer in the same way. So:
+
+- the worker (`open_writer`) opens per batch, writes, commits, closes, and
+  retries while a reader holds the file;
+- readers (`open_reader`, used by the app and the watchdog) open read-only,
+  query, close, and retry with jitter while the worker writes.
+
+Both only ever wait; neither turns a lock into an error the user sees unless
+the wait exceeds its timeout.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import duckdb
+
+
+class WarehouseMissing(FileNotFoundError):
+    """No warehouse file yet: the worker has not landed a batch."""
+
+
+class WarehouseBusy(TimeoutError):
+    """The file stayed locked by another process for longer than the timeout."""
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, duckdb.IOException) and ("lock" in text.lower())
+
+
+def _retry_open(path: Path, timeout: float, read_only: bool, config: Mapping[str, object]) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=dict(config))
+        except duckdb.IOException as exc:
+            if not is_lock_error(exc):
+                raise
+            if time.monotonic() >= deadline:
+                who = "the worker is writing" if read_only else "a reader has it open"
+                raise WarehouseBusy(
+                    f"{path} stayed locked for {timeout:g} s ({who}); try again in a moment"
+                ) from exc
+            # Jitter keeps several readers from retrying in lock-step.
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 1.6, 0.25)
+
+
+@contextmanager
+def open_reader(
+    path: str | Path,
+    timeout: float = 30.0,
+    config: Mapping[str, object] | None = None,
+    setup: tuple[str, ...] = (),
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived read-only connection; closed (lock released) on exit.
+
+    `setup` statements run right after opening (e.g. search_path, time zone,
+    then `SET lock_configuration = true`). Raises `WarehouseMissing` when the
+    file does not exist yet, `WarehouseBusy` after `timeout` seconds of locks.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise WarehouseMissing(f"{path} does not exist yet — start the pipeline (make run) and wait for its first batch")
+    con = _retry_open(path, timeout, True, config or {})
+    try:
+        for stmt in setup:
+            con.execute(stmt)
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def open_writer(path: str | Path, timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection for one unit of work; closed on exit so readers get in."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = _retry_open(path, timeout, False, {})
+    try:
+        yield con
+    finally:
+        con.close()

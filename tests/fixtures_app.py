@@ -1,0 +1,1 @@
+"""Fixtures for app tests (owned by the dashboard work)."""

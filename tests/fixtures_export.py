@@ -1,0 +1,1 @@
+"""Fixtures for exporter and demo-source tests (owned by the exporter work)."""
