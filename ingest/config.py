@@ -97,7 +97,8 @@ class AlertsConfig:
     starttls: bool = True
     smtp_user: str | None = None  # env SMTP_USER
     smtp_password: str | None = None  # env SMTP_PASSWORD
-    state_path: Path = Path("data/watchdog_state.json")
+    state_path: Path = Path("data/watchdog_state.json")  # open alerts, so a restart sends no repeat
+    history_path: Path = Path("data/alerts.jsonl")  # every alert and recovery, for the Pipeline page
 
 
 @dataclass(frozen=True)
@@ -216,8 +217,11 @@ def load_config(
     if "alerts" in raw:
         cfg["alerts"] = _alerts(v, raw["alerts"], env)
     elif "alerts" in needs:
-        cfg["alerts"] = AlertsConfig(state_path=base / "data/watchdog_state.json")
+        cfg["alerts"] = AlertsConfig(state_path=base / "data/watchdog_state.json", history_path=base / "data/alerts.jsonl")
     cfg["app"] = _app(v, raw["app"]) if "app" in raw else AppConfig()
+    if "alerts" not in cfg:
+        # The app's Pipeline page reads the alert history even where [alerts] is absent.
+        cfg["alerts"] = AlertsConfig(state_path=base / "data/watchdog_state.json", history_path=base / "data/alerts.jsonl")
     if "tables" in raw:
         cfg["tables"] = _tables(v, raw["tables"], needs_watermark="exporter" in needs)
     key = env.get("PII_HASH_KEY")
@@ -348,7 +352,7 @@ def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
     raw = v.section(raw, "alerts")
     v.unknown_keys(
         raw,
-        {"check_seconds", "alert_after_seconds", "max_lag_messages", "recipients", "sender", "smtp_host", "smtp_port", "starttls", "state_path"},
+        {"check_seconds", "alert_after_seconds", "max_lag_messages", "recipients", "sender", "smtp_host", "smtp_port", "starttls", "state_path", "history_path"},
         "alerts",
     )
     recipients = tuple(v.get(raw, "alerts", "recipients", "a list of strings", []))
@@ -370,6 +374,7 @@ def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
         smtp_user=env.get("SMTP_USER") or None,
         smtp_password=env.get("SMTP_PASSWORD") or None,
         state_path=v.path(v.get(raw, "alerts", "state_path", "a string", "data/watchdog_state.json")),
+        history_path=v.path(v.get(raw, "alerts", "history_path", "a string", "data/alerts.jsonl")),
     )
 
 
