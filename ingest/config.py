@@ -74,6 +74,7 @@ class ExporterConfig:
     chunk_rows: int = 5000
     overlap_seconds: float = 5.0
     state_path: Path = Path("data/exporter_state.json")
+    failpoint: str | None = None  # env EXPORT_FAILPOINT, tests only: e.g. "after_chunk:2" = SIGKILL itself there
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class AlertsConfig:
     smtp_password: str | None = None  # env SMTP_PASSWORD
     state_path: Path = Path("data/watchdog_state.json")  # open alerts, so a restart sends no repeat
     history_path: Path = Path("data/alerts.jsonl")  # every alert and recovery, for the Pipeline page
+    ca_file: Path | None = None  # extra CA bundle for the SMTP server's certificate (a private CA); None = system CAs
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,7 @@ class PipelineConfig:
     app: AppConfig | None = None
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
     pii_hash_key: bytes | None = None  # env PII_HASH_KEY
+    failpoint: str | None = None  # env INGEST_FAILPOINT: tests make the worker die at a named step
 
     def topics(self) -> dict[str, str]:
         """topic name → table name, for every configured table."""
@@ -224,8 +227,13 @@ def load_config(
         cfg["alerts"] = AlertsConfig(state_path=base / "data/watchdog_state.json", history_path=base / "data/alerts.jsonl")
     if "tables" in raw:
         cfg["tables"] = _tables(v, raw["tables"], needs_watermark="exporter" in needs)
+    if cfg.get("exporter") is not None and env.get("EXPORT_FAILPOINT"):
+        import dataclasses
+
+        cfg["exporter"] = dataclasses.replace(cfg["exporter"], failpoint=env["EXPORT_FAILPOINT"])
     key = env.get("PII_HASH_KEY")
     cfg["pii_hash_key"] = key.encode("utf-8") if key else None
+    cfg["failpoint"] = env.get("INGEST_FAILPOINT") or None
     return PipelineConfig(**cfg)
 
 
@@ -352,7 +360,7 @@ def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
     raw = v.section(raw, "alerts")
     v.unknown_keys(
         raw,
-        {"check_seconds", "alert_after_seconds", "max_lag_messages", "recipients", "sender", "smtp_host", "smtp_port", "starttls", "state_path", "history_path"},
+        {"check_seconds", "alert_after_seconds", "max_lag_messages", "recipients", "sender", "smtp_host", "smtp_port", "starttls", "state_path", "history_path", "ca_file"},
         "alerts",
     )
     recipients = tuple(v.get(raw, "alerts", "recipients", "a list of strings", []))
@@ -375,6 +383,7 @@ def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
         smtp_password=env.get("SMTP_PASSWORD") or None,
         state_path=v.path(v.get(raw, "alerts", "state_path", "a string", "data/watchdog_state.json")),
         history_path=v.path(v.get(raw, "alerts", "history_path", "a string", "data/alerts.jsonl")),
+        ca_file=v.path(v.get(raw, "alerts", "ca_file", "a string")) if "ca_file" in raw else None,
     )
 
 

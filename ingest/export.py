@@ -1,0 +1,396 @@
+"""Source → Kafka: copy changed rows of every configured table, without personal data.
+
+One pass, per table: start at the stored watermark minus `overlap_seconds`
+(rows whose transaction committed late are re-read; the worker's `source_ts`
+rule drops what it already has), read keyset chunks of `chunk_rows` on
+(watermark column, primary key), check each chunk for personal-looking values,
+publish it as envelopes with acks=all, and only after the broker acknowledged
+every message of the chunk persist the new watermark. `--once` runs one pass;
+otherwise a pass starts every `interval_seconds`.
+
+Promises:
+- only allow-listed columns are read (the SELECT names them) and sent; `hash =
+  true` columns go out as HMAC-SHA256(PII_HASH_KEY); the key is never logged;
+- a table whose listed columns carry personal-looking values stops with an
+  error naming table, column and pattern (never the value); the others go on;
+- the watermark never moves past a row the broker did not acknowledge; while
+  the broker is unreachable the exporter retries with backoff, logging the
+  outage once and the recovery once;
+- the exporter never waits for, or looks at, the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ingest.config import ConfigError, KafkaConfig, PipelineConfig, TableSpec
+from ingest.envelope import encode_envelope, encode_key
+from ingest.pii import PiiDetected, find_pii, keyed_hash
+from ingest.source import (
+    SEOUL,
+    Cursor,
+    SourceRow,
+    SourceTableError,
+    TableReader,
+    connect,
+    describe,
+    to_json_value,
+    watermark_index,
+)
+from ingest.watermarks import Watermark, WatermarkStore
+
+log = logging.getLogger("ingest.export")
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+class BrokerUnavailable(RuntimeError):
+    """Some message of a chunk was not acknowledged; the chunk will be sent again."""
+
+
+# ───────────────────────────────────────────────────────── pure helpers ──
+
+
+def require_hash_key(cfg: PipelineConfig) -> None:
+    """Refuse to start when a `hash = true` column exists and PII_HASH_KEY is unset."""
+    if cfg.pii_hash_key:
+        return
+    for spec in cfg.tables.values():
+        for col in spec.columns:
+            if col.hash:
+                raise ConfigError(
+                    f"{cfg.path}: [tables.{spec.name}.columns] {col.name} has hash = true but env PII_HASH_KEY "
+                    f"is not set — set it to a long random secret, the same on every run (or joins break)"
+                )
+
+
+def envelope_for(spec: TableSpec, row: SourceRow, hash_key: bytes | None, exported_at: str) -> tuple[bytes, bytes]:
+    """(Kafka key, Kafka value) of one source row. Soft-deleted rows go out as op=delete."""
+    out: dict[str, Any] = {}
+    for col in spec.columns:
+        value = row.values[col.name]
+        out[col.name] = keyed_hash(value, hash_key) if col.hash else to_json_value(value)  # type: ignore[arg-type]
+    pk = {k: out[k] for k in spec.primary_key}
+    deleted = spec.soft_delete is not None and row.values.get(spec.soft_delete) is not None
+    value = encode_envelope(
+        spec.name,
+        "delete" if deleted else "upsert",
+        pk,
+        out,
+        row.ts.isoformat(timespec="microseconds"),
+        exported_at,
+    )
+    return encode_key(pk), value
+
+
+def pass_start(mark: Watermark | None, overlap_seconds: float) -> Cursor | None:
+    """Where a pass begins: the watermark minus the overlap window (inclusive), or exactly after it."""
+    if mark is None:
+        return None
+    ts = mark.ts_datetime()
+    if overlap_seconds > 0:
+        return Cursor(ts=ts - timedelta(seconds=overlap_seconds), pk=None)
+    return Cursor(ts=ts, pk=mark.pk)
+
+
+def later(a: Watermark | None, b: Watermark) -> Watermark:
+    """The watermark never moves backwards (an overlap re-read ends below it)."""
+    if a is None:
+        return b
+    ka = (a.ts_datetime(), a.pk)
+    kb = (b.ts_datetime(), b.pk)
+    try:
+        return b if kb >= ka else Watermark(a.ts, a.pk, b.rows_sent)
+    except TypeError:  # pk values of mixed types: compare timestamps only
+        return b if kb[0] >= ka[0] else Watermark(a.ts, a.pk, b.rows_sent)
+
+
+def now_iso() -> str:
+    return datetime.now(SEOUL).isoformat(timespec="microseconds")
+
+
+# ───────────────────────────────────────────────────────────── Kafka side ──
+
+
+class Publisher:
+    """A KafkaProducer with acks=all that reports a chunk as acknowledged, or raises."""
+
+    def __init__(self, kafka: KafkaConfig, delivery_timeout_s: float = 30.0):
+        self.kafka = kafka
+        self.delivery_timeout_s = delivery_timeout_s
+        self._producer = None
+
+    def _connect(self):
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        if self._producer is None:
+            try:
+                self._producer = KafkaProducer(
+                    bootstrap_servers=self.kafka.bootstrap_servers,
+                    client_id=f"{self.kafka.client_id}-exporter",
+                    acks="all",
+                    linger_ms=10,
+                    batch_size=512 * 1024,
+                    max_request_size=8 * 1024 * 1024,
+                    request_timeout_ms=10_000,
+                    delivery_timeout_ms=int(self.delivery_timeout_s * 1000),
+                    max_block_ms=10_000,
+                    reconnect_backoff_max_ms=2_000,
+                )
+            except KafkaError as exc:
+                raise BrokerUnavailable(f"cannot reach Kafka at {self.kafka.bootstrap_servers}: {exc}") from None
+        return self._producer
+
+    def ensure_topics(self, topics: list[str]) -> None:
+        """Create missing topics with `[kafka] partitions` partitions."""
+        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.kafka.bootstrap_servers,
+                client_id=f"{self.kafka.client_id}-exporter-admin",
+                request_timeout_ms=10_000,
+            )
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"cannot reach Kafka at {self.kafka.bootstrap_servers}: {exc}") from None
+        try:
+            existing = set(admin.list_topics())
+            missing = [t for t in topics if t not in existing]
+            if missing:
+                brokers = len(admin.describe_cluster().get("brokers", [])) or 1
+                replicas = min(3, brokers)
+                new = [NewTopic(t, num_partitions=self.kafka.partitions, replication_factor=replicas) for t in missing]
+                try:
+                    admin.create_topics(new)
+                except TopicAlreadyExistsError:
+                    pass
+                log.info("created topic(s) %s with %d partition(s)", ", ".join(missing), self.kafka.partitions)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"cannot create topics on Kafka: {exc}") from None
+        finally:
+            admin.close()
+
+    def publish(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+        """Returns only after the broker acknowledged every message; otherwise raises BrokerUnavailable."""
+        from kafka.errors import KafkaError
+
+        producer = self._connect()
+        try:
+            futures = [producer.send(topic, key=k, value=v) for k, v in messages]
+            producer.flush(timeout=self.delivery_timeout_s + 5)
+        except KafkaError as exc:
+            self.reset()
+            raise BrokerUnavailable(f"send to {topic} failed: {exc}") from None
+        for f in futures:
+            if not f.is_done or f.failed():
+                reason = f.exception if f.is_done else "no acknowledgement in time"
+                self.reset()
+                raise BrokerUnavailable(f"send to {topic} not acknowledged: {reason}")
+
+    def reset(self) -> None:
+        """Drop the producer after a failure; the next chunk starts with a fresh connection."""
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=0)
+            except Exception:  # closing a broken producer may raise; nothing to keep
+                pass
+            self._producer = None
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+            self._producer = None
+
+
+# ─────────────────────────────────────────────────────────────── the loop ──
+
+
+@dataclass
+class _Failpoint:
+    """Test hook (env EXPORT_FAILPOINT via config): SIGKILL this process at a named point."""
+
+    spec: str | None
+    chunks: int = 0
+
+    def hit(self, point: str) -> None:
+        if not self.spec:
+            return
+        name, _, n = self.spec.partition(":")
+        if name == point and self.chunks == int(n or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class Exporter:
+    cfg: PipelineConfig
+    publisher: Publisher
+    state: WatermarkStore
+    readers: dict[str, TableReader]
+    stop: threading.Event = field(default_factory=threading.Event)
+    stopped_tables: dict[str, str] = field(default_factory=dict)  # table → reason
+    _broker_down: bool = False
+    _failpoint: _Failpoint | None = None
+
+    def __post_init__(self):
+        self._failpoint = _Failpoint(getattr(self.cfg.exporter, "failpoint", None))
+        self.engine = None
+
+    def run_pass(self) -> dict[str, int]:
+        """One pass over every healthy table; returns rows sent per table."""
+        sent: dict[str, int] = {}
+        for name, reader in self.readers.items():
+            if name in self.stopped_tables or self.stop.is_set():
+                continue
+            try:
+                sent[name] = self.export_table(reader)
+            except PiiDetected as exc:
+                self.stopped_tables[name] = str(exc)
+                log.error("%s", exc)
+            except SourceTableError as exc:
+                self.stopped_tables[name] = str(exc)
+                log.error("table %s stopped: %s", name, exc)
+        return sent
+
+    def export_table(self, reader: TableReader) -> int:
+        spec = reader.spec
+        ex = self.cfg.exporter
+        topic = self.cfg.kafka.topic_for(spec.name)
+        checked = [c.name for c in spec.columns if not c.hash]
+        mark = self.state.get(spec.name)
+        cursor = pass_start(mark, ex.overlap_seconds)
+        total = 0
+        while not self.stop.is_set():
+            rows = reader.read_chunk(self.engine, cursor, ex.chunk_rows)
+            if not rows:
+                break
+            finding = find_pii(spec.name, (r.values for r in rows), checked)
+            if finding is not None:
+                raise PiiDetected(finding)
+            exported_at = now_iso()
+            messages = [envelope_for(spec, r, self.cfg.pii_hash_key, exported_at) for r in rows]
+            self._publish_until_acknowledged(topic, messages)
+            self._failpoint.chunks += 1
+            self._failpoint.hit("before_save")
+            last = rows[-1]
+            sent_so_far = (mark.rows_sent if mark else 0) + len(rows)
+            mark = later(mark, Watermark(last.ts.isoformat(timespec="microseconds"), last.pk, sent_so_far))
+            self.state.save(spec.name, mark)
+            self._failpoint.hit("after_chunk")
+            total += len(rows)
+            if len(rows) < ex.chunk_rows:
+                break
+            cursor = Cursor(ts=last.ts, pk=last.pk)
+        if total:
+            log.info("%s: %d row(s) sent, watermark %s", spec.name, total, mark.ts if mark else "-")
+        return total
+
+    def _publish_until_acknowledged(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                self.publisher.publish(topic, messages)
+            except BrokerUnavailable as exc:
+                if not self._broker_down:
+                    self._broker_down = True
+                    log.warning("Kafka unavailable (%s); watermarks stay put, retrying with backoff", exc)
+                if self.stop.wait(delay):
+                    raise _Stopping() from None
+                delay = min(delay * 2, 15.0)
+                continue
+            if self._broker_down:
+                self._broker_down = False
+                log.warning("Kafka reachable again; export resumes")
+            return
+
+
+class _Stopping(Exception):
+    """SIGTERM/SIGINT while waiting for the broker: abandon the unacknowledged chunk."""
+
+
+def _prepare_readers(cfg: PipelineConfig, engine) -> tuple[dict[str, TableReader], dict[str, str]]:
+    readers, failed = {}, {}
+    for name, spec in cfg.tables.items():
+        try:
+            readers[name] = describe(engine, spec)
+        except SourceTableError as exc:
+            failed[name] = str(exc)
+            log.error("table %s not exported: %s", name, exc)
+            continue
+        index = watermark_index(engine, spec)
+        if index is None:
+            log.warning(
+                "table %s: no index at the source starts with %s — every chunk would scan the whole table; "
+                "ask the DBA for: CREATE INDEX ix_%s_%s ON %s (%s, %s)",
+                name, spec.watermark, name, spec.watermark, name, spec.watermark, ", ".join(spec.primary_key),
+            )
+    return readers, failed
+
+
+def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int:
+    """`python -m ingest export`: one pass (`once`) or a pass every interval until SIGTERM/SIGINT."""
+    require_hash_key(cfg)
+    assert cfg.exporter is not None and cfg.kafka is not None and cfg.source is not None
+    engine = connect(cfg.source)
+    state = WatermarkStore(cfg.exporter.state_path)
+    if reset_watermarks:
+        log.info("watermarks reset: every table is exported from its first row")
+        state.reset()
+    readers, failed = _prepare_readers(cfg, engine)
+    publisher = Publisher(cfg.kafka)
+    exporter = Exporter(cfg, publisher, state, readers, stopped_tables=dict(failed))
+    exporter.engine = engine
+
+    def _on_signal(signum, _frame):
+        exporter.stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+
+    try:
+        _ensure_topics(exporter, [cfg.kafka.topic_for(t) for t in readers])
+        while not exporter.stop.is_set():
+            started = time.monotonic()
+            exporter.run_pass()
+            if once or not (set(readers) - set(exporter.stopped_tables)):
+                break
+            exporter.stop.wait(max(0.0, cfg.exporter.interval_seconds - (time.monotonic() - started)))
+    except _Stopping:
+        pass
+    finally:
+        publisher.close()
+        engine.dispose()
+    if exporter.stopped_tables:
+        import sys
+
+        for name, reason in exporter.stopped_tables.items():
+            print(f"export: table {name} stopped: {reason}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _ensure_topics(exporter: Exporter, topics: list[str]) -> None:
+    delay = 0.5
+    announced = False
+    while True:
+        try:
+            exporter.publisher.ensure_topics(topics)
+            if announced:
+                log.warning("Kafka reachable again; export starts")
+            return
+        except BrokerUnavailable as exc:
+            if not announced:
+                announced = True
+                log.warning("Kafka unavailable at start (%s); retrying with backoff", exc)
+            if exporter.stop.wait(delay):
+                raise _Stopping() from None
+            delay = min(delay * 2, 15.0)

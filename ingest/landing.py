@@ -1,0 +1,346 @@
+"""A batch plan → DuckDB, in ONE transaction with the offsets that cover it.
+
+Everything a batch changes — new tables and columns, widened types, the rows
+(merged: newer wins), the dead letters, `_meta.offsets`, the `_meta.batches`
+row, the heartbeat and the partition states — commits together or not at all.
+A worker killed at any moment therefore restarts from offsets that match the
+rows exactly: nothing twice, nothing lost.
+
+No PRIMARY KEY / UNIQUE constraints (DuckDB's ART indexes have open WAL-replay
+bugs after kill -9 with upserts, duckdb#15836/#18732/#25395): rows stay unique
+because the batch is deduped first and then MERGEd on the key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import duckdb
+import pyarrow as pa
+
+from ingest import landing_sql as sql
+from ingest.batch import BatchPlan
+from ingest.config import TableSpec
+from ingest.envelope import Change
+from ingest.failpoints import Failpoints
+from ingest.schema import BIGINT, BOOLEAN, DOUBLE, INTEGER, column_type, normalise, plan_columns, to_cell
+
+META_SQL = Path(__file__).with_name("sql") / "meta.sql"
+_ARROW_TYPES = {INTEGER: pa.int32(), BIGINT: pa.int64(), DOUBLE: pa.float64(), BOOLEAN: pa.bool_()}
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    topic: str
+    partition: int
+    next_offset: int | None
+    high_watermark: int | None
+    state: str = "ok"  # ok | stopped
+    reason: str | None = None
+
+    @property
+    def lag(self) -> int | None:
+        if self.high_watermark is None or self.next_offset is None:
+            return None
+        return max(0, self.high_watermark - self.next_offset)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    worker: str
+    started_at: datetime
+    state: str
+    pid: int
+    host: str
+    lag: int | None
+    message: str | None = None
+
+
+@dataclass
+class LandingResult:
+    batch_id: int
+    upserts: int = 0
+    deletes: int = 0
+    skipped_stale: int = 0
+    dead_letters: int = 0
+    seconds: float = 0.0
+    schema_changes: list[str] = field(default_factory=list)
+
+
+def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(META_SQL.read_text(encoding="utf-8"))
+
+
+def stored_offsets(con: duckdb.DuckDBPyConnection, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+    rows = con.execute(
+        "SELECT topic, \"partition\", next_offset FROM _meta.offsets WHERE list_contains($topics, topic)",
+        {"topics": list(topics)},
+    ).fetchall()
+    return {(t, p): o for t, p, o in rows}
+
+
+def forget_offsets(con: duckdb.DuckDBPyConnection, topics: Sequence[str]) -> int:
+    """The transport was replaced by an empty one: read every topic from its start."""
+    con.execute("BEGIN")
+    n = con.execute("SELECT count(*) FROM _meta.offsets WHERE list_contains($t, topic)", {"t": list(topics)}).fetchone()[0]
+    con.execute("DELETE FROM _meta.offsets WHERE list_contains($t, topic)", {"t": list(topics)})
+    con.execute("DELETE FROM _meta.partitions WHERE list_contains($t, topic)", {"t": list(topics)})
+    con.execute("COMMIT")
+    return n
+
+
+def land_batch(
+    con: duckdb.DuckDBPyConnection,
+    plan: BatchPlan,
+    tables: Mapping[str, TableSpec],
+    heartbeat: Heartbeat,
+    partitions: Sequence[PartitionState],
+    started_at: datetime,
+    failpoints: Failpoints | None = None,
+) -> LandingResult:
+    """Land `plan` and everything that describes it in one transaction; then CHECKPOINT."""
+    fp = failpoints or Failpoints(None)
+    t0 = time.perf_counter()
+    fp.hit("before_transaction")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        batch_id = con.execute(sql.next_batch_id()).fetchone()[0]
+        result = LandingResult(batch_id=batch_id)
+        existing = _existing_columns(con)
+        for i, table in enumerate(plan.tables):
+            _merge_table(con, table, plan.changes[table], tables[table].primary_key, existing.get(table), result)
+            if i == 0:
+                fp.hit("mid_merge")
+        _write_dead_letters(con, plan, batch_id)
+        result.dead_letters = len(plan.dead_letters)
+        _write_offsets(con, plan)
+        _write_partitions(con, partitions)
+        _write_heartbeat(con, heartbeat, batch_id)
+        result.seconds = time.perf_counter() - t0
+        lag = sum(p.lag or 0 for p in partitions) if partitions else None
+        con.execute(
+            sql.insert_batch(),
+            {
+                "batch_id": batch_id,
+                "started_at": started_at,
+                "messages": plan.messages,
+                "upserts": result.upserts,
+                "deletes": result.deletes,
+                "skipped": result.skipped_stale,
+                "dead": result.dead_letters,
+                "seconds": result.seconds,
+                "tables": plan.tables,
+                "offsets": json.dumps({f"{t}/{p}": [a, b] for (t, p), (a, b) in sorted(plan.offsets.items())}),
+                "lag": lag,
+            },
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        _rollback(con)
+        raise
+    fp.hit("after_commit")
+    fp.hit("during_checkpoint", delay=0.0005)
+    # Keep the WAL small so a restart after a crash replays little (DESIGN.md).
+    con.execute("CHECKPOINT")
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def write_heartbeat(con: duckdb.DuckDBPyConnection, heartbeat: Heartbeat, partitions: Sequence[PartitionState]) -> None:
+    """An idle beat: tiny transaction, so the write lock is held for milliseconds."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        last = con.execute("SELECT max(batch_id) FROM _meta.batches").fetchone()[0]
+        _write_partitions(con, partitions)
+        _write_heartbeat(con, heartbeat, last)
+        con.execute("COMMIT")
+    except BaseException:
+        _rollback(con)
+        raise
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT coalesce(max(batch_id), 0) FROM _meta.batches").fetchone()[0]
+
+
+# ─────────────────────────────────────────────────────────────── helpers ──
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def _existing_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for table, column, type_ in con.execute(sql.table_columns()).fetchall():
+        out.setdefault(table, {})[column] = normalise(type_)
+    return out
+
+
+def _merge_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    changes: list[Change],
+    primary_key: Sequence[str],
+    existing: dict[str, str] | None,
+    result: LandingResult,
+) -> None:
+    # Column order: the key first, then fields in first-seen order.
+    names: dict[str, None] = dict.fromkeys(primary_key)
+    for ch in changes:
+        if ch.row is not None:
+            for col in ch.row:
+                if col not in names and not col.startswith("_"):
+                    names[col] = None
+    values: dict[str, list] = {}
+    for col in names:
+        if col in primary_key:
+            values[col] = [ch.pk[col] for ch in changes]
+        else:
+            values[col] = [None if ch.row is None else ch.row.get(col) for ch in changes]
+    incoming = {col: column_type(vals) for col, vals in values.items()}
+    system = set(sql.SYSTEM_COLUMNS)
+    user_existing = {c: t for c, t in (existing or {}).items() if c not in system}
+    types, changes_needed = plan_columns(user_existing, incoming)
+
+    if existing is None:
+        con.execute(sql.create_table(table, types))
+        con.execute(sql.create_live_view(table))
+        _record_schema_change(con, result.batch_id, table, None, "create_table", None, None)
+        result.schema_changes.append(f"created {table}")
+    else:
+        for ch in changes_needed:
+            if ch.change == "add_column":
+                con.execute(sql.add_column(table, ch.column, ch.new_type))
+            else:
+                con.execute(sql.widen_column(table, ch.column, ch.new_type))
+            _record_schema_change(con, result.batch_id, table, ch.column, ch.change, ch.old_type, ch.new_type)
+            result.schema_changes.append(f"{table}.{ch.column}: {ch.change} {ch.old_type or ''}→{ch.new_type}")
+    # Every table column takes part in the MERGE, so a row that lacks a field
+    # sets it to NULL: the warehouse holds the row as the source last sent it.
+    all_types = dict(types)
+    for col, t in user_existing.items():
+        if col not in all_types:
+            all_types[col] = t
+            values[col] = [None] * len(changes)
+
+    arrays = {}
+    for col, t in all_types.items():
+        arrow_type = _ARROW_TYPES.get(t, pa.string())
+        arrays[col] = pa.array([to_cell(v, t) for v in values[col]], type=arrow_type)
+    arrays["_row_present"] = pa.array([ch.row is not None for ch in changes], type=pa.bool_())
+    arrays["_is_delete"] = pa.array([ch.op == "delete" for ch in changes], type=pa.bool_())
+    arrays["_source_ts"] = pa.array([ch.source_ts for ch in changes], type=pa.timestamp("us", tz="UTC"))
+    arrays["_kafka_partition"] = pa.array([ch.partition for ch in changes], type=pa.int32())
+    arrays["_kafka_offset"] = pa.array([ch.offset for ch in changes], type=pa.int64())
+    staging = pa.table(arrays)
+    name = f"_staging_{table}"
+    con.register(name, staging)
+    try:
+        applied = con.execute(
+            sql.merge_changes(table, name, primary_key, all_types) + " RETURNING _deleted"
+        ).fetchall()
+    finally:
+        con.unregister(name)
+    deletes = sum(1 for (d,) in applied if d)
+    result.deletes += deletes
+    result.upserts += len(applied) - deletes
+    result.skipped_stale += len(changes) - len(applied)
+
+
+def _record_schema_change(con, batch_id, table, column, change, old, new) -> None:
+    con.execute(
+        "INSERT INTO _meta.schema_changes VALUES ($b, now(), $t, $c, $ch, $o, $n)",
+        {"b": batch_id, "t": table, "c": column, "ch": change, "o": old, "n": new},
+    )
+
+
+def _write_dead_letters(con: duckdb.DuckDBPyConnection, plan: BatchPlan, batch_id: int) -> None:
+    if not plan.dead_letters:
+        return
+    dl = plan.dead_letters
+    now = datetime.now().astimezone()
+    staging = pa.table(
+        {
+            "batch_id": pa.array([batch_id] * len(dl), pa.int64()),
+            "topic": [d.topic for d in dl],
+            "partition": pa.array([d.partition for d in dl], pa.int32()),
+            "offset": pa.array([d.offset for d in dl], pa.int64()),
+            "key": pa.array([d.key for d in dl], pa.binary()),
+            "raw": pa.array([d.raw for d in dl], pa.binary()),
+            "raw_sha256": [d.raw_sha256 for d in dl],
+            "reason": [d.reason for d in dl],
+            "received_at": pa.array([now] * len(dl), pa.timestamp("us", tz="UTC")),
+        }
+    )
+    con.register("_staging_dead", staging)
+    try:
+        con.execute(sql.insert_dead_letters("_staging_dead"))
+    finally:
+        con.unregister("_staging_dead")
+
+
+def _write_offsets(con: duckdb.DuckDBPyConnection, plan: BatchPlan) -> None:
+    if not plan.offsets:
+        return
+    items = sorted(plan.offsets.items())
+    staging = pa.table(
+        {
+            "topic": [t for (t, _), _ in items],
+            "partition": pa.array([p for (_, p), _ in items], pa.int32()),
+            "next_offset": pa.array([n for _, (_, n) in items], pa.int64()),
+        }
+    )
+    con.register("_staging_offsets", staging)
+    try:
+        con.execute(sql.delete_offsets("_staging_offsets"))
+        con.execute(sql.insert_offsets("_staging_offsets"))
+    finally:
+        con.unregister("_staging_offsets")
+
+
+def _write_partitions(con: duckdb.DuckDBPyConnection, partitions: Sequence[PartitionState]) -> None:
+    if not partitions:
+        return
+    staging = pa.table(
+        {
+            "topic": [p.topic for p in partitions],
+            "partition": pa.array([p.partition for p in partitions], pa.int32()),
+            "next_offset": pa.array([p.next_offset for p in partitions], pa.int64()),
+            "high_watermark": pa.array([p.high_watermark for p in partitions], pa.int64()),
+            "lag_messages": pa.array([p.lag for p in partitions], pa.int64()),
+            "state": [p.state for p in partitions],
+            "reason": pa.array([p.reason for p in partitions], pa.string()),
+        }
+    )
+    con.register("_staging_partitions", staging)
+    try:
+        con.execute(sql.delete_partitions("_staging_partitions"))
+        con.execute(sql.replace_partitions("_staging_partitions"))
+    finally:
+        con.unregister("_staging_partitions")
+
+
+def _write_heartbeat(con: duckdb.DuckDBPyConnection, hb: Heartbeat, last_batch_id: int | None) -> None:
+    con.execute("DELETE FROM _meta.heartbeat WHERE worker = $w", {"w": hb.worker})
+    con.execute(
+        sql.replace_heartbeat(),
+        {
+            "worker": hb.worker,
+            "started_at": hb.started_at,
+            "state": hb.state,
+            "pid": hb.pid,
+            "host": hb.host,
+            "last_batch_id": last_batch_id,
+            "lag": hb.lag,
+            "message": hb.message,
+        },
+    )

@@ -1,0 +1,157 @@
+"""Column types from JSON values, and how they widen. Pure functions.
+
+A new field in the envelope adds a column; a value that no longer fits a
+column's type widens the column — it never fails a batch (DESIGN.md):
+
+    BOOLEAN
+    INTEGER → BIGINT → DOUBLE → VARCHAR
+    DATE → TIMESTAMP → VARCHAR          (ISO strings without an offset)
+    TIMESTAMPTZ → VARCHAR               (ISO strings with an offset)
+
+Any two types from different families meet at VARCHAR, which holds anything
+(numbers as their JSON text, objects as JSON).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import orjson
+
+BOOLEAN, INTEGER, BIGINT, DOUBLE, VARCHAR = "BOOLEAN", "INTEGER", "BIGINT", "DOUBLE", "VARCHAR"
+DATE, TIMESTAMP, TIMESTAMPTZ = "DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE"
+
+_CHAINS = (
+    (INTEGER, BIGINT, DOUBLE, VARCHAR),
+    (DATE, TIMESTAMP, VARCHAR),
+    (TIMESTAMPTZ, VARCHAR),
+    (BOOLEAN, VARCHAR),
+)
+# DuckDB spells some types differently in its catalog; normalise to ours.
+_ALIASES = {"TIMESTAMPTZ": TIMESTAMPTZ, "INT": INTEGER, "INT4": INTEGER, "INT8": BIGINT, "FLOAT8": DOUBLE, "BOOL": BOOLEAN}
+KNOWN_TYPES = frozenset(t for chain in _CHAINS for t in chain)
+
+_INT32 = 2**31
+_INT64 = 2**63
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TS = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$")
+_TSTZ = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)$")
+
+
+def normalise(duckdb_type: str) -> str:
+    t = duckdb_type.upper()
+    return _ALIASES.get(t, t)
+
+
+def value_type(value: Any) -> str | None:
+    """The narrowest type that holds `value`; None for JSON null (no information)."""
+    if value is None:
+        return None
+    if value is True or value is False:
+        return BOOLEAN
+    if isinstance(value, int):
+        if -_INT32 <= value < _INT32:
+            return INTEGER
+        return BIGINT if -_INT64 <= value < _INT64 else VARCHAR
+    if isinstance(value, float):
+        return DOUBLE
+    if isinstance(value, str):
+        if len(value) >= 10 and value[4:5] == "-":
+            if _TSTZ.match(value):
+                return TIMESTAMPTZ
+            if _DATE.match(value):
+                return DATE
+            if _TS.match(value):
+                return TIMESTAMP
+        return VARCHAR
+    return VARCHAR  # objects and arrays are kept as JSON text
+
+
+def widen(a: str | None, b: str | None) -> str | None:
+    """The narrowest type both `a` and `b` fit in (None = unknown yet)."""
+    if a is None or a == b:
+        return b
+    if b is None:
+        return a
+    for chain in _CHAINS:
+        if a in chain and b in chain:
+            return chain[max(chain.index(a), chain.index(b))]
+    return VARCHAR
+
+
+def column_type(values: Iterable[Any]) -> str | None:
+    """Type of a whole column of values, cheap for the common one-type case."""
+    result: str | None = None
+    seen: set[type] = set()
+    for v in values:
+        t = type(v)
+        # Repeated ints/floats/bools of the same Python type rarely change the
+        # answer; strings must each be checked (a timestamp column may hold one odd value).
+        if t in seen and t is not str and t is not int:
+            continue
+        seen.add(t)
+        result = widen(result, value_type(v))
+        if result == VARCHAR:
+            return VARCHAR
+    return result
+
+
+@dataclass(frozen=True)
+class ColumnChange:
+    column: str
+    change: str  # "add_column" | "widen"
+    old_type: str | None
+    new_type: str
+
+
+def plan_columns(existing: Mapping[str, str], incoming: Mapping[str, str | None]) -> tuple[dict[str, str], list[ColumnChange]]:
+    """Merge the warehouse's column types with a batch's inferred types.
+
+    Returns the resulting type of every incoming column and the changes to
+    apply first. A column only ever seen as null is added as VARCHAR (the
+    widest, so nothing later can fail it... but only once a value arrives
+    would a narrower type be known; VARCHAR is the honest choice).
+    """
+    result: dict[str, str] = {}
+    changes: list[ColumnChange] = []
+    for col, new in incoming.items():
+        old = existing.get(col)
+        if old is None:
+            target = new or VARCHAR
+            changes.append(ColumnChange(col, "add_column", None, target))
+        else:
+            old_n = normalise(old)
+            target = widen(old_n, new) if old_n in KNOWN_TYPES else old_n
+            if new is not None and old_n not in KNOWN_TYPES:
+                target = VARCHAR if not _fits_foreign(old_n, new) else old_n
+            if target != old_n:
+                changes.append(ColumnChange(col, "widen", old_n, target))
+        result[col] = target
+    return result, changes
+
+
+def _fits_foreign(existing: str, incoming: str) -> bool:
+    """A column created outside the worker (e.g. by an operator) keeps its type
+    when the value's type is the same; anything else widens it to VARCHAR."""
+    return existing == incoming
+
+
+def to_cell(value: Any, target: str) -> Any:
+    """Python value for an Arrow column of `target` type.
+
+    Temporal values stay ISO strings: the staging column is VARCHAR and DuckDB
+    casts in SQL (vectorised, and exactly DuckDB's own parsing rules).
+    """
+    if value is None:
+        return None
+    if target == VARCHAR:
+        if isinstance(value, str):
+            return value
+        if value is True or value is False:
+            return "true" if value else "false"
+        return orjson.dumps(value).decode()
+    if target == DOUBLE:
+        return float(value)
+    return value

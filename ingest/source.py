@@ -1,0 +1,192 @@
+"""Reading the source database: allow-listed columns, in keyset chunks, through the index.
+
+SQLAlchemy Core only, so the same code reads MySQL/MariaDB (PyMySQL) in
+production and SQLite in the demo. Every read is one short statement on its
+own connection — no transaction stays open across chunks, which matters on
+InnoDB: a long REPEATABLE READ snapshot would hide late commits, and a long
+read would hold back purge on the production server.
+
+The chunk query (DESIGN.md "Traps"): MariaDB does NOT serve the row-value form
+`(updated_at, id) > (?, ?)` from the index (full scan + filesort), but it does
+serve the expanded form
+
+    updated_at > :ts OR (updated_at = :ts AND id > :id)  ORDER BY updated_at, id  LIMIT n
+
+as a range scan on an index starting with `updated_at`. Composite keys expand
+the same way, one level per key column.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ingest.config import SourceConfig, TableSpec
+
+log = logging.getLogger("ingest.source")
+
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+class SourceTableError(RuntimeError):
+    """The source table does not match its [tables.<t>] section (missing table or column)."""
+
+
+def connect(source: SourceConfig) -> Engine:
+    """An engine for `[source] url`; the password (env SOURCE_PASSWORD) is added here, never logged."""
+    url = sa.make_url(source.url)
+    if source.password:
+        url = url.set(password=source.password)
+    if url.get_backend_name() == "sqlite":
+        # The simulator writes while we read; WAL (set by the simulator) lets
+        # readers go on, busy timeout covers checkpoints.
+        return sa.create_engine(url, connect_args={"timeout": 30})
+    return sa.create_engine(url, pool_pre_ping=True, pool_recycle=3600)
+
+
+# ──────────────────────────────────────────────────────────── timestamps ──
+
+
+def iso_seoul(value: datetime | str) -> str:
+    """A timestamp as ISO-8601 with offset; naive values are Asia/Seoul local time."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=SEOUL)
+    else:
+        value = value.astimezone(SEOUL)
+    return value.isoformat(timespec="microseconds")
+
+
+def to_json_value(value: Any) -> Any:
+    """A source value as the envelope carries it (DESIGN.md: timestamps ISO with offset)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, datetime):
+        return iso_seoul(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return str(value)
+
+
+# ──────────────────────────────────────────────────────────────── reading ──
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next chunk starts: strictly after (ts, pk), or at ts inclusive when pk is None."""
+
+    ts: datetime  # aware
+    pk: tuple[Any, ...] | None
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    values: dict[str, Any]  # allow-listed columns, raw source values
+    ts: datetime  # watermark value, aware (Asia/Seoul)
+    pk: tuple[Any, ...]  # raw source pk values, in primary_key order
+
+
+class TableReader:
+    """Reads one configured table: only its allow-listed columns, in (watermark, pk) order."""
+
+    def __init__(self, spec: TableSpec, table: sa.Table, watermark_is_text: bool):
+        self.spec = spec
+        self.table = table
+        self.watermark_is_text = watermark_is_text
+        self._wm = table.c[spec.watermark]
+        self._pk = [table.c[k] for k in spec.primary_key]
+        self._columns = [table.c[c] for c in spec.column_names]
+
+    def _bind_ts(self, ts: datetime) -> Any:
+        """The watermark as the source compares it: ISO text (SQLite demo) or naive Seoul time (DATETIME)."""
+        local = ts.astimezone(SEOUL)
+        if self.watermark_is_text:
+            return local.isoformat(timespec="microseconds")
+        return local.replace(tzinfo=None)
+
+    def chunk_query(self, cursor: Cursor | None, limit: int) -> sa.Select:
+        stmt = sa.select(*self._columns)
+        if cursor is not None:
+            ts = self._bind_ts(cursor.ts)
+            if cursor.pk is None:
+                stmt = stmt.where(self._wm >= ts)
+            else:
+                stmt = stmt.where(_after([self._wm, *self._pk], [ts, *cursor.pk]))
+        else:
+            # Rows without a watermark value can never be ordered; they are not exported.
+            stmt = stmt.where(self._wm.is_not(None))
+        return stmt.order_by(self._wm, *self._pk).limit(limit)
+
+    def read_chunk(self, engine: Engine, cursor: Cursor | None, limit: int) -> list[SourceRow]:
+        stmt = self.chunk_query(cursor, limit)
+        with engine.connect() as conn:
+            result = conn.execute(stmt).mappings().all()
+        out = []
+        wm, pk = self.spec.watermark, self.spec.primary_key
+        for r in result:
+            ts = datetime.fromisoformat(iso_seoul(r[wm]))
+            out.append(SourceRow(values=dict(r), ts=ts, pk=tuple(r[k] for k in pk)))
+        return out
+
+
+def _after(cols: Sequence[sa.ColumnElement], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+    """(c1, c2, …) > (v1, v2, …) written out as ORs the MariaDB range optimizer understands."""
+    if len(cols) == 1:
+        return cols[0] > values[0]
+    return sa.or_(cols[0] > values[0], sa.and_(cols[0] == values[0], _after(cols[1:], values[1:])))
+
+
+def describe(engine: Engine, spec: TableSpec) -> TableReader:
+    """Reflect the source table's column list (not its data) and check the allow-list against it."""
+    md = sa.MetaData()
+    try:
+        table = sa.Table(spec.name, md, autoload_with=engine)
+    except sa.exc.NoSuchTableError:
+        raise SourceTableError(
+            f"table {spec.name!r} from [tables.{spec.name}] does not exist at the source — "
+            f"fix the name or remove the section"
+        ) from None
+    missing = [c for c in (*spec.column_names, *spec.primary_key) if c not in table.c]
+    if spec.watermark and spec.watermark not in table.c:
+        missing.append(spec.watermark)
+    if missing:
+        raise SourceTableError(
+            f"table {spec.name!r}: column(s) {', '.join(sorted(set(missing)))} listed in pipeline.toml "
+            f"are not in the source table — fix [tables.{spec.name}]"
+        )
+    wm_type = table.c[spec.watermark].type
+    is_text = not isinstance(wm_type, (sa.DateTime, sa.Date))
+    return TableReader(spec, table, watermark_is_text=is_text)
+
+
+def watermark_index(engine: Engine, spec: TableSpec) -> str | None:
+    """Name of an index whose first column is the watermark column, or None."""
+    insp = sa.inspect(engine)
+    for ix in insp.get_indexes(spec.name):
+        cols = ix.get("column_names") or []
+        if cols and cols[0] == spec.watermark:
+            return ix.get("name") or "(unnamed)"
+    pk = insp.get_pk_constraint(spec.name).get("constrained_columns") or []
+    if pk and pk[0] == spec.watermark:
+        return "PRIMARY"
+    return None
+
+
+def row_to_envelope_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: to_json_value(v) for k, v in values.items()}

@@ -1,0 +1,552 @@
+"""Kafka → batches → `landing.land_batch`: the ingest worker's loop.
+
+Two threads, so that fetching overlaps landing:
+
+- the *fetcher* owns the KafkaConsumer (kafka-python is not thread-safe): it
+  assigns every partition of the configured topics itself (a consumer-group
+  join takes ~20 s on the embedded broker, and the offsets that matter live
+  in DuckDB anyway), seeks to the stored offsets, polls, and hands record
+  chunks over a bounded queue; it also watches the broker (one log line per
+  state change) and stops a partition whose stored offset the broker no
+  longer has;
+- the *main thread* cuts batches (max rows / max seconds), plans them
+  (`batch.plan_batch`: decode, dead-letter, dedupe) and lands each in one
+  DuckDB transaction with its offsets, closing the file between batches so
+  the app can read.
+
+Whatever kills the process, the restart seeks to the offsets committed with
+the rows, so nothing is landed twice or lost. Kafka's own committed offsets
+are written after each batch too, but only as a courtesy to lag tools.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+from kafka import KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError, OffsetOutOfRangeError
+from kafka.structs import OffsetAndMetadata
+
+from ingest.batch import plan_batch
+from ingest.config import PipelineConfig
+from ingest.failpoints import Failpoints
+from ingest.landing import (
+    Heartbeat,
+    PartitionState,
+    ensure_meta,
+    forget_offsets,
+    land_batch,
+    stored_offsets,
+    write_heartbeat,
+)
+from ingest.warehouse_file import WarehouseBusy, open_writer
+
+log = logging.getLogger("ingest.worker")
+
+WORKER_NAME = "worker"
+POLL_RECORDS = 5000
+DISCOVERY_SECONDS = 5.0
+PROBE_SECONDS = 5.0
+
+
+class WorkerAlreadyRunning(RuntimeError):
+    pass
+
+
+# ───────────────────────────────────────────────────────── single worker ──
+
+
+class WorkerLock:
+    """An OS lock held for the worker's whole life.
+
+    DuckDB's own lock is released between batches (so the app can read), so it
+    cannot stop a second worker; this lock can. The kernel drops it when the
+    process dies, even by SIGKILL, so a crash never leaves a stale lock.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise WorkerAlreadyRunning(
+                f"another worker (pid {holder}) is already landing into this warehouse "
+                f"(lock {self.path}) — stop it first, or point this one at another [warehouse] path"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+
+# ──────────────────────────────────────────────────────────────── fetcher ──
+
+
+@dataclass
+class Stopped:
+    reason: str
+
+
+class Fetcher(threading.Thread):
+    """Owns the consumer; puts lists of records on `out`."""
+
+    def __init__(self, cfg: PipelineConfig, start: dict[tuple[str, int], int], from_beginning: bool, stop: threading.Event):
+        super().__init__(name="fetcher", daemon=True)
+        self.cfg = cfg
+        self.topics = sorted(cfg.topics())
+        self.start_offsets = dict(start)
+        self.from_beginning = from_beginning
+        self.stop_event = stop
+        max_chunks = max(2, 2 * cfg.worker.max_batch_rows // POLL_RECORDS + 1)
+        self.out: queue.Queue[list] = queue.Queue(maxsize=max_chunks)  # bounded: backpressure, bounded memory
+        self.commits: queue.Queue[dict[tuple[str, int], int]] = queue.Queue()
+        self.highwater: dict[tuple[str, int], int] = {}
+        self.stopped: dict[tuple[str, int], Stopped] = {}
+        self.assigned: set[tuple[str, int]] = set()
+        self.positions: dict[tuple[str, int], int] = {}  # next offset to hand over, where known
+        self.broker_state = "connecting"
+        self.error: BaseException | None = None
+        self._last_response = time.monotonic()
+        self._commit_warned = False
+
+    # -- thread body
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # surfaced by the main thread
+            self.error = exc
+            log.error("fetcher stopped: %s: %s", type(exc).__name__, exc)
+
+    def _run(self) -> None:
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.cfg.kafka.bootstrap_servers.split(","),
+            client_id=f"{self.cfg.kafka.client_id}-worker",
+            group_id=self.cfg.kafka.consumer_group,  # used only for the advisory offset commits
+            enable_auto_commit=False,
+            auto_offset_reset="none",  # a missing offset must surface, never be skipped silently
+            max_poll_records=POLL_RECORDS,
+            fetch_max_wait_ms=200,
+            reconnect_backoff_ms=200,
+            reconnect_backoff_max_ms=5000,
+            request_timeout_ms=15000,
+        )
+        try:
+            next_discovery = 0.0
+            next_probe = time.monotonic() + PROBE_SECONDS
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                if now >= next_discovery:
+                    self._discover(consumer)
+                    next_discovery = now + DISCOVERY_SECONDS
+                self._send_commits(consumer)
+                if not self.assigned:
+                    time.sleep(0.2)
+                    continue
+                try:
+                    records = consumer.poll(timeout_ms=200, max_records=POLL_RECORDS)
+                except OffsetOutOfRangeError as exc:
+                    positions = exc.args[0] if exc.args and isinstance(exc.args[0], dict) else {}
+                    for tp, offset in positions.items():
+                        self._stop_partition(consumer, (tp.topic, tp.partition),
+                                             f"offset {offset} is no longer on the broker (retention passed it or the topic was recreated)")
+                    continue
+                except KafkaError as exc:
+                    self._set_broker_state("unreachable", f"{type(exc).__name__}: {exc}")
+                    time.sleep(1.0)
+                    continue
+                if records:
+                    self._last_response = time.monotonic()
+                    self._set_broker_state("ok")
+                    for tp, recs in records.items():
+                        key = (tp.topic, tp.partition)
+                        if key in self.stopped:
+                            continue
+                        self.positions[key] = recs[-1].offset + 1
+                        self._hand_over(recs)
+                self._track_highwater(consumer)
+                if time.monotonic() >= next_probe:
+                    next_probe = time.monotonic() + PROBE_SECONDS
+                    if time.monotonic() - self._last_response > PROBE_SECONDS:
+                        self._probe(consumer)
+        finally:
+            self._send_commits(consumer)
+            consumer.close(autocommit=False)
+
+    def _hand_over(self, recs: list) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.out.put(recs, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    # -- partitions
+    def _discover(self, consumer: KafkaConsumer) -> None:
+        new: list[TopicPartition] = []
+        for topic in self.topics:
+            try:
+                parts = consumer.partitions_for_topic(topic) or set()
+            except KafkaError as exc:
+                self._set_broker_state("unreachable", f"{type(exc).__name__}: {exc}")
+                return
+            for p in sorted(parts):
+                if (topic, p) not in self.assigned:
+                    new.append(TopicPartition(topic, p))
+        if not new:
+            return
+        all_tps = [TopicPartition(t, p) for t, p in sorted(self.assigned)] + new
+        consumer.assign(all_tps)
+        for tp in new:
+            key = (tp.topic, tp.partition)
+            self.assigned.add(key)
+            if not self.from_beginning and key in self.start_offsets:
+                consumer.seek(tp, self.start_offsets[key])
+                self.positions[key] = self.start_offsets[key]
+            else:
+                consumer.seek_to_beginning(tp)
+        log.info("reading %d partition(s): %s", len(new), ", ".join(f"{tp.topic}/{tp.partition}" for tp in new))
+        self._check_retention(consumer, [tp for tp in new if (tp.topic, tp.partition) in self.start_offsets and not self.from_beginning])
+
+    def _check_retention(self, consumer: KafkaConsumer, tps: list[TopicPartition]) -> None:
+        if not tps:
+            return
+        try:
+            earliest = consumer.beginning_offsets(tps, timeout_ms=5000)
+        except KafkaError:
+            return  # checked again through OffsetOutOfRange on fetch
+        for tp, first in earliest.items():
+            stored = self.start_offsets[(tp.topic, tp.partition)]
+            if first is not None and stored < first:
+                self._stop_partition(
+                    consumer, (tp.topic, tp.partition),
+                    f"stored offset {stored} is below the log start {first}: messages {stored}…{first - 1} "
+                    "expired before they were landed",
+                )
+
+    def _track_highwater(self, consumer: KafkaConsumer) -> None:
+        for key in self.assigned:
+            hw = consumer.highwater(TopicPartition(*key))
+            if hw is None:
+                continue
+            self.highwater[key] = hw
+            position = self.positions.get(key)
+            if key not in self.stopped and position is not None and position > hw:
+                self._stop_partition(
+                    consumer, key,
+                    f"stored offset {position} is beyond the end of the log ({hw}): the topic was recreated or truncated",
+                )
+
+    def _stop_partition(self, consumer: KafkaConsumer, key: tuple[str, int], reason: str) -> None:
+        if key in self.stopped:
+            return
+        self.stopped[key] = Stopped(reason)
+        consumer.pause(TopicPartition(*key))
+        log.error(
+            "partition %s/%d STOPPED: %s. A re-export is needed: re-export the table "
+            "(python -m ingest export --reset-watermarks), then restart the worker with --transport-reset. "
+            "Other partitions go on.",
+            key[0], key[1], reason,
+        )
+
+    # -- broker health
+    def _probe(self, consumer: KafkaConsumer) -> None:
+        """A round trip to the broker; only when fetches have been quiet for a while."""
+        tps = [TopicPartition(*k) for k in sorted(self.assigned)][:1]
+        try:
+            consumer.beginning_offsets(tps, timeout_ms=3000)
+        except (KafkaTimeoutError, KafkaError) as exc:
+            self._set_broker_state("unreachable", f"{type(exc).__name__}")
+            return
+        self._last_response = time.monotonic()
+        self._set_broker_state("ok")
+
+    def _set_broker_state(self, state: str, detail: str = "") -> None:
+        if state == self.broker_state:
+            return
+        previous, self.broker_state = self.broker_state, state
+        if state == "unreachable":
+            log.warning("broker %s unreachable (%s); retrying with backoff — rows are safe, landing resumes by itself",
+                        self.cfg.kafka.bootstrap_servers, detail or "no answer")
+        elif previous == "unreachable":
+            log.info("broker %s reachable again; resuming", self.cfg.kafka.bootstrap_servers)
+
+    # -- advisory commits
+    def request_commit(self, offsets: dict[tuple[str, int], int]) -> None:
+        self.commits.put(offsets)
+
+    def _send_commits(self, consumer: KafkaConsumer) -> None:
+        merged: dict[tuple[str, int], int] = {}
+        while True:
+            try:
+                merged.update(self.commits.get_nowait())
+            except queue.Empty:
+                break
+        if not merged:
+            return
+        offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in merged.items()}
+        try:
+            consumer.commit_async(offsets, callback=self._commit_done)
+        except KafkaError as exc:
+            self._commit_done(offsets, exc)
+
+    def _commit_done(self, _offsets, response) -> None:
+        if isinstance(response, BaseException) and not self._commit_warned:
+            self._commit_warned = True  # advisory only: DuckDB holds the offsets that matter
+            log.warning("advisory Kafka offset commit failed (%s); lag tools may show stale offsets", response)
+
+
+# ─────────────────────────────────────────────────────────── main thread ──
+
+
+class Worker:
+    def __init__(self, cfg: PipelineConfig, until_idle: bool, transport_reset: bool, from_beginning: bool):
+        self.cfg = cfg
+        self.until_idle = until_idle
+        self.transport_reset = transport_reset
+        self.from_beginning = from_beginning
+        self.topics = cfg.topics()
+        self.stop = threading.Event()
+        self.failpoints = Failpoints(cfg.failpoint)
+        self.started_at = datetime.now().astimezone()
+        self.committed: dict[tuple[str, int], int] = {}
+        self.last_batch_id: int | None = None
+        self.fetcher: Fetcher | None = None
+        self._host = socket.gethostname()
+
+    # -- lifecycle
+    def run(self) -> int:
+        lock = WorkerLock(self.cfg.warehouse.worker_lock_path)
+        lock.acquire()
+        self._install_signals()
+        try:
+            self._prepare()
+            self.fetcher = Fetcher(self.cfg, self.committed, self.from_beginning, self.stop)
+            self.fetcher.start()
+            log.info("worker started: %d topic(s) → %s", len(self.topics), self.cfg.warehouse.path)
+            self._loop()
+            return 0
+        finally:
+            self.stop.set()
+            if self.fetcher is not None:
+                self.fetcher.join(timeout=15)
+            self._beat("stopped", "the worker was stopped", timeout=5)
+            lock.release()
+            log.info("worker stopped")
+
+    def _install_signals(self) -> None:
+        def on_signal(signum, _frame):
+            if not self.stop.is_set():
+                log.info("%s received: finishing the current batch, then exiting", signal.Signals(signum).name)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    def _prepare(self) -> None:
+        with open_writer(self.cfg.warehouse.path, self.cfg.worker.lock_timeout_seconds) as con:
+            ensure_meta(con)
+            if self.transport_reset:
+                n = forget_offsets(con, list(self.topics))
+                log.warning("transport reset: forgot %d stored offset(s); reading every topic from its start "
+                            "(re-sent rows are harmless: older versions never overwrite newer ones)", n)
+            self.committed = stored_offsets(con, list(self.topics))
+            con.execute("CHECKPOINT")
+            last = con.execute("SELECT max(batch_id) FROM _meta.batches").fetchone()[0]
+            self.last_batch_id = last
+
+    def _loop(self) -> None:
+        cfg = self.cfg.worker
+        assert self.fetcher is not None
+        inbox: list = []  # records taken from the fetcher but not yet in a batch
+        pending: list = []
+        batch_started: float | None = None
+        batch_started_at: datetime | None = None
+        last_message = time.monotonic()
+        last_beat = 0.0
+        while True:
+            if self.fetcher.error is not None:
+                raise RuntimeError(f"Kafka fetcher failed: {self.fetcher.error}") from self.fetcher.error
+            got = False
+            if not inbox and not self.stop.is_set():  # stopping: finish this batch, take nothing new
+                try:
+                    inbox = list(self.fetcher.out.get(timeout=0.05))
+                    got = True
+                except queue.Empty:
+                    pass
+            now = time.monotonic()
+            if inbox:
+                if batch_started is None:
+                    batch_started, batch_started_at = now, datetime.now().astimezone()
+                room = cfg.max_batch_rows - len(pending)  # batches never exceed max_batch_rows
+                pending.extend(inbox[:room])
+                inbox = inbox[room:]
+                last_message = now
+            due = batch_started is not None and (
+                len(pending) >= cfg.max_batch_rows
+                or now - batch_started >= cfg.max_batch_seconds
+                or self.stop.is_set()
+                or (self.until_idle and not got and self.fetcher.out.empty())
+            )
+            if pending and due:
+                self._land(pending, batch_started_at)
+                last_beat = time.monotonic()
+                pending, batch_started = [], None
+                continue
+            if self.stop.is_set() and not pending:
+                return
+            if not pending and now - last_beat >= cfg.heartbeat_seconds:
+                self._beat(self._state(), self._state_message(), timeout=2)
+                last_beat = time.monotonic()
+            if (
+                self.until_idle
+                and not pending
+                and not inbox
+                and self.fetcher.out.empty()
+                and time.monotonic() - last_message >= cfg.idle_exit_seconds
+                and self.fetcher.broker_state != "unreachable"
+            ):
+                log.info("idle for %.0f s: exiting (--until-idle)", cfg.idle_exit_seconds)
+                return
+
+    # -- landing
+    def _land(self, records: list, started_at: datetime | None) -> None:
+        plan = plan_batch(records, self.topics, self.cfg.tables)
+        # Offsets the batch will commit, for the partition states written with it.
+        after = dict(self.committed)
+        for key, (_first, nxt) in plan.offsets.items():
+            after[key] = max(nxt, after.get(key, 0))
+        attempt = 0
+        waited_for_readers = False
+        while True:
+            try:
+                with open_writer(self.cfg.warehouse.path, self.cfg.worker.lock_timeout_seconds) as con:
+                    result = land_batch(
+                        con, plan, self.cfg.tables,
+                        self._heartbeat("running", self._state_message(), after),
+                        self._partition_states(after),
+                        started_at or datetime.now().astimezone(),
+                        self.failpoints,
+                    )
+                break
+            except WarehouseBusy:
+                if not waited_for_readers:
+                    log.warning("warehouse busy (a reader holds it); batch kept in memory, retrying")
+                    waited_for_readers = True
+            except duckdb.Error as exc:
+                attempt += 1
+                if attempt >= 3:
+                    raise RuntimeError(f"landing failed 3 times, last: {exc}") from exc
+                log.error("landing failed (%s); retrying in %d s — nothing is committed until it succeeds", exc, 2 ** attempt)
+                time.sleep(2 ** attempt)
+        self.committed = after
+        self.last_batch_id = result.batch_id
+        self._write_version(result.batch_id)
+        assert self.fetcher is not None
+        self.fetcher.request_commit({k: v for k, v in after.items() if k in plan.offsets})
+        lag = self._lag(after)
+        log.info(
+            "batch %d: %s messages → %s upserts, %s deletes, %s stale skipped, %s dead letters | %s | %.2f s | lag %s",
+            result.batch_id, f"{plan.messages:,}", f"{result.upserts:,}", f"{result.deletes:,}",
+            f"{result.skipped_stale:,}", f"{result.dead_letters:,}", ", ".join(plan.tables) or "no tables",
+            result.seconds, "?" if lag is None else f"{lag:,}",
+        )
+        for change in result.schema_changes:
+            log.info("schema: %s", change)
+
+    def _write_version(self, batch_id: int) -> None:
+        """Sidecar the app reads without opening DuckDB: its cache key."""
+        path = self.cfg.warehouse.version_path
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(str(batch_id), encoding="utf-8")
+        os.replace(tmp, path)
+
+    # -- health
+    def _lag(self, committed: dict[tuple[str, int], int]) -> int | None:
+        assert self.fetcher is not None
+        hw = dict(self.fetcher.highwater)
+        if not hw:
+            return None
+        return sum(max(0, h - committed.get(k, 0)) for k, h in hw.items())
+
+    def _partition_states(self, committed: dict[tuple[str, int], int]) -> list[PartitionState]:
+        f = self.fetcher
+        if f is None:
+            return []
+        hw = dict(f.highwater)
+        states = []
+        for key in sorted(f.assigned):
+            stopped = f.stopped.get(key)
+            states.append(PartitionState(
+                key[0], key[1], committed.get(key, 0), hw.get(key),
+                "stopped" if stopped else "ok", stopped.reason if stopped else None,
+            ))
+        return states
+
+    def _state(self) -> str:
+        f = self.fetcher
+        if f is None:
+            return "starting"
+        if f.broker_state == "unreachable":
+            return "broker_unreachable"
+        if f.stopped:
+            return "degraded"
+        return "idle"
+
+    def _state_message(self) -> str | None:
+        f = self.fetcher
+        if f is None:
+            return None
+        if f.broker_state == "unreachable":
+            return f"broker {self.cfg.kafka.bootstrap_servers} unreachable; retrying"
+        if f.stopped:
+            parts = "; ".join(f"{t}/{p}: {s.reason}" for (t, p), s in sorted(f.stopped.items()))
+            return f"partition(s) stopped, re-export needed — {parts}"
+        return None
+
+    def _heartbeat(self, state: str, message: str | None, committed: dict[tuple[str, int], int] | None = None) -> Heartbeat:
+        return Heartbeat(
+            worker=WORKER_NAME, started_at=self.started_at, state=state, pid=os.getpid(), host=self._host,
+            lag=self._lag(committed if committed is not None else self.committed) if self.fetcher else None,
+            message=message,
+        )
+
+    def _beat(self, state: str, message: str | None, timeout: float) -> None:
+        try:
+            with open_writer(self.cfg.warehouse.path, timeout) as con:
+                write_heartbeat(con, self._heartbeat(state, message), self._partition_states(self.committed))
+        except WarehouseBusy:
+            log.debug("heartbeat skipped: a reader holds the warehouse")
+        except duckdb.Error as exc:
+            log.warning("heartbeat not written: %s", exc)
+
+
+def run_worker(cfg: PipelineConfig, until_idle: bool = False, transport_reset: bool = False, from_beginning: bool = False) -> int:
+    """`python -m ingest worker`: returns the process exit code."""
+    try:
+        return Worker(cfg, until_idle, transport_reset, from_beginning).run()
+    except WorkerAlreadyRunning as exc:
+        log.error("%s", exc)
+        return 1
+
