@@ -1,0 +1,215 @@
+"""Charts as data: a `ChartSpec` becomes ONE aggregated, bound DuckDB query and a plotly figure.
+
+The browser only ever receives the aggregated points (at most `MAX_POINTS`),
+never the rows: a bar chart of 10M payments is a GROUP BY in DuckDB.
+
+    spec = ChartSpec(kind="bar", x="created_at", bucket="day", y="amount_krw", agg="sum", color="channel")
+    sql, params = chart_query(spec, table_info, where, where_params)
+    fig = figure(warehouse.query(sql, params), spec, table_info, labels)
+
+Kinds: line, bar, stacked_bar, area, pie, histogram, box, heatmap.
+Aggregations: count, sum, avg, min, max, distinct (count of distinct values).
+Time buckets for a time x axis: hour, day, week (Monday), month — in Asia/Seoul.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard import i18n
+from dashboard.warehouse import TableInfo, quote
+
+KINDS = ("bar", "stacked_bar", "line", "area", "pie", "histogram", "box", "heatmap")
+AGGS = ("count", "sum", "avg", "min", "max", "distinct")
+BUCKETS = ("hour", "day", "week", "month")
+MAX_POINTS = 5000
+HISTOGRAM_BINS = 30
+_NEEDS_NUMBER = ("sum", "avg")
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    kind: str = "bar"
+    x: str | None = None
+    y: str | None = None
+    color: str | None = None
+    agg: str = "count"
+    bucket: str = "day"
+
+    def as_params(self) -> dict[str, str]:
+        out = {"chart": self.kind, "agg": self.agg}
+        for k in ("x", "y", "color"):
+            if getattr(self, k):
+                out[k] = getattr(self, k)
+        out["bucket"] = self.bucket
+        return out
+
+
+def default_spec(info: TableInfo) -> ChartSpec:
+    """Rows per day of the first time column (else counts of the first text column)."""
+    times = info.columns_of("time")
+    preferred = next((c.name for c in times if c.name in ("created_at", "joined_at", "issued_at")), None)
+    x = preferred or (times[0].name if times else (info.columns[0].name if info.columns else None))
+    return ChartSpec(kind="bar", x=x, agg="count", bucket="day")
+
+
+def spec_from_params(params: Mapping[str, str], info: TableInfo) -> tuple[ChartSpec, list[str]]:
+    """Query parameters → a ChartSpec valid for this table, plus messages about what was replaced."""
+    problems: list[str] = []
+    spec = default_spec(info)
+    kind = params.get("chart")
+    if kind:
+        if kind in KINDS:
+            spec = replace(spec, kind=kind)
+        else:
+            problems.append(i18n.t("bad_value", value=kind, what=i18n.t("chart_kind")))
+    agg = params.get("agg")
+    if agg:
+        if agg in AGGS:
+            spec = replace(spec, agg=agg)
+        else:
+            problems.append(i18n.t("bad_value", value=agg, what=i18n.t("aggregation")))
+    bucket = params.get("bucket")
+    if bucket:
+        if bucket in BUCKETS:
+            spec = replace(spec, bucket=bucket)
+        else:
+            problems.append(i18n.t("bad_value", value=bucket, what=i18n.t("bucket")))
+    for axis in ("x", "y", "color"):
+        name = params.get(axis)
+        if name:
+            if info.column(name) is not None:
+                spec = replace(spec, **{axis: name})
+            else:
+                problems.append(i18n.t("unknown_column", column=name))
+    return spec, problems
+
+
+def needs_y(spec: ChartSpec) -> bool:
+    return spec.kind == "box" or spec.agg != "count"
+
+
+def _x_expr(spec: ChartSpec, info: TableInfo) -> str:
+    col = info.column(spec.x)
+    q = quote(spec.x)
+    if col is not None and col.kind == "time":
+        return f"date_trunc('{spec.bucket}', {q})"  # bucket is one of BUCKETS, never free text
+    return q
+
+
+def _agg_expr(spec: ChartSpec) -> str:
+    if spec.agg == "count" or not spec.y:
+        return "count(*)"
+    y = quote(spec.y)
+    if spec.agg == "distinct":
+        return f"count(DISTINCT {y})"
+    return f"{spec.agg}({y})"
+
+
+def chart_query(spec: ChartSpec, info: TableInfo, where: str, params: list[Any]) -> tuple[str, list[Any]]:
+    """The one aggregated query behind a chart. Raises ValueError (a message) when the spec cannot be drawn."""
+    for name in (spec.x, spec.y, spec.color):
+        if name is not None and info.column(name) is None:
+            raise ValueError(i18n.t("unknown_column", column=name))
+    if spec.x is None:
+        raise ValueError(i18n.t("x_axis"))
+    if needs_y(spec) and not spec.y:
+        raise ValueError(i18n.t("chart_needs_y"))
+    if spec.agg in _NEEDS_NUMBER and info.column(spec.y).kind != "number":
+        raise ValueError(i18n.t("chart_needs_y"))
+    src = info.qualified
+    color = quote(spec.color) if spec.color else None
+    limit = MAX_POINTS + 1
+
+    if spec.kind == "histogram" and info.column(spec.x).kind == "number":
+        x = quote(spec.x)
+        group = f", {color} AS color" if color else ""
+        return (
+            f"WITH f AS (SELECT {x}::DOUBLE AS v{', ' + color + ' AS color' if color else ''} FROM {src} {where}), "
+            f"b AS (SELECT min(v) AS lo, (max(v) - min(v)) / {HISTOGRAM_BINS} AS w FROM f) "
+            f"SELECT coalesce(lo + least(floor((v - lo) / nullif(w, 0)), {HISTOGRAM_BINS - 1}) * w, lo) AS x"
+            f"{', color' if color else ''}, any_value(coalesce(w, 0)) AS width, count(*) AS value "
+            f"FROM f, b WHERE v IS NOT NULL GROUP BY ALL ORDER BY ALL LIMIT {limit}"
+        ), list(params)
+    if spec.kind == "box":
+        y = quote(spec.y)
+        return (
+            f"SELECT {_x_expr(spec, info)} AS x, min({y}) AS lo, quantile_cont({y}, 0.25) AS q1, "
+            f"median({y}) AS median, quantile_cont({y}, 0.75) AS q3, max({y}) AS hi, count({y}) AS value "
+            f"FROM {src} {where} GROUP BY ALL ORDER BY x LIMIT {limit}"
+        ), list(params)
+    if spec.kind in ("heatmap",) and not color:
+        raise ValueError(i18n.t("color"))
+    agg = _agg_expr(spec)
+    if spec.kind == "histogram":  # a time x: counts per bucket
+        agg = "count(*)"
+    if spec.kind == "pie":
+        return (
+            f"SELECT {_x_expr(spec, info)} AS x, {agg} AS value FROM {src} {where} "
+            f"GROUP BY ALL ORDER BY value DESC NULLS LAST LIMIT {limit}"
+        ), list(params)
+    group = f", {color} AS color" if color else ""
+    order = "x, color" if color else "x"
+    return (
+        f"SELECT {_x_expr(spec, info)} AS x{group}, {agg} AS value FROM {src} {where} "
+        f"GROUP BY ALL ORDER BY {order} LIMIT {limit}"
+    ), list(params)
+
+
+# ─────────────────────────────────────────────────────────────── figure ──
+
+
+def _labelled(frame: pd.DataFrame, column: str, name: str | None) -> pd.Series:
+    if name and i18n.has_value_labels(name):
+        return frame[column].map(lambda v: i18n.value_label(name, v))
+    return frame[column]
+
+
+def figure(frame: pd.DataFrame, spec: ChartSpec, labels: Mapping[str, str]) -> go.Figure:
+    """Plotly figure from the aggregated frame (columns x[, color], value …)."""
+    frame = frame.head(MAX_POINTS)
+    x_title = labels.get(spec.x, spec.x or "")
+    value_title = i18n.t("agg_" + spec.agg)
+    if spec.y and spec.agg != "count":
+        value_title = f"{labels.get(spec.y, spec.y)} ({value_title})"
+    if spec.kind == "histogram":
+        value_title = i18n.t("agg_count")
+    xs = _labelled(frame, "x", spec.x)
+    fig = go.Figure()
+    if spec.kind == "pie":
+        fig.add_trace(go.Pie(labels=xs, values=frame["value"], sort=False))
+    elif spec.kind == "box":
+        fig.add_trace(go.Box(x=xs, q1=frame["q1"], median=frame["median"], q3=frame["q3"],
+                             lowerfence=frame["lo"], upperfence=frame["hi"], name=labels.get(spec.y, spec.y)))
+    elif spec.kind == "heatmap":
+        pivot = frame.pivot_table(index="color", columns="x", values="value", aggfunc="sum", sort=True)
+        fig.add_trace(go.Heatmap(
+            z=pivot.values, x=[i18n.value_label(spec.x, v) if i18n.has_value_labels(spec.x or "") else v for v in pivot.columns],
+            y=[i18n.value_label(spec.color, v) for v in pivot.index], colorscale="Blues"))
+    else:
+        groups = [(None, frame)] if "color" not in frame.columns else list(frame.groupby("color", sort=True, dropna=False))
+        for key, part in groups:
+            name = i18n.value_label(spec.color, key) if spec.color else value_title
+            px_ = _labelled(part, "x", spec.x)
+            if spec.kind in ("bar", "stacked_bar", "histogram"):
+                fig.add_trace(go.Bar(x=px_, y=part["value"], name=name))
+            else:
+                fig.add_trace(go.Scatter(x=px_, y=part["value"], name=name, mode="lines+markers",
+                                         stackgroup="one" if spec.kind == "area" else None))
+        if spec.kind == "stacked_bar" or (spec.kind == "histogram" and spec.color):
+            fig.update_layout(barmode="stack")
+        elif spec.kind == "bar":
+            fig.update_layout(barmode="group")
+        if spec.kind == "histogram":
+            fig.update_layout(bargap=0.02)
+    if spec.kind not in ("pie",):
+        fig.update_xaxes(title_text=x_title)
+        fig.update_yaxes(title_text=value_title if spec.kind != "heatmap" else labels.get(spec.color, spec.color or ""),
+                         separatethousands=True)
+    fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend_title_text=labels.get(spec.color, spec.color or ""),
+                      separators=".,")
+    return fig

@@ -1,0 +1,185 @@
+"""Files people take away: CSV (UTF-8 with BOM), Excel and Parquet.
+
+The small API the pages use (Explore, Reports, anything that shows a table):
+
+    download_buttons(fetch_table, basename="topups_2026-10-01_2026-10-31",
+                     filters_text=["충전 경로: 모바일"], total_rows=12345)
+
+`fetch_table` is a no-argument callable returning a `pyarrow.Table` of the
+rows to save; it runs only when someone clicks (Streamlit's deferred
+`data=callable`), and clicking does not rerun the page (`on_click="ignore"`).
+
+- CSV starts with a UTF-8 BOM so that Excel on Windows shows Korean text.
+  A CSV has no place for the filters, so the page shows them beside the button.
+- Excel gets a header row, column widths, real dates/times (Asia/Seoul wall
+  clock) and a second sheet listing the filters in force. Above Excel's
+  1,048,576-row sheet limit the page says so and offers CSV/Parquet.
+- Parquet keeps the column types exactly.
+
+The byte builders (`csv_bytes`, `xlsx_bytes`, `parquet_bytes`) are pure
+functions of an Arrow table, used by the tests and bench/app.py directly.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from datetime import datetime
+from typing import Callable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import streamlit as st
+import xlsxwriter
+
+from dashboard import i18n
+
+EXCEL_MAX_ROWS = 1_048_576 - 1  # one sheet, minus the header row
+BOM = "\ufeff".encode("utf-8")
+MIME_CSV = "text/csv"
+MIME_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MIME_PARQUET = "application/vnd.apache.parquet"
+_WIDTH_SAMPLE = 500
+
+
+def _wall_clock(table: pa.Table) -> pa.Table:
+    """Time stamps with a zone → Asia/Seoul wall clock without zone (what Excel and people expect)."""
+    cols = []
+    for name, col in zip(table.column_names, table.columns):
+        if pa.types.is_timestamp(col.type) and col.type.tz is not None:
+            cols.append(pc.local_timestamp(col.cast(pa.timestamp(col.type.unit, "Asia/Seoul"))))
+        else:
+            cols.append(col)
+    return pa.table(cols, names=table.column_names)
+
+
+def csv_bytes(table: pa.Table) -> bytes:
+    """UTF-8 CSV with a BOM and a header row; time stamps as Seoul wall clock."""
+    buf = io.BytesIO()
+    buf.write(BOM)
+    pacsv.write_csv(_wall_clock(table), buf, pacsv.WriteOptions(include_header=True))
+    return buf.getvalue()
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    return buf.getvalue()
+
+
+def _width(values: Sequence[object], header: str) -> float:
+    longest = len(header) * 2 if any(ord(ch) > 0x1100 for ch in header) else len(header)
+    for v in values:
+        text = v if isinstance(v, str) else ("2026-01-01 00:00:00" if isinstance(v, datetime) else str(v))
+        n = sum(2 if ord(ch) > 0x1100 else 1 for ch in text)  # Hangul is about two characters wide
+        longest = max(longest, n)
+    return min(max(longest + 2, 8), 60)
+
+
+def xlsx_bytes(table: pa.Table, filters_text: Sequence[str] = (), title: str = "",
+               headers: Sequence[str] | None = None) -> bytes:
+    """An .xlsx: sheet 1 the rows (header, widths, real dates), sheet 2 the filters in force.
+
+    Raises ValueError above Excel's row limit. Written in constant-memory mode
+    (row by row to a temporary file), so a million rows do not need a million
+    cell objects in memory.
+    """
+    if table.num_rows > EXCEL_MAX_ROWS:
+        raise ValueError(i18n.t("excel_too_many", n=i18n.fmt_number(table.num_rows)))
+    table = _wall_clock(table)
+    headers = list(headers or table.column_names)
+    fd, tmp = tempfile.mkstemp(suffix=".xlsx")
+    os.close(fd)
+    try:
+        wb = xlsxwriter.Workbook(tmp, {"constant_memory": True, "strings_to_numbers": False,
+                                        "strings_to_formulas": False, "strings_to_urls": False,
+                                        "default_date_format": "yyyy-mm-dd hh:mm:ss"})
+        bold = wb.add_format({"bold": True, "bg_color": "#EEF2F7", "border": 1})
+        date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
+        time_fmt = wb.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        number_fmt = wb.add_format({"num_format": "#,##0"})
+        ws = wb.add_worksheet(i18n.t("sheet_data"))
+        columns = [c.to_pylist() for c in table.columns]
+        for j, (col, header) in enumerate(zip(table.columns, headers)):
+            fmt = None
+            if pa.types.is_date(col.type):
+                fmt = date_fmt
+            elif pa.types.is_timestamp(col.type):
+                fmt = time_fmt
+            elif pa.types.is_integer(col.type):
+                fmt = number_fmt
+            ws.set_column(j, j, _width([v for v in columns[j][:_WIDTH_SAMPLE] if v is not None], header), fmt)
+        ws.write_row(0, 0, headers, bold)
+        ws.freeze_panes(1, 0)
+        writers = []
+        for col in table.columns:
+            if pa.types.is_date(col.type):
+                writers.append(lambda r, c, v, w=ws: w.write_datetime(r, c, datetime(v.year, v.month, v.day), date_fmt))
+            elif pa.types.is_timestamp(col.type):
+                writers.append(lambda r, c, v, w=ws: w.write_datetime(r, c, v, time_fmt))
+            elif pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_decimal(col.type):
+                writers.append(ws.write_number)
+            elif pa.types.is_boolean(col.type):
+                writers.append(ws.write_boolean)
+            else:
+                writers.append(lambda r, c, v, w=ws: w.write_string(r, c, str(v)))
+        for i, row in enumerate(zip(*columns), start=1):
+            for j, v in enumerate(row):
+                if v is not None:
+                    writers[j](i, j, v)
+        info = wb.add_worksheet(i18n.t("sheet_filters"))
+        info.set_column(0, 0, 80)
+        info.write(0, 0, i18n.t("filters_in_force"), bold)
+        lines = list(filters_text) or [i18n.t("no_filters")]
+        for i, line in enumerate(lines, start=1):
+            info.write_string(i, 0, line)
+        row = len(lines) + 2
+        if title:
+            info.write_string(row, 0, f"{i18n.t('source_table')}: {title}")
+            row += 1
+        info.write_string(row, 0, f"{i18n.t('rows_n', n=i18n.fmt_number(table.num_rows))}")
+        info.write_string(row + 1, 0, f"{i18n.t('generated_at')}: {datetime.now(i18n.SEOUL):%Y-%m-%d %H:%M:%S} (Asia/Seoul)")
+        wb.close()
+        with open(tmp, "rb") as fh:
+            return fh.read()
+    finally:
+        os.unlink(tmp)
+
+
+def download_buttons(
+    fetch_table: Callable[[], pa.Table],
+    basename: str,
+    filters_text: Sequence[str] = (),
+    total_rows: int | None = None,
+    max_rows: int | None = None,
+    key: str = "dl",
+    title: str = "",
+) -> None:
+    """Three download buttons (CSV, Excel, Parquet) whose files are built on click.
+
+    `total_rows` (rows matching the filters) decides whether Excel can hold
+    them; `max_rows` is the app's download cap (`[app] max_download_rows`),
+    which `fetch_table` is expected to apply with its LIMIT.
+    """
+    if total_rows is not None and max_rows is not None and total_rows > max_rows:
+        st.warning(i18n.t("download_capped", cap=i18n.fmt_number(max_rows), n=i18n.fmt_number(total_rows)))
+    rows_in_file = min(total_rows, max_rows) if (total_rows is not None and max_rows is not None) else total_rows
+    too_big_for_excel = rows_in_file is not None and rows_in_file > EXCEL_MAX_ROWS
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        st.download_button(i18n.t("download_csv"), data=lambda: csv_bytes(fetch_table()), file_name=f"{basename}.csv",
+                           mime=MIME_CSV, on_click="ignore", key=f"{key}_csv", icon=":material/download:")
+    with c2:
+        st.download_button(i18n.t("download_xlsx"), data=lambda: xlsx_bytes(fetch_table(), filters_text, title),
+                           file_name=f"{basename}.xlsx", mime=MIME_XLSX, on_click="ignore", key=f"{key}_xlsx",
+                           disabled=too_big_for_excel, icon=":material/table:")
+    with c3:
+        st.download_button(i18n.t("download_parquet"), data=lambda: parquet_bytes(fetch_table()),
+                           file_name=f"{basename}.parquet", mime=MIME_PARQUET, on_click="ignore", key=f"{key}_parquet",
+                           icon=":material/database:")
+    if too_big_for_excel:
+        st.info(i18n.t("excel_too_many", n=i18n.fmt_number(rows_in_file)))
+    st.caption(i18n.t("csv_note", filters="; ".join(filters_text) if filters_text else i18n.t("no_filters")))

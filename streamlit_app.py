@@ -1,0 +1,59 @@
+"""The data desk app: `streamlit run streamlit_app.py` (config via PIPELINE_CONFIG or ./pipeline.toml).
+
+This file only sets up the shell every page shares: the page list, the
+sidebar (translated page links, language switch, data freshness) and then
+runs the chosen page. Pages live in pages/, shared logic in dashboard/.
+
+Navigation is hidden and drawn by hand (st.page_link) on purpose: with
+st.navigation and a pages/ folder, Streamlit 1.67 shows its legacy page list
+to the first visitor of a fresh server who arrives through a direct link —
+and shared links are how people use this app (DESIGN.md "Traps").
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+ROOT = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from dashboard import freshness, i18n  # noqa: E402
+from dashboard.warehouse import ConfigError, get_warehouse  # noqa: E402
+
+st.set_page_config(page_title="Data desk", page_icon=":material/database:", layout="wide")
+
+# Language: Korean unless the person (or a shared link with ?lang=en) picks English.
+if i18n.LANG_KEY not in st.session_state:
+    wanted = st.query_params.get(i18n.LANG_KEY)
+    st.session_state[i18n.LANG_KEY] = wanted if wanted in i18n.LANGS else i18n.DEFAULT_LANG
+
+PAGES = [  # (file, url path, label key, icon)
+    ("pages/overview.py", "overview", "page_overview", ":material/dashboard:"),
+    ("pages/explore.py", "explore", "page_explore", ":material/search:"),
+    ("pages/reports.py", "reports", "page_reports", ":material/description:"),
+    ("pages/pipeline.py", "pipeline", "page_pipeline", ":material/sync_alt:"),
+    ("pages/dictionary.py", "dictionary", "page_dictionary", ":material/menu_book:"),
+]
+pages = [
+    st.Page(str(ROOT / file), title=i18n.t(label), url_path=url, icon=icon, default=(i == 0))
+    for i, (file, url, label, icon) in enumerate(PAGES)
+]
+current = st.navigation(pages, position="hidden")
+
+with st.sidebar:
+    st.markdown(f"### {i18n.t('app_title')}")
+    for page in pages:
+        st.page_link(page, label=page.title, icon=page.icon)
+    st.divider()
+    st.radio(i18n.t("language"), i18n.LANGS, key=i18n.LANG_KEY, horizontal=True,
+             format_func=lambda code: {"ko": "한국어", "en": "English"}[code])
+try:
+    freshness.show_sidebar(get_warehouse())
+except ConfigError:
+    pass  # the page itself shows the configuration error
+
+current.run()
