@@ -1,0 +1,15 @@
+-- title: 월별 상품별 카드 발급 / Cards issued per month by product
+-- description: Cards on file by the month (Asia/Seoul) they were issued and their product. Cards closed and removed at the source are not counted.
+-- param: period daterange default=-1y..today label="발급 기간 / Issued between"
+-- param: product choice options=standard,transit,gift,youth label="상품 / Product"
+-- chart: bar x=month y=cards color=product
+SELECT
+    CAST(date_trunc('month', timezone('Asia/Seoul', issued_at)) AS DATE) AS month,
+    product,
+    count(*) AS cards
+FROM cards
+WHERE timezone('Asia/Seoul', issued_at) >= $period_start
+  AND timezone('Asia/Seoul', issued_at) < $period_end + INTERVAL 1 DAY
+  AND ($product IS NULL OR product = $product)
+GROUP BY ALL
+ORDER BY month, product

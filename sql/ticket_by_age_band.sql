@@ -1,0 +1,40 @@
+-- title: 연령대별 객단가·이용 빈도 / Average ticket and use per card by age band
+-- description: Approved payments in the period by the card holder's age band (age reached in the period's last year; members joined through the pseudonymised member id). Cards without a member on file count as unknown.
+-- param: period daterange default=-30d..today label="기간 / Period"
+-- chart: bar x=age_band y=avg_ticket_krw
+WITH paid AS (
+    SELECT p.card_id, p.amount_krw, year($period_end) - mb.birth_year AS age
+    FROM payments AS p
+    LEFT JOIN cards AS c USING (card_id)
+    LEFT JOIN members AS mb ON mb.member_id = c.member_id
+    WHERE p.status = 'approved'
+      AND timezone('Asia/Seoul', p.created_at) >= $period_start
+      AND timezone('Asia/Seoul', p.created_at) < $period_end + INTERVAL 1 DAY
+),
+banded AS (
+    SELECT
+        card_id,
+        amount_krw,
+        CASE
+            WHEN age IS NULL THEN 99
+            WHEN age < 20 THEN 10
+            WHEN age >= 60 THEN 60
+            ELSE age // 10 * 10
+        END AS band_order
+    FROM paid
+)
+SELECT
+    CASE band_order
+        WHEN 99 THEN 'unknown'
+        WHEN 10 THEN '~19'
+        WHEN 60 THEN '60+'
+        ELSE CAST(band_order AS VARCHAR) || '-' || CAST(band_order + 9 AS VARCHAR)
+    END                                                       AS age_band,
+    count(DISTINCT card_id)                                   AS active_cards,
+    count(*)                                                  AS payments,
+    CAST(sum(amount_krw) AS BIGINT)                           AS amount_krw,
+    CAST(round(sum(amount_krw) / count(*)) AS BIGINT)         AS avg_ticket_krw,
+    round(count(*) / count(DISTINCT card_id), 2)              AS tx_per_active_card
+FROM banded
+GROUP BY band_order
+ORDER BY band_order
