@@ -109,6 +109,7 @@ class AppConfig:
     max_download_rows: int = 5_000_000
     query_timeout_seconds: float = 30.0
     memory_limit: str = "2GB"
+    reports_dir: Path | None = None  # curated reports (*.sql); None = the project's sql/ folder
 
 
 @dataclass(frozen=True)
@@ -389,7 +390,7 @@ def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
 
 def _app(v: _Validator, raw: Any) -> AppConfig:
     raw = v.section(raw, "app")
-    v.unknown_keys(raw, {"max_display_rows", "max_download_rows", "query_timeout_seconds", "memory_limit"}, "app")
+    v.unknown_keys(raw, {"max_display_rows", "max_download_rows", "query_timeout_seconds", "memory_limit", "reports_dir"}, "app")
     memory = v.get(raw, "app", "memory_limit", "a string", "2GB")
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", memory, re.I):
         raise v.fail("[app] memory_limit", f"= {memory!r} — expected a size such as \"2GB\" or \"512MB\"")
@@ -398,6 +399,7 @@ def _app(v: _Validator, raw: Any) -> AppConfig:
         max_download_rows=v.get(raw, "app", "max_download_rows", "a whole number", 5_000_000, minimum=1),
         query_timeout_seconds=float(v.get(raw, "app", "query_timeout_seconds", "a number", 30.0, minimum=0.1)),
         memory_limit=memory,
+        reports_dir=v.path(v.get(raw, "app", "reports_dir", "a string")) if "reports_dir" in raw else None,
     )
 
 
