@@ -351,7 +351,8 @@ class Worker:
             self.stop.set()
             if self.fetcher is not None:
                 self.fetcher.join(timeout=15)
-            self._beat("stopped", "the worker was stopped", timeout=5)
+            problem = self._state_message()
+            self._beat("stopped", "the worker was stopped" + (f"; before that: {problem}" if problem else ""), timeout=5)
             lock.release()
             log.info("worker stopped")
 

@@ -1,0 +1,116 @@
+"""The broker goes away (network cut, or hung) while the worker runs: it rides it out by itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from ingest.broker import start_broker
+from tests.conftest import free_port
+from tests.ingest_helpers import (
+    Scenario,
+    assert_matches_scenario,
+    create_topics,
+    produce,
+    read_only,
+    scenario_config_tables,
+    start_worker,
+    stop_process,
+)
+from tests.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def proxied_broker():
+    """A broker reachable only through a proxy (it advertises the proxy's port)."""
+    proxy_port, broker_port = free_port(), free_port()
+    running = start_broker(broker_port, advertised_port=proxy_port)
+    proxy = TcpProxy(proxy_port, ("127.0.0.1", broker_port)).start()
+    yield running, proxy, f"127.0.0.1:{proxy_port}"
+    proxy.stop()
+    running.stop()
+
+
+def _landed(path) -> int:
+    if not path.exists():
+        return 0
+    con = read_only(path)
+    try:
+        return con.execute("SELECT coalesce(sum(next_offset), 0) FROM _meta.offsets").fetchone()[0]
+    except Exception:
+        return 0
+    finally:
+        con.close()
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _split(scenario: Scenario):
+    half = len(scenario.messages) // 2
+    return scenario.messages[:half], scenario.messages[half:]
+
+
+def test_network_cut_to_the_broker_is_ridden_out_and_nothing_is_lost(proxied_broker, write_config, topic_prefix, tmp_path):
+    _broker, proxy, bootstrap = proxied_broker
+    scenario = Scenario(topic_prefix).build(total=20_000, poison_share=0)
+    first, second = _split(scenario)
+    create_topics(bootstrap, [scenario.topic(t) for t in Scenario.TABLES])
+    produce(bootstrap, first)
+    config = write_config(tables=scenario_config_tables(), bootstrap=bootstrap,
+                          worker={"max_batch_rows": 2000, "max_batch_seconds": 0.3})
+    warehouse = tmp_path / "warehouse.duckdb"
+    log = tmp_path / "worker.log"
+    worker = start_worker(config, log=log)
+    try:
+        _wait_for(lambda: _landed(warehouse) >= len(first), 60, "the first half to land")
+        proxy.cut()
+        _wait_for(lambda: "unreachable" in log.read_text(), 30, "the worker to notice the outage")
+        time.sleep(3)  # stay down a while: the worker must not flood the log
+        proxy.restore()
+        produce(bootstrap, second)
+        _wait_for(lambda: _landed(warehouse) >= len(scenario.messages), 90, "everything to land after the outage")
+    finally:
+        code = stop_process(worker)
+    assert code == 0
+    text = log.read_text()
+    assert text.count("unreachable (") == 1, text[-3000:]
+    assert text.count("reachable again") == 1, text[-3000:]
+    assert_matches_scenario(warehouse, scenario)
+
+
+def test_a_hung_broker_is_ridden_out(proxied_broker, write_config, topic_prefix, tmp_path):
+    broker, _proxy, bootstrap = proxied_broker
+    scenario = Scenario(topic_prefix, seed=3).build(total=10_000, poison_share=0)
+    first, second = _split(scenario)
+    create_topics(bootstrap, [scenario.topic(t) for t in Scenario.TABLES])
+    produce(bootstrap, first)
+    config = write_config(tables=scenario_config_tables(), bootstrap=bootstrap,
+                          worker={"max_batch_rows": 2000, "max_batch_seconds": 0.3})
+    warehouse = tmp_path / "warehouse.duckdb"
+    log = tmp_path / "worker.log"
+    worker = start_worker(config, log=log)
+    try:
+        _wait_for(lambda: _landed(warehouse) >= len(first), 60, "the first half to land")
+        os.kill(broker.process.pid, signal.SIGSTOP)
+        try:
+            _wait_for(lambda: "unreachable" in log.read_text(), 40, "the worker to notice the hang")
+        finally:
+            os.kill(broker.process.pid, signal.SIGCONT)
+        produce(bootstrap, second)
+        _wait_for(lambda: _landed(warehouse) >= len(scenario.messages), 90, "everything to land after the hang")
+        _wait_for(lambda: "reachable again" in log.read_text(), 30, "the worker to say it recovered")
+    finally:
+        code = stop_process(worker)
+    assert code == 0
+    assert_matches_scenario(warehouse, scenario)
