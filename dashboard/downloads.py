@@ -157,27 +157,38 @@ def download_buttons(
     max_rows: int | None = None,
     key: str = "dl",
     title: str = "",
+    headers: Sequence[str] | None = None,
 ) -> None:
     """Three download buttons (CSV, Excel, Parquet) whose files are built on click.
 
     `total_rows` (rows matching the filters) decides whether Excel can hold
     them; `max_rows` is the app's download cap (`[app] max_download_rows`),
-    which `fetch_table` is expected to apply with its LIMIT.
+    which `fetch_table` is expected to apply with its LIMIT. `headers` are
+    the Excel header labels (default: the column names); CSV and Parquet keep
+    the column names, which scripts rely on.
     """
+    code = i18n.lang()  # the click runs outside the page: build the file in the language shown now
+
+    def build(make):
+        def run():
+            with i18n.language(code):
+                return make(fetch_table())
+        return run
+
     if total_rows is not None and max_rows is not None and total_rows > max_rows:
         st.warning(i18n.t("download_capped", cap=i18n.fmt_number(max_rows), n=i18n.fmt_number(total_rows)))
     rows_in_file = min(total_rows, max_rows) if (total_rows is not None and max_rows is not None) else total_rows
     too_big_for_excel = rows_in_file is not None and rows_in_file > EXCEL_MAX_ROWS
     c1, c2, c3 = st.columns(3)
     with c1:
-        st.download_button(i18n.t("download_csv"), data=lambda: csv_bytes(fetch_table()), file_name=f"{basename}.csv",
+        st.download_button(i18n.t("download_csv"), data=build(csv_bytes), file_name=f"{basename}.csv",
                            mime=MIME_CSV, on_click="ignore", key=f"{key}_csv", icon=":material/download:")
     with c2:
-        st.download_button(i18n.t("download_xlsx"), data=lambda: xlsx_bytes(fetch_table(), filters_text, title),
+        st.download_button(i18n.t("download_xlsx"), data=build(lambda tbl: xlsx_bytes(tbl, filters_text, title, headers)),
                            file_name=f"{basename}.xlsx", mime=MIME_XLSX, on_click="ignore", key=f"{key}_xlsx",
                            disabled=too_big_for_excel, icon=":material/table:")
     with c3:
-        st.download_button(i18n.t("download_parquet"), data=lambda: parquet_bytes(fetch_table()),
+        st.download_button(i18n.t("download_parquet"), data=build(parquet_bytes),
                            file_name=f"{basename}.parquet", mime=MIME_PARQUET, on_click="ignore", key=f"{key}_parquet",
                            icon=":material/database:")
     if too_big_for_excel:

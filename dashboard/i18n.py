@@ -10,6 +10,8 @@ into words for the screen, `column_label` picks the right half of a
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -199,9 +201,25 @@ _REGIONS_EN = {
 }
 
 
+_FORCED: ContextVar[str | None] = ContextVar("datadesk_lang", default=None)
+
+
 def lang() -> str:
+    forced = _FORCED.get()
+    if forced:
+        return forced
     value = st.session_state.get(LANG_KEY, DEFAULT_LANG)
     return value if value in LANGS else DEFAULT_LANG
+
+
+@contextmanager
+def language(code: str):
+    """Fix the language for work done outside a page run (a download built on click)."""
+    token = _FORCED.set(code if code in LANGS else DEFAULT_LANG)
+    try:
+        yield
+    finally:
+        _FORCED.reset(token)
 
 
 def t(key: str, **values: Any) -> str:

@@ -183,10 +183,10 @@ class Warehouse:
             try:
                 cur = con.execute(sql, list(params))
                 if fetch == "arrow":
-                    return cur.fetch_arrow_table()
+                    return cur.to_arrow_table()
                 if fetch == "rows":
                     return cur.fetchall()
-                return cur.fetch_arrow_table().to_pandas()
+                return cur.to_arrow_table().to_pandas()
             except duckdb.InterruptException as exc:
                 raise QueryTimeout(
                     f"query stopped after {timeout:g} s — narrow the filters (e.g. a shorter date range) and try again"

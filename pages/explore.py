@@ -272,6 +272,7 @@ downloads.download_buttons(
     total_rows=matching,
     max_rows=wh.app.max_download_rows,
     title=table,
+    headers=[labels[c.name] for c in info.columns],
 )
 st.caption(t("share_link"))
 
