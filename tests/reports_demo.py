@@ -78,7 +78,9 @@ def member_hash(n: int) -> str:
 def make_dataset(today: dt.date, seed: int = 7) -> Dataset:
     """~100 cards, ~30 merchants, ~1.5k top-ups, ~3k payments over the last ~150 days before `today`."""
     rnd = random.Random(seed)
-    now = dt.datetime.combine(today, dt.time(12, 0), SEOUL)
+    # Rows end just before the real "now" when `today` is today (pages use the real clock), else at noon.
+    real_now = dt.datetime.now(SEOUL).replace(microsecond=0)
+    now = real_now - dt.timedelta(seconds=30) if real_now.date() == today else dt.datetime.combine(today, dt.time(12, 0), SEOUL)
     ds = Dataset(today=today, now=now)
 
     def ts(days_ago_max: float, days_ago_min: float = 0.0) -> dt.datetime:
@@ -287,7 +289,7 @@ def write_alert_history(path: Path, now: dt.datetime) -> list[dict]:
     entries = [
         {"at": (now - dt.timedelta(hours=3)).isoformat(), "kind": "alert", "problem": "worker_down",
          "subject": "[datadesk] 워커 중지 / worker down", "body": "heartbeat is 300 s old", "delivered": True},
-        {"at": (now - dt.timedelta(hours=2, minutes=50)).isoformat(), "kind": "recovered", "problem": "worker_down",
+        {"at": (now - dt.timedelta(hours=2, minutes=50)).isoformat(), "kind": "recovery", "problem": "worker_down",
          "subject": "[datadesk] 워커 복구 / worker recovered", "body": "heartbeat fresh again", "delivered": True},
         {"at": (now - dt.timedelta(minutes=30)).isoformat(), "kind": "alert", "problem": "dead_letters",
          "subject": "[datadesk] 데드레터 증가 / dead letters grew", "body": "2 new dead letters", "delivered": False},

@@ -1,0 +1,114 @@
+"""The Overview's numbers: today's and this month's KPIs against the period before, and a 30-day trend.
+
+"Change vs the previous period" compares like with like: today so far
+against yesterday up to the same time of day, and this month so far against
+the previous month up to the same day and time (Asia/Seoul calendar). The
+SQL is fixed text over a fixed set of tables; only instants are bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Callable, Iterable
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+SEOUL = ZoneInfo("Asia/Seoul")
+QueryFn = Callable[[str, list], pd.DataFrame]
+
+# measure → (table it needs, aggregate over rows of the period)
+MEASURES = {
+    "topups_krw": ("topups", "coalesce(sum(amount_krw), 0)", ""),
+    "topups": ("topups", "count(*)", ""),
+    "payments_krw": ("payments", "coalesce(sum(amount_krw), 0)", "status = 'approved' AND "),
+    "payments": ("payments", "count(*)", "status = 'approved' AND "),
+    "refunds_krw": ("refunds", "coalesce(sum(amount_krw), 0)", ""),
+    "active_cards": ("payments", "count(DISTINCT card_id)", "status = 'approved' AND "),
+}
+
+
+@dataclass(frozen=True)
+class Period:
+    name: str  # today | month
+    start: datetime
+    end: datetime
+    prev_start: datetime
+    prev_end: datetime
+
+
+def periods(now: datetime) -> tuple[Period, Period]:
+    """Today so far vs yesterday to the same time; month so far vs last month to the same offset."""
+    now = now.astimezone(SEOUL)
+    day0 = datetime.combine(now.date(), time(), SEOUL)
+    today = Period("today", day0, now, day0 - timedelta(days=1), now - timedelta(days=1))
+    month0 = datetime.combine(now.date().replace(day=1), time(), SEOUL)
+    prev_month0 = datetime.combine((now.date().replace(day=1) - timedelta(days=1)).replace(day=1), time(), SEOUL)
+    prev_end = min(prev_month0 + (now - month0), month0)
+    month = Period("month", month0, now, prev_month0, prev_end)
+    return today, month
+
+
+def kpi_sql(available: Iterable[str]) -> tuple[str, list[str]]:
+    """One query: a row per (period, current|previous) with a column per measure whose table exists."""
+    available = set(available)
+    cols = [
+        f"(SELECT {agg} FROM {table} WHERE {cond}created_at >= p.s AND created_at < p.e) AS {name}"
+        for name, (table, agg, cond) in MEASURES.items()
+        if table in available
+    ]
+    names = [name for name, (table, _, _) in MEASURES.items() if table in available]
+    if not cols:
+        return "", []
+    sql = (
+        "WITH p(period, which, s, e) AS (VALUES "
+        "('today', 'current', $1::TIMESTAMPTZ, $2::TIMESTAMPTZ), ('today', 'previous', $3::TIMESTAMPTZ, $4::TIMESTAMPTZ), "
+        "('month', 'current', $5::TIMESTAMPTZ, $6::TIMESTAMPTZ), ('month', 'previous', $7::TIMESTAMPTZ, $8::TIMESTAMPTZ)) "
+        f"SELECT p.period, p.which, {', '.join(cols)} FROM p"
+    )
+    return sql, names
+
+
+def kpis(query: QueryFn, available: Iterable[str], now: datetime) -> dict[str, dict[str, dict[str, float]]]:
+    """{period: {measure: {"current": x, "previous": y}}} for the measures whose tables exist."""
+    today, month = periods(now)
+    sql, names = kpi_sql(available)
+    out: dict[str, dict[str, dict[str, float]]] = {"today": {}, "month": {}}
+    if not sql:
+        return out
+    params = [today.start, today.end, today.prev_start, today.prev_end, month.start, month.end, month.prev_start, month.prev_end]
+    df = query(sql, params)
+    for row in df.itertuples(index=False):
+        for name in names:
+            out[row.period].setdefault(name, {})[row.which] = float(getattr(row, name))
+    return out
+
+
+def change_pct(current: float, previous: float) -> float | None:
+    """Percent change; None when there is nothing to compare with."""
+    if not previous:
+        return None
+    return 100.0 * (current - previous) / previous
+
+
+def trend_sql(available: Iterable[str]) -> str:
+    """Daily money in and out (Asia/Seoul days) since $1, long format: day, measure, amount_krw."""
+    parts = []
+    available = set(available)
+    if "topups" in available:
+        parts.append("SELECT created_at, 'topups' AS measure, amount_krw FROM topups WHERE created_at >= $1")
+    if "payments" in available:
+        parts.append("SELECT created_at, 'payments', amount_krw FROM payments WHERE status = 'approved' AND created_at >= $1")
+    if "refunds" in available:
+        parts.append("SELECT created_at, 'refunds', amount_krw FROM refunds WHERE created_at >= $1")
+    if not parts:
+        return ""
+    return (
+        "SELECT CAST(timezone('Asia/Seoul', created_at) AS DATE) AS day, measure, CAST(sum(amount_krw) AS BIGINT) AS amount_krw "
+        f"FROM ({' UNION ALL '.join(parts)}) GROUP BY ALL ORDER BY day, measure"
+    )
+
+
+def trend_start(today: date, days: int = 30) -> datetime:
+    return datetime.combine(today - timedelta(days=days - 1), time(), SEOUL)

@@ -1,0 +1,194 @@
+"""What the Pipeline page shows: the worker's own bookkeeping (`_meta`) and the alert history.
+
+Each function runs one read through `query` (`Warehouse.query`: read-only,
+short-lived, cached by data version; `(sql, params list) -> DataFrame`) and
+returns a frame or a small dataclass the page only lays out. Table names come
+from the warehouse catalog (the allow-list), never from a user.
+
+- `table_health`: per table, live rows, tombstones, last landed, freshness;
+- `partition_lag`: `_meta.partitions` (position, high watermark, lag, stopped);
+- `batch_history`: `_meta.batches` over time (rows, seconds, lag);
+- `dead_letters`: reasons and raw payloads (a short preview for the screen,
+  the full text for the download);
+- `heartbeat`: the worker's last beat and how old it is;
+- `alert_history`: the watchdog's JSON-lines file, newest first.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+
+QueryFn = Callable[[str, list], pd.DataFrame]
+PREVIEW_CHARS = 120
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _aware(value: Any) -> datetime | None:
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NaT:
+        return None
+    if hasattr(value, "to_pydatetime"):
+        value = value.to_pydatetime()
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def meta_tables(query: QueryFn) -> set[str]:
+    """The `_meta` tables that exist (an empty set before the worker's first batch)."""
+    df = query("SELECT table_name FROM information_schema.tables WHERE table_schema = '_meta'", [])
+    return set(df["table_name"])
+
+
+def landed_tables(query: QueryFn) -> list[str]:
+    """Tables the worker lands (main tables with the `_ingested_at` column), by name."""
+    df = query(
+        "SELECT DISTINCT table_name FROM information_schema.columns "
+        "WHERE table_schema = 'main' AND column_name = '_ingested_at' ORDER BY table_name",
+        [],
+    )
+    return list(df["table_name"])
+
+
+def table_health(query: QueryFn, tables: Iterable[str], now: datetime) -> pd.DataFrame:
+    """table, rows (live), tombstones, last_landed_at, last_change_at, freshness_seconds — one query."""
+    tables = list(tables)
+    columns = ["table", "rows", "tombstones", "last_landed_at", "last_change_at", "freshness_seconds"]
+    if not tables:
+        return pd.DataFrame(columns=columns)
+    parts = [
+        f"SELECT ? AS \"table\", count(*) FILTER (WHERE NOT _deleted) AS rows, count(*) FILTER (WHERE _deleted) AS tombstones, "
+        f"max(_ingested_at) AS last_landed_at, max(_source_ts) AS last_change_at FROM main.{quote(t)}"
+        for t in tables
+    ]
+    df = query(" UNION ALL ".join(parts) + ' ORDER BY "table"', tables)
+    df["freshness_seconds"] = [
+        (now - landed).total_seconds() if (landed := _aware(v)) is not None else None for v in df["last_landed_at"]
+    ]
+    return df[columns]
+
+
+def partition_lag(query: QueryFn) -> pd.DataFrame:
+    return query(
+        'SELECT topic, "partition", next_offset, high_watermark, lag_messages, state, reason, updated_at '
+        'FROM _meta.partitions ORDER BY state = \'ok\', lag_messages DESC NULLS LAST, topic, "partition"',
+        [],
+    )
+
+
+def batch_history(query: QueryFn, limit: int = 500) -> pd.DataFrame:
+    """The last `limit` batches, oldest first: committed_at, rows (upserts + deletes), messages, seconds, lag."""
+    return query(
+        "SELECT * FROM (SELECT batch_id, committed_at, messages, upserts + deletes AS rows, upserts, deletes, "
+        "skipped_stale, dead_letters, seconds, lag_messages, array_to_string(tables, ', ') AS tables "
+        "FROM _meta.batches ORDER BY batch_id DESC LIMIT ?) ORDER BY batch_id",
+        [int(limit)],
+    )
+
+
+def dead_letters(query: QueryFn, limit: int = 1000) -> pd.DataFrame:
+    """Newest first: where it came from, why, and the payload as text (raw_text full, raw_preview cut)."""
+    df = query(
+        'SELECT received_at, topic, "partition", "offset", batch_id, reason, key, raw, octet_length(raw) AS raw_bytes, raw_sha256 '
+        "FROM _meta.dead_letters ORDER BY received_at DESC, topic, \"partition\", \"offset\" LIMIT ?",
+        [int(limit)],
+    )
+    df["key"] = [_text(v) for v in df["key"]]
+    df["raw_text"] = [_text(v) for v in df["raw"]]
+    df["raw_preview"] = [_cut(v, PREVIEW_CHARS) for v in df["raw_text"]]
+    return df.drop(columns=["raw"])
+
+
+def _text(value: Any) -> str:
+    """Bytes as UTF-8 text; anything undecodable shown as \\x.. escapes (never lost, never a crash)."""
+    if value is None:
+        return ""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="backslashreplace")
+    return str(value)
+
+
+def _cut(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    state: str  # running | idle | broker_unreachable | degraded | stopped | missing
+    beat_at: datetime | None
+    age_seconds: float | None
+    started_at: datetime | None = None
+    pid: int | None = None
+    host: str | None = None
+    last_batch_id: int | None = None
+    lag_messages: int | None = None
+    message: str | None = None
+
+    def verdict(self, alert_after_seconds: float) -> str:
+        """ok | late (older than half the alert threshold) | down (older than the threshold) | missing."""
+        if self.age_seconds is None:
+            return "missing"
+        if self.age_seconds > alert_after_seconds or self.state == "stopped":
+            return "down"
+        if self.age_seconds > alert_after_seconds / 2 or self.state in ("broker_unreachable", "degraded"):
+            return "late"
+        return "ok"
+
+
+def heartbeat(query: QueryFn, now: datetime) -> Heartbeat:
+    df = query(
+        "SELECT beat_at, started_at, state, pid, host, last_batch_id, lag_messages, message "
+        "FROM _meta.heartbeat WHERE worker = 'worker' ORDER BY beat_at DESC LIMIT 1",
+        [],
+    )
+    if df.empty:
+        return Heartbeat("missing", None, None)
+    row = df.iloc[0]
+    beat = _aware(row["beat_at"])
+
+    def opt_int(v):
+        return None if pd.isna(v) else int(v)
+
+    return Heartbeat(
+        state=str(row["state"]),
+        beat_at=beat,
+        age_seconds=(now - beat).total_seconds() if beat else None,
+        started_at=_aware(row["started_at"]),
+        pid=opt_int(row["pid"]),
+        host=None if pd.isna(row["host"]) else str(row["host"]),
+        last_batch_id=opt_int(row["last_batch_id"]),
+        lag_messages=opt_int(row["lag_messages"]),
+        message=None if pd.isna(row["message"]) else str(row["message"]),
+    )
+
+
+ALERT_COLUMNS = ["at", "kind", "problem", "subject", "body", "channel", "delivered"]
+
+
+def alert_history(path: Path | str | None, limit: int = 200) -> pd.DataFrame:
+    """The watchdog's alerts and recoveries, newest first. A missing file is an empty history; torn lines are skipped."""
+    records: list[dict[str, Any]] = []
+    if path is not None:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (FileNotFoundError, IsADirectoryError):
+            lines = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # the watchdog was stopped mid-line
+            if isinstance(record, dict):
+                records.append(record)
+    df = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=ALERT_COLUMNS)
+    for col in ALERT_COLUMNS:
+        if col not in df.columns:
+            df[col] = None
+    df["at"] = pd.to_datetime(df["at"], utc=True, errors="coerce", format="ISO8601")
+    return df.sort_values("at", ascending=False, na_position="last").head(limit)[ALERT_COLUMNS].reset_index(drop=True)

@@ -1,0 +1,106 @@
+"""Overview (the landing page): today's and this month's KPIs, a 30-day trend, the way into the reports.
+
+Layout only: the numbers come from dashboard/kpis.py through the one reader
+(dashboard/warehouse.py). Meant to be read in five seconds: four numbers per
+row, each with its change against the same stretch of the period before.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import charts, i18n, kpis
+from dashboard.charts import ChartSpec
+from dashboard.i18n import pick, t
+from dashboard.report_runner import reports_dir, seoul_today
+from dashboard.reports import Report, load_reports
+from dashboard.warehouse import QueryTimeout, WarehouseBusy, app_warehouse
+
+REPORTS_PAGE = str(Path(__file__).resolve().parent / "reports.py")
+FEATURED = ("daily_topups", "top_merchants", "payments_by_category_region", "dormant_cards_with_balance",
+            "active_cards_weekly", "balance_reconciliation_daily")
+
+wh = app_warehouse()
+st.title(pick("개요 / Overview"))
+
+
+def guarded(fn, *args):
+    try:
+        return fn(*args)
+    except WarehouseBusy:
+        st.warning(t("busy"))
+    except QueryTimeout:
+        st.error(t("timeout", s=i18n.fmt_number(wh.app.query_timeout_seconds)))
+    except Exception as exc:  # noqa: BLE001 - a page must never show a traceback
+        st.error(t("query_failed", msg=str(exc).splitlines()[0]))
+    st.stop()
+
+
+catalog = guarded(wh.catalog)
+if catalog.empty:
+    st.info(t("no_data"))
+    st.stop()
+
+now = datetime.now(kpis.SEOUL)
+available = set(catalog.tables)
+numbers = guarded(kpis.kpis, wh.query, available, now)
+
+CARDS = [  # measure, label, formatter, count measure shown under it
+    ("topups_krw", "충전 금액 / Top-ups", i18n.fmt_krw, "topups"),
+    ("payments_krw", "결제 금액 / Payments", i18n.fmt_krw, "payments"),
+    ("refunds_krw", "환불 금액 / Refunds", i18n.fmt_krw, None),
+    ("active_cards", "결제한 카드 / Active cards", i18n.fmt_number, None),
+]
+HEADINGS = {
+    "today": ("오늘 (어제 같은 시각까지와 비교) / Today (vs yesterday to this time)", "어제 대비 / vs yesterday"),
+    "month": ("이번 달 (지난달 같은 날짜까지와 비교) / This month (vs last month to the same day)", "지난달 대비 / vs last month"),
+}
+for period in ("today", "month"):
+    heading, versus = HEADINGS[period]
+    st.subheader(pick(heading))
+    cols = st.columns(len(CARDS))
+    for col, (measure, label, fmt, count_measure) in zip(cols, CARDS):
+        values = numbers[period].get(measure)
+        if values is None:
+            col.metric(pick(label), "—", help=pick("아직 이 테이블이 없습니다 / this table has not landed yet"))
+            continue
+        current, previous = values["current"], values["previous"]
+        pct = kpis.change_pct(current, previous)
+        delta = None if pct is None else f"{pct:+.1f}% {pick(versus)}"
+        note = f"{pick(versus)}: {fmt(previous)}"
+        if count_measure and count_measure in numbers[period]:
+            note = f"{i18n.fmt_number(numbers[period][count_measure]['current'])}{pick('건 / items')} · " + note
+        col.metric(pick(label), fmt(current), delta=delta, border=True,
+                   delta_color="inverse" if measure == "refunds_krw" else "normal")
+        col.caption(note)
+
+# ── trend ──────────────────────────────────────────────────────────────────
+st.subheader(pick("최근 30일 일별 금액 / Daily amounts, last 30 days"))
+trend_sql = kpis.trend_sql(available)
+if trend_sql:
+    trend = guarded(wh.query, trend_sql, [kpis.trend_start(seoul_today(now))])
+    if trend.empty:
+        st.info(t("chart_empty"))
+    else:
+        names = {"topups": pick("충전 / Top-ups"), "payments": pick("결제 / Payments"), "refunds": pick("환불 / Refunds")}
+        frame = trend.rename(columns={"day": "x", "measure": "color", "amount_krw": "value"})
+        frame["color"] = frame["color"].map(names)
+        spec = ChartSpec(kind="line", x="day", y="amount_krw", color="measure", agg="sum")
+        labels = {"day": pick("일자 / Day"), "amount_krw": pick("금액(원) / Amount (KRW)"), "measure": ""}
+        st.plotly_chart(charts.figure(frame, spec, labels), key="overview_trend", width="stretch")
+
+# ── into the reports ───────────────────────────────────────────────────────
+st.subheader(pick("자주 보는 보고서 / Popular reports"))
+reports = [r for r in load_reports(reports_dir(wh.config)) if isinstance(r, Report)]
+featured = [r for slug in FEATURED for r in reports if r.slug == slug] or reports[:6]
+cols = st.columns(3)
+for i, r in enumerate(featured):
+    with cols[i % 3]:
+        st.page_link(REPORTS_PAGE, label=r.title(i18n.lang()), icon=":material/description:",
+                     query_params={"report": r.slug})
+if len(reports) > len(featured):
+    st.page_link(REPORTS_PAGE, label=pick(f"보고서 {len(reports)}개 모두 보기 / All {len(reports)} reports"),
+                 icon=":material/list:")

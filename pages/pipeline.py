@@ -1,0 +1,179 @@
+"""Pipeline: is the data flowing? Worker heartbeat, tables, partitions, batches, dead letters, alerts.
+
+Layout only; the reads are in dashboard/pipeline_health.py. The alert history
+comes from the watchdog's file and is shown even when the warehouse cannot be
+read — that is exactly when someone opens this page.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import pyarrow as pa
+import streamlit as st
+
+from dashboard import charts, downloads, i18n
+from dashboard import pipeline_health as ph
+from dashboard.charts import ChartSpec
+from dashboard.i18n import pick, t
+from dashboard.warehouse import QueryTimeout, WarehouseBusy, app_warehouse
+
+wh = app_warehouse()
+st.title(t("page_pipeline"))
+now = datetime.now(timezone.utc)
+alert_after = wh.config.alerts.alert_after_seconds if wh.config.alerts else 120.0
+
+STATE_WORDS = {
+    "running": "적재 중 / running", "idle": "대기 중 (새 메시지 없음) / idle (no new messages)",
+    "broker_unreachable": "브로커 연결 안 됨 / broker unreachable", "degraded": "일부 파티션 중지 / degraded",
+    "stopped": "중지됨 / stopped", "missing": "하트비트 없음 / no heartbeat",
+}
+
+
+def fmt_time(v) -> str:
+    if v is None or (not isinstance(v, datetime) and pd.isna(v)):
+        return "—"
+    return i18n.fmt_datetime(v.to_pydatetime() if hasattr(v, "to_pydatetime") else v)
+
+
+def show_alerts() -> None:
+    st.subheader(pick("알림 기록 / Alert history"))
+    history = ph.alert_history(wh.config.alerts.history_path if wh.config.alerts else None)
+    if history.empty:
+        st.caption(pick("아직 보낸 알림이 없습니다. / No alerts so far."))
+        return
+    shown = pd.DataFrame({
+        pick("시각 / At"): [fmt_time(v) for v in history["at"]],
+        pick("종류 / Kind"): [pick("🔴 경보 / 🔴 alert") if k == "alert" else pick("🟢 복구 / 🟢 recovery") if k == "recovery" else str(k)
+                            for k in history["kind"]],
+        pick("문제 / Problem"): history["problem"],
+        pick("제목 / Subject"): history["subject"],
+        pick("전달 / Delivered"): [pick("메일 발송 / mailed") if d is True else (pick("로그만 / log only") if c == "log" else pick("대기·실패 / pending or failed"))
+                               for d, c in zip(history["delivered"], history["channel"])],
+        pick("내용 / Body"): history["body"],
+    })
+    st.dataframe(shown, hide_index=True, width="stretch", key="p_alerts")
+
+
+def guarded(fn, *args):
+    try:
+        return fn(*args)
+    except WarehouseBusy:
+        st.warning(t("busy"))
+    except QueryTimeout:
+        st.error(t("timeout", s=i18n.fmt_number(wh.app.query_timeout_seconds)))
+    except FileNotFoundError:
+        st.info(t("no_data"))
+    except Exception as exc:  # noqa: BLE001 - a page must never show a traceback
+        st.error(t("query_failed", msg=str(exc).splitlines()[0]))
+    show_alerts()
+    st.stop()
+
+
+if not wh.path.exists():
+    st.info(t("no_data"))
+    show_alerts()
+    st.stop()
+meta = guarded(ph.meta_tables, wh.query)
+if "heartbeat" not in meta:
+    st.info(pick("워커가 아직 장부(_meta)를 만들지 않았습니다 — 첫 적재를 기다려 주세요. / "
+                 "The worker has not created its bookkeeping (_meta) yet — wait for its first batch."))
+    show_alerts()
+    st.stop()
+
+# ── worker heartbeat ───────────────────────────────────────────────────────
+beat = guarded(ph.heartbeat, wh.query, now)
+verdict = beat.verdict(alert_after)
+state_text = pick(STATE_WORDS.get(beat.state, beat.state))
+age = i18n.fmt_ago(beat.age_seconds) if beat.age_seconds is not None else "—"
+line = pick(f"워커: {state_text} · 마지막 신호 {age} / Worker: {state_text} · last beat {age}")
+if verdict == "ok":
+    st.success(line, icon=":material/check_circle:")
+elif verdict == "late":
+    st.warning(line, icon=":material/schedule:")
+else:
+    st.error(line + pick(f" — {i18n.fmt_duration(alert_after)} 넘게 신호가 없으면 알림을 보냅니다 / "
+                         f" — an alert goes out after {i18n.fmt_duration(alert_after)} without a beat"), icon=":material/error:")
+c1, c2, c3, c4 = st.columns(4)
+c1.metric(pick("마지막 배치 / Last batch"), "—" if beat.last_batch_id is None else f"#{beat.last_batch_id}")
+c2.metric(pick("밀린 메시지 / Lag (messages)"), "—" if beat.lag_messages is None else i18n.fmt_number(beat.lag_messages))
+c3.metric(pick("시작 시각 / Started"), fmt_time(beat.started_at))
+c4.metric(pick("프로세스 / Process"), f"{beat.host or '?'}:{beat.pid or '?'}")
+if beat.message:
+    st.caption(beat.message)
+
+# ── tables ─────────────────────────────────────────────────────────────────
+st.subheader(pick("테이블 / Tables"))
+tables = guarded(ph.landed_tables, wh.query)
+health = guarded(ph.table_health, wh.query, tables, now)
+if health.empty:
+    st.caption(pick("아직 적재된 테이블이 없습니다. / No tables landed yet."))
+else:
+    st.dataframe(pd.DataFrame({
+        pick("테이블 / Table"): health["table"],
+        pick("행 수 / Rows"): health["rows"],
+        pick("삭제 표시 / Tombstones"): health["tombstones"],
+        pick("마지막 적재 / Last landed"): [fmt_time(v) for v in health["last_landed_at"]],
+        pick("원본 최근 변경 / Last source change"): [fmt_time(v) for v in health["last_change_at"]],
+        pick("신선도 / Freshness"): [i18n.fmt_ago(s) if s is not None and s == s else "—" for s in health["freshness_seconds"]],
+    }), hide_index=True, width="stretch", key="p_tables",
+        column_config={pick("행 수 / Rows"): st.column_config.NumberColumn(format="localized"),
+                       pick("삭제 표시 / Tombstones"): st.column_config.NumberColumn(format="localized")})
+
+# ── partitions ─────────────────────────────────────────────────────────────
+st.subheader(pick("파티션별 지연 / Lag per partition"))
+parts = guarded(ph.partition_lag, wh.query) if "partitions" in meta else pd.DataFrame()
+if parts.empty:
+    st.caption(pick("파티션 정보가 아직 없습니다. / No partition information yet."))
+else:
+    for row in parts[parts["state"] != "ok"].itertuples():
+        st.error(pick(f"{row.topic} #{row.partition} 중지: {row.reason} / {row.topic} #{row.partition} stopped: {row.reason}"),
+                 icon=":material/block:")
+    st.dataframe(pd.DataFrame({
+        pick("토픽 / Topic"): parts["topic"], pick("파티션 / Partition"): parts["partition"],
+        pick("다음 오프셋 / Next offset"): parts["next_offset"], pick("최고 수위 / High watermark"): parts["high_watermark"],
+        pick("지연(메시지) / Lag (messages)"): parts["lag_messages"], pick("상태 / State"): parts["state"],
+        pick("사유 / Reason"): parts["reason"], pick("갱신 / Updated"): [fmt_time(v) for v in parts["updated_at"]],
+    }), hide_index=True, width="stretch", key="p_parts")
+
+# ── batches over time ──────────────────────────────────────────────────────
+st.subheader(pick("배치 기록 / Batches over time"))
+batches = guarded(ph.batch_history, wh.query) if "batches" in meta else pd.DataFrame()
+if batches.empty:
+    st.caption(pick("아직 배치가 없습니다. / No batches yet."))
+else:
+    labels = {"committed_at": pick("커밋 시각 / Committed at"), "rows": pick("행 수 / Rows"), "seconds": pick("초 / Seconds")}
+    c1, c2 = st.columns(2)
+    for box, measure, kind in ((c1, "rows", "bar"), (c2, "seconds", "line")):
+        frame = pd.DataFrame({"x": batches["committed_at"], "value": batches[measure]})
+        spec = ChartSpec(kind=kind, x="committed_at", y=measure, agg="sum")
+        fig = charts.figure(frame, spec, labels)
+        fig.update_layout(title_text=pick(f"배치별 {labels[measure]} / {labels[measure]} per batch"), height=300)
+        box.plotly_chart(fig, key=f"p_batches_{measure}", width="stretch")
+    total_rows = int(batches["rows"].sum())
+    total_secs = float(batches["seconds"].sum())
+    st.caption(pick(f"최근 배치 {len(batches)}개: {i18n.fmt_number(total_rows)}행, {total_secs:.1f}초 / "
+                    f"last {len(batches)} batches: {i18n.fmt_number(total_rows)} rows in {total_secs:.1f} s"))
+
+# ── dead letters ───────────────────────────────────────────────────────────
+st.subheader(pick("처리 못 한 메시지 (데드레터) / Dead letters"))
+dead = guarded(ph.dead_letters, wh.query) if "dead_letters" in meta else pd.DataFrame()
+if dead.empty:
+    st.caption(pick("없습니다. / None."))
+else:
+    st.dataframe(pd.DataFrame({
+        pick("받은 시각 / Received"): [fmt_time(v) for v in dead["received_at"]],
+        pick("토픽 / Topic"): dead["topic"], pick("파티션 / Partition"): dead["partition"], pick("오프셋 / Offset"): dead["offset"],
+        pick("사유 / Reason"): dead["reason"], pick("크기(바이트) / Bytes"): dead["raw_bytes"],
+        pick("내용 (앞부분) / Payload (start)"): dead["raw_preview"],
+    }), hide_index=True, width="stretch", key="p_dead")
+    full = dead[["received_at", "topic", "partition", "offset", "batch_id", "reason", "key", "raw_text", "raw_bytes", "raw_sha256"]]
+    downloads.download_buttons(
+        lambda: pa.Table.from_pandas(full, preserve_index=False),
+        basename=f"dead_letters_{datetime.now(i18n.SEOUL):%Y-%m-%d}",
+        filters_text=[pick("데드레터 전체 (원본 내용 포함) / all dead letters (full payload)")],
+        total_rows=len(full), key="p_dead_dl", title="_meta.dead_letters",
+    )
+
+show_alerts()
