@@ -1,0 +1,348 @@
+"""`python -m ingest run` (what `make run` calls): the whole demo in one terminal.
+
+Starts, in this order, each as a child process with its own prefixed (and,
+on a terminal, coloured) log lines:
+
+1. broker     `python -m ingest broker --port P` — waited for until it listens;
+2. seed       `python -m ingest simulate --once` — creates and seeds the demo
+              source on the first run (a no-op later), so the exporter never
+              meets a source without tables;
+3. simulate   `python -m ingest simulate` — keeps the business moving;
+   export     `python -m ingest export --reset-watermarks` and
+   worker     `python -m ingest worker --transport-reset` — the embedded broker
+              starts empty on every run (DESIGN.md "Embedded defaults"), so the
+              exporter re-sends from the start and the worker forgets offsets
+              the new broker never had; the source_ts rule makes re-sent rows harmless;
+   watchdog   `python -m ingest watchdog`;
+   app        `streamlit run streamlit_app.py` on 127.0.0.1:N, URL printed once healthy.
+
+Every child gets `--config <absolute path>` / env PIPELINE_CONFIG, env
+KAFKA_BOOTSTRAP_SERVERS pointing at the broker it started, and env
+PII_HASH_KEY: the operator's own if set, else a demo key generated once into
+`<warehouse folder>/demo_pii_hash_key` (mode 0600; data/ is not committed) so
+that hashed ids stay stable across runs.
+
+When a child dies, the supervisor says so and restarts nothing (a silent
+restart hides the bug you are demonstrating). If the broker or the app dies
+the demo is useless, so everything stops and the exit code is 1. If the
+simulator, exporter, worker or watchdog dies the rest keeps running: that is
+exactly the situation the watchdog and the Pipeline page exist to show, and
+Ctrl-C still stops everything (exit code 1, because something failed).
+
+Stopping (Ctrl-C, SIGTERM, SIGHUP): SIGINT to every child's process group
+(each child is started in its own session, so the group id is the child's
+PID and also reaches what the child started, e.g. the Tansu binary); then
+SIGTERM after a grace period, then SIGKILL. The broker goes last so the
+worker can finish its batch. A second Ctrl-C skips the grace periods. On
+Linux each child also gets SIGTERM if this supervisor itself is killed
+(PR_SET_PDEATHSIG), so even `kill -9` of the supervisor leaves no orphans.
+The worker's lock is an OS lock the kernel drops with the process, so no
+stale lock can remain.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from ingest.broker import wait_until_listening
+from ingest.config import PipelineConfig, load_config, resolve_config_path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+GRACE_SECONDS = 10.0  # after SIGINT, before SIGTERM
+TERM_SECONDS = 5.0  # after SIGTERM, before SIGKILL
+APP_READY_SECONDS = 120.0
+
+_COLOURS = ["\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[96m", "\033[93m", "\033[95m"]
+_RESET, _BOLD, _RED = "\033[0m", "\033[1m", "\033[31m"
+
+
+# ─────────────────────────────────────────────────────────── children ──
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    essential: bool  # its death stops the whole demo
+    colour: str
+    process: subprocess.Popen | None = None
+    reader: threading.Thread | None = None
+    reported: bool = False
+    expected_exit: bool = False  # a set-up step that is meant to end
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+
+def _parent_death_signal():
+    """preexec_fn: ask the kernel to SIGTERM this child when the supervisor dies (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return None
+    prctl = ctypes.CDLL(libc_name, use_errno=True).prctl  # resolved here, not in the forked child
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return preexec
+
+
+class Supervisor:
+    """Starts children, prefixes their output, notices deaths, stops them all by PID."""
+
+    def __init__(self, env: dict[str, str], out: IO[str] = sys.stdout):
+        self.env = env
+        self.out = out
+        self.colour = out.isatty()
+        self.children: list[Child] = []
+        self.stop_requested = threading.Event()
+        self.hurry = threading.Event()
+        self.failed: list[str] = []
+        self._print_lock = threading.Lock()
+        self._preexec = _parent_death_signal()
+
+    # -- output
+    def say(self, text: str, name: str = "run", colour: str = _BOLD) -> None:
+        stamp = datetime.now().strftime("%H:%M:%S")
+        prefix = f"{stamp} {name:<9}|"
+        if self.colour:
+            prefix = f"{colour}{prefix}{_RESET}"
+        with self._print_lock:
+            self.out.write(f"{prefix} {text}\n")
+            self.out.flush()
+
+    def _pump(self, child: Child) -> None:
+        assert child.process is not None and child.process.stdout is not None
+        for raw in child.process.stdout:
+            self.say(raw.decode("utf-8", "replace").rstrip("\n"), child.name, child.colour)
+
+    # -- starting
+    def start(self, name: str, argv: list[str], essential: bool = False, expected_exit: bool = False) -> Child:
+        child = Child(name, argv, essential, _COLOURS[len(self.children) % len(_COLOURS)], expected_exit=expected_exit)
+        child.process = subprocess.Popen(
+            argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: Ctrl-C in the terminal reaches only us; we stop them in order
+            preexec_fn=self._preexec,
+        )
+        child.reader = threading.Thread(target=self._pump, args=(child,), name=f"log-{name}", daemon=True)
+        child.reader.start()
+        self.children.append(child)
+        self.say(f"started {name} (pid {child.pid}): {' '.join(_short(a) for a in argv)}")
+        return child
+
+    # -- watching
+    def check_children(self) -> bool:
+        """Report every child that ended unexpectedly; True if the demo must stop."""
+        must_stop = False
+        for child in self.children:
+            code = child.process.poll() if child.process else None
+            if code is None or child.reported:
+                continue
+            child.reported = True
+            if child.expected_exit and code == 0:
+                continue
+            self.failed.append(child.name)
+            what = "stops the demo" if child.essential else (
+                "not restarted; the rest keeps running (the watchdog and the Pipeline page show the effect) — "
+                "Ctrl-C stops everything")
+            self.say(f"{child.name} (pid {child.pid}) exited with code {code}: {what}", "run", _RED + _BOLD)
+            must_stop = must_stop or child.essential or child.expected_exit
+        return must_stop
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait, returning True early if a stop was requested."""
+        return self.stop_requested.wait(seconds)
+
+    # -- stopping
+    def _signal(self, child: Child, sig: int) -> None:
+        try:
+            os.killpg(child.pid, sig)  # the group id is the child's PID (start_new_session)
+        except ProcessLookupError:
+            pass
+
+    def _wait(self, children: list[Child], seconds: float) -> list[Child]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.hurry.is_set():
+            alive = [c for c in children if c.process.poll() is None or _group_alive(c.pid)]
+            if not alive:
+                return []
+            time.sleep(0.05)
+        return [c for c in children if c.process.poll() is None or _group_alive(c.pid)]
+
+    def stop_all(self) -> None:
+        started = [c for c in self.children if c.process is not None]
+        # Everything first, the broker last: the worker may still commit its batch.
+        waves = [[c for c in started if c.name != "broker"], [c for c in started if c.name == "broker"]]
+        for wave in waves:
+            alive = [c for c in wave if c.process.poll() is None or _group_alive(c.pid)]
+            for sig, wait in ((signal.SIGINT, GRACE_SECONDS), (signal.SIGTERM, TERM_SECONDS), (signal.SIGKILL, 5.0)):
+                if not alive:
+                    break
+                if sig != signal.SIGINT:
+                    self.say(f"{', '.join(c.name for c in alive)} still running: sending {signal.Signals(sig).name}")
+                for c in alive:
+                    self._signal(c, sig)
+                alive = self._wait(alive, wait if sig != signal.SIGKILL else 5.0)
+        for c in started:
+            try:
+                c.process.wait(1)
+            except subprocess.TimeoutExpired:
+                pass
+            if c.reader is not None:
+                c.reader.join(2)
+        left = [c.name for c in started if c.process.poll() is None or _group_alive(c.pid)]
+        if left:
+            self.say(f"could not stop: {', '.join(left)}", "run", _RED + _BOLD)
+        else:
+            self.say(f"all {len(started)} processes stopped")
+
+
+def _group_alive(pgid: int) -> bool:
+    """Does any (non-zombie) process of this process group still exist? Linux /proc; elsewhere assume not."""
+    proc = Path("/proc")
+    if not proc.exists():
+        return False
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
+
+
+def _short(arg: str) -> str:
+    return "python" if arg == sys.executable else arg
+
+
+# ───────────────────────────────────────────────────────────── the run ──
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+            return True
+        except OSError:
+            return False
+
+
+def demo_hash_key(cfg: PipelineConfig) -> str:
+    """The operator's PII_HASH_KEY, else a demo key made once beside the warehouse (never committed)."""
+    if cfg.pii_hash_key:
+        return cfg.pii_hash_key.decode("utf-8")
+    assert cfg.warehouse is not None
+    path = cfg.warehouse.path.parent / "demo_pii_hash_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+    return path.read_text().strip()
+
+
+def _app_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/_stcore/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 9092) -> int:
+    """Run the demo until Ctrl-C/SIGTERM; 0 after a clean stop, 1 if a child failed, 2 on bad usage."""
+    path = resolve_config_path(config_path).resolve()
+    cfg = load_config(path, needs=("source", "kafka", "warehouse", "tables"))
+    for port, what, flag in ((broker_port, "broker", "--broker-port"), (app_port, "app", "--port")):
+        if not _port_free(port):
+            print(f"run: port {port} for the {what} is in use — is another `make run` running? "
+                  f"Stop it, or pick another port with {flag}", file=sys.stderr)
+            return 2
+    assert cfg.warehouse is not None
+    cfg.warehouse.path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update({
+        "PIPELINE_CONFIG": str(path),
+        "KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{broker_port}",
+        "PII_HASH_KEY": demo_hash_key(cfg),
+        "PYTHONUNBUFFERED": "1",  # children's lines appear as they are written
+        "PYTHONPATH": str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+    })
+    sup = Supervisor(env)
+
+    def on_signal(signum, _frame):
+        if sup.stop_requested.is_set():
+            sup.hurry.set()
+            return
+        sup.stop_requested.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+
+    py = sys.executable
+    ingest = [py, "-m", "ingest"]
+    conf = ["--config", str(path)]
+    try:
+        broker = sup.start("broker", [*ingest, "broker", "--port", str(broker_port)], essential=True)
+        try:
+            wait_until_listening(HOST, broker_port, timeout=30)
+        except TimeoutError as exc:
+            sup.check_children()
+            sup.say(f"{exc}", "run", _RED)
+            return 1
+        if broker.process.poll() is not None:
+            sup.check_children()
+            return 1
+        seed = sup.start("seed", [*ingest, "simulate", *conf, "--once"], expected_exit=True)
+        while seed.process.poll() is None:
+            if sup.sleep(0.2) or sup.check_children():
+                return 0 if not sup.failed else 1
+        if sup.check_children():
+            return 1
+        sup.start("simulate", [*ingest, "simulate", *conf])
+        sup.start("export", [*ingest, "export", *conf, "--reset-watermarks"])
+        sup.start("worker", [*ingest, "worker", *conf, "--transport-reset"])
+        sup.start("watchdog", [*ingest, "watchdog", *conf])
+        sup.start("app", [py, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(app_port),
+                          "--server.address", HOST, "--server.headless", "true"], essential=True)
+        announced = False
+        deadline = time.monotonic() + APP_READY_SECONDS
+        while not sup.sleep(0.5):
+            if sup.check_children():
+                return 1
+            if not announced and _app_ready(app_port):
+                announced = True
+                sup.say(f"the data desk is running: open http://localhost:{app_port}   (Ctrl-C stops everything)",
+                        "run", _BOLD + "\033[32m")
+            elif not announced and time.monotonic() > deadline:
+                announced = True
+                sup.say(f"the app did not answer on port {app_port} within {APP_READY_SECONDS:.0f} s — see its lines above",
+                        "run", _RED)
+        sup.say("stopping (Ctrl-C again to skip the grace period)")
+        return 1 if sup.failed else 0
+    finally:
+        sup.stop_all()

@@ -1,0 +1,174 @@
+"""`python -m ingest run` (what `make run` calls): everything starts, today's data reaches the app, Ctrl-C stops it all.
+
+The demo config is copied into tmp_path (its data/ paths are relative to the
+config file), so this never touches the repository's data/ folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, time as dtime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ingest.config import load_config
+from ingest.warehouse_file import WarehouseBusy, WarehouseMissing, open_reader
+from tests.conftest import CHROMIUM_ARGS, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+SEOUL = ZoneInfo("Asia/Seoul")
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, from /proc (independent of what the supervisor says it started)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def lock_is_free(path: Path) -> bool:
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+def todays_topups(warehouse: Path) -> int:
+    midnight = datetime.combine(datetime.now(SEOUL).date(), dtime(0), tzinfo=SEOUL)
+    try:
+        with open_reader(warehouse, timeout=5) as con:
+            return con.execute("SELECT count(*) FROM live.topups WHERE created_at >= ?", [midnight]).fetchone()[0]
+    except (WarehouseMissing, WarehouseBusy):
+        return 0
+    except Exception as exc:  # table not landed yet
+        if "does not exist" in str(exc):
+            return 0
+        raise
+
+
+def health(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_make_run_starts_everything_shows_today_and_stops_cleanly(tmp_path, chromium_path):
+    shutil.copy(ROOT / "pipeline.toml", tmp_path / "pipeline.toml")
+    config = tmp_path / "pipeline.toml"
+    cfg = load_config(config, needs=("warehouse",))
+    repo_data_before = sorted((p.name, p.stat().st_mtime_ns) for p in (ROOT / "data").glob("*")) if (ROOT / "data").exists() else []
+    app_port, broker_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PII_HASH_KEY", "PIPELINE_CONFIG", "KAFKA_BOOTSTRAP_SERVERS")}
+    log = open(tmp_path / "run.log", "wb")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "run", "--config", str(config), "--port", str(app_port), "--broker-port", str(broker_port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    started: set[int] = set()
+    try:
+        # ── everything comes up and today's rows land ──
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            assert run.poll() is None, f"`ingest run` exited early:\n{(tmp_path / 'run.log').read_text()[-3000:]}"
+            started |= descendants(run.pid)
+            if health(app_port) and todays_topups(cfg.warehouse.path) > 0:
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"no data for today within 240 s:\n{(tmp_path / 'run.log').read_text()[-3000:]}")
+        started |= descendants(run.pid)
+        out = (tmp_path / "run.log").read_text()
+        assert f"open http://localhost:{app_port}" in out
+        for name in ("broker", "seed", "simulate", "export", "worker", "watchdog", "app"):
+            assert re.search(rf"started {name} \(pid \d+\)", out), f"{name} was not started"
+        assert not lock_is_free(cfg.warehouse.worker_lock_path)  # negative control: a running worker holds it
+        key = tmp_path / "data" / "demo_pii_hash_key"
+        assert key.exists() and oct(key.stat().st_mode & 0o777) == "0o600"
+
+        # ── the Overview page shows today's numbers ──
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                today_topups = None
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    page.goto(f"http://127.0.0.1:{app_port}/?lang=en")
+                    page.get_by_text("Today (vs yesterday to this time)").wait_for(timeout=60_000)
+                    values = page.locator('[data-testid="stMetricValue"]')
+                    values.first.wait_for(timeout=30_000)
+                    today_topups = values.first.inner_text()
+                    if re.fullmatch(r"₩[1-9][\d,]*", today_topups.strip()):
+                        break
+                    time.sleep(3)
+                assert today_topups and re.fullmatch(r"₩[1-9][\d,]*", today_topups.strip()), today_topups
+                page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+            finally:
+                browser.close()
+
+        # ── Ctrl-C stops every process, no orphans, no stale lock ──
+        started |= descendants(run.pid)
+        assert len(started) >= 7  # 6 children + the Tansu binary under the broker launcher
+        t0 = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        code = run.wait(60)
+        took = time.monotonic() - t0
+        print(f"\nstopped {len(started)} processes in {took:.1f} s, exit code {code}")
+        assert code == 0, (tmp_path / "run.log").read_text()[-3000:]
+        time.sleep(0.5)
+        left = sorted(p for p in started if alive(p))
+        assert left == [], f"processes left running: {left}"
+        assert lock_is_free(cfg.warehouse.worker_lock_path)
+        assert "all 7 processes stopped" in (tmp_path / "run.log").read_text()
+        repo_data_after = sorted((p.name, p.stat().st_mtime_ns) for p in (ROOT / "data").glob("*")) if (ROOT / "data").exists() else []
+        assert repo_data_after == repo_data_before, "the test touched the repository's data/ folder"
+    finally:
+        if run.poll() is None:
+            run.send_signal(signal.SIGINT)
+            try:
+                run.wait(60)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                run.wait()
+        for pid in started:  # last resort, only PIDs this test saw under its own child
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        log.close()
