@@ -27,8 +27,11 @@ _PHONE = re.compile(
     r"(?<![\d])(?:\+82[ -]?(?:1[016789]|2|[3-6][1-5]|70)|01[016789]|02|0[3-6][1-5]|070)[ .-]?\d{3,4}[ .-]?\d{4}(?![\d])"
 )
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
-# 주민등록번호: YYMMDD-GNNNNNN with a valid month/day and a gender/century digit 1-8.
-_RRN = re.compile(r"(?<![\d])\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])[- ]?[1-8]\d{6}(?![\d])")
+# 주민등록번호: YYMMDD-GNNNNNN (gender/century digit 1-8). With the dash the shape
+# alone is telling; a bare 13-digit run must also start with a valid month/day.
+_RRN = re.compile(
+    r"(?<![\d])(?:\d{6}-[1-8]\d{6}|\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])[1-8]\d{6})(?![\d])"
+)
 # 16 digits, optionally in groups of four; Luhn-checked below.
 _CARD = re.compile(r"(?<![\d])\d{4}[ -]?\d{4}[ -]?\d{4}[ -]?\d{4}(?![\d])")
 
