@@ -112,3 +112,18 @@ def trend_sql(available: Iterable[str]) -> str:
 
 def trend_start(today: date, days: int = 30) -> datetime:
     return datetime.combine(today - timedelta(days=days - 1), time(), SEOUL)
+
+
+def compact_krw(value: float, lang: str) -> str:
+    """A money amount short enough for a KPI tile: 4,754만원 / 1.2억원 in Korean, ₩47.5M in English."""
+    v = round(value)
+    if lang == "en":
+        for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+            if abs(v) >= size:
+                return f"₩{v / size:,.1f}{unit}"
+        return f"₩{v:,}"
+    if abs(v) >= 100_000_000:
+        return f"{v / 100_000_000:,.1f}억원"
+    if abs(v) >= 10_000:
+        return f"{round(v / 10_000):,}만원"
+    return f"{v:,}원"

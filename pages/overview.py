@@ -48,10 +48,14 @@ now = datetime.now(kpis.SEOUL)
 available = set(catalog.tables)
 numbers = guarded(kpis.kpis, wh.query, available, now)
 
+def money(value: float) -> str:
+    return kpis.compact_krw(value, i18n.lang())
+
+
 CARDS = [  # measure, label, formatter, count measure shown under it
-    ("topups_krw", "충전 금액 / Top-ups", i18n.fmt_krw, "topups"),
-    ("payments_krw", "결제 금액 / Payments", i18n.fmt_krw, "payments"),
-    ("refunds_krw", "환불 금액 / Refunds", i18n.fmt_krw, None),
+    ("topups_krw", "충전 금액 / Top-ups", money, "topups"),
+    ("payments_krw", "결제 금액 / Payments", money, "payments"),
+    ("refunds_krw", "환불 금액 / Refunds", money, None),
     ("active_cards", "결제한 카드 / Active cards", i18n.fmt_number, None),
 ]
 HEADINGS = {
@@ -73,7 +77,8 @@ for period in ("today", "month"):
         note = f"{pick(versus)}: {fmt(previous)}"
         if count_measure and count_measure in numbers[period]:
             note = f"{i18n.fmt_number(numbers[period][count_measure]['current'])}{pick('건 / items')} · " + note
-        col.metric(pick(label), fmt(current), delta=delta, border=True,
+        exact = i18n.fmt_krw(current) if measure.endswith("_krw") else i18n.fmt_number(current)
+        col.metric(pick(label), fmt(current), delta=delta, border=True, help=exact,
                    delta_color="inverse" if measure == "refunds_krw" else "normal")
         col.caption(note)
 

@@ -45,7 +45,7 @@ def show_alerts() -> None:
         return
     shown = pd.DataFrame({
         pick("시각 / At"): [fmt_time(v) for v in history["at"]],
-        pick("종류 / Kind"): [pick("🔴 경보 / 🔴 alert") if k == "alert" else pick("🟢 복구 / 🟢 recovery") if k == "recovery" else str(k)
+        pick("종류 / Kind"): [pick("경보 / alert") if k == "alert" else pick("복구 / recovery") if k == "recovery" else str(k)
                             for k in history["kind"]],
         pick("문제 / Problem"): history["problem"],
         pick("제목 / Subject"): history["subject"],
@@ -95,13 +95,15 @@ elif verdict == "late":
 else:
     st.error(line + pick(f" — {i18n.fmt_duration(alert_after)} 넘게 신호가 없으면 알림을 보냅니다 / "
                          f" — an alert goes out after {i18n.fmt_duration(alert_after)} without a beat"), icon=":material/error:")
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3 = st.columns(3)
 c1.metric(pick("마지막 배치 / Last batch"), "—" if beat.last_batch_id is None else f"#{beat.last_batch_id}")
 c2.metric(pick("밀린 메시지 / Lag (messages)"), "—" if beat.lag_messages is None else i18n.fmt_number(beat.lag_messages))
-c3.metric(pick("시작 시각 / Started"), fmt_time(beat.started_at))
-c4.metric(pick("프로세스 / Process"), f"{beat.host or '?'}:{beat.pid or '?'}")
-if beat.message:
-    st.caption(beat.message)
+c3.metric(pick("마지막 신호 / Last beat"), age)
+st.caption(" · ".join(x for x in (
+    pick(f"시작 {fmt_time(beat.started_at)} / started {fmt_time(beat.started_at)}"),
+    f"{beat.host or '?'} pid {beat.pid or '?'}",
+    beat.message or "",
+) if x))
 
 # ── tables ─────────────────────────────────────────────────────────────────
 st.subheader(pick("테이블 / Tables"))

@@ -109,7 +109,8 @@ def label_of(p: Param) -> str:
 values: dict[str, object] = {}
 k = f"r.{slug}."
 if report.params:
-    cols = st.columns(min(4, len(report.params)))
+    widths = [2 if p.kind == "daterange" else 1 for p in report.params]
+    cols = st.columns(widths if sum(widths) <= 5 else min(4, len(report.params)))
     for i, p in enumerate(report.params):
         box = cols[i % len(cols)]
         key = k + p.name

@@ -4,7 +4,7 @@
 -- param: category choice label="업종 / Category" from=SELECT DISTINCT category FROM merchants
 -- param: name_contains text label="가맹점명 포함 / Name contains"
 -- param: top_n number default=20 min=1 max=1000 label="상위 N / Top N"
--- chart: bar x=merchant_name y=amount_krw color=category
+-- chart: bar x=merchant_name y=amount_krw
 WITH paid AS (
     SELECT merchant_id, count(*) AS payments, sum(amount_krw) AS amount_krw
     FROM payments

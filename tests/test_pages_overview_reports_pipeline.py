@@ -129,8 +129,13 @@ def test_overview_kpis_match_the_rows(env):
     for i, period in enumerate((today_p, month_p)):
         cur, prev = measure(period, "current"), measure(period, "previous")
         shown = metrics[4 * i: 4 * i + 4]
-        expected_values = [f"{cur['topups_krw']:,}원", f"{cur['payments_krw']:,}원", f"{cur['refunds_krw']:,}원", f"{cur['active_cards']:,}"]
-        assert [m.value for m in shown] == expected_values
+        expected_exact = [f"{cur['topups_krw']:,}원", f"{cur['payments_krw']:,}원", f"{cur['refunds_krw']:,}원", f"{cur['active_cards']:,}"]
+        assert [m.proto.help for m in shown] == expected_exact  # the exact amount, on hover
+        for m, key in zip(shown[:3], ("topups_krw", "payments_krw", "refunds_krw")):
+            v = cur[key]  # the tile: 만원 above 10,000 (rounded), 억원 above 100,000,000
+            want = f"{v / 1e8:,.1f}억원" if v >= 1e8 else f"{round(v / 1e4):,}만원" if v >= 1e4 else f"{v:,}원"
+            assert m.value == want
+        assert shown[3].value == f"{cur['active_cards']:,}"
         for m, key in zip(shown, ("topups_krw", "payments_krw", "refunds_krw", "active_cards")):
             if prev[key]:
                 assert m.delta.startswith(f"{100 * (cur[key] - prev[key]) / prev[key]:+.1f}%")
@@ -147,7 +152,7 @@ def test_overview_kpis_match_the_rows(env):
 def test_overview_in_english(env):
     at = run_page("pages/overview.py", lang="en")
     assert [m.label for m in at.metric[:4]] == ["Top-ups", "Payments", "Refunds", "Active cards"]
-    assert at.metric[0].value.startswith("₩")
+    assert at.metric[0].value.startswith("₩") and at.metric[0].proto.help.startswith("₩")
 
 
 def test_overview_without_a_warehouse_is_friendly(tmp_path, monkeypatch):

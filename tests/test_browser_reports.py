@@ -1,0 +1,123 @@
+"""Overview, Reports and Pipeline in a real browser: `streamlit run` on a free port, Debian chromium via Playwright.
+
+The server is a subprocess started here and stopped by its PID. Screenshots
+land in the test's tmp dir (printed) so a person can look at them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import CHROMIUM_ARGS, free_port
+from tests.reports_demo import SEOUL, build_warehouse, make_dataset, write_alert_history, write_app_config
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def app_server(tmp_path):
+    ds = make_dataset(dt.datetime.now(SEOUL).date())
+    warehouse = build_warehouse(tmp_path / "warehouse.duckdb", ds)
+    write_alert_history(tmp_path / "alerts.jsonl", ds.now)
+    config = write_app_config(tmp_path, warehouse, alerts_history=tmp_path / "alerts.jsonl")
+    port = free_port()
+    env = {**os.environ, "PIPELINE_CONFIG": str(config)}
+    log = open(tmp_path / "streamlit.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text(errors="replace"))
+            time.sleep(0.3)
+        yield ds, f"http://127.0.0.1:{port}", tmp_path
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def wait_idle(page, timeout=30_000):
+    """Until Streamlit has finished running the script (its status widget gone)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+
+
+def test_overview_reports_pipeline_in_a_browser(app_server, chromium_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    ds, base, shots = app_server
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+
+            # A shared report link as the very first visit of the fresh server (DESIGN.md "Traps").
+            start, end = ds.today - dt.timedelta(days=14), ds.today
+            page.goto(f"{base}/reports?report=daily_topups&start={start}&end={end}")
+            expect(page.get_by_text("일별 충전 금액").first).to_be_visible(timeout=30_000)
+            wait_idle(page)
+            assert page.get_by_test_id("stSidebarNav").count() == 0  # no legacy page list
+            page.screenshot(path=str(shots / "reports_link.png"), full_page=True)
+
+            # Change a parameter: channel → 모바일 (mobile). The URL follows.
+            page.get_by_label("충전 경로").click()
+            page.get_by_role("option", name="모바일").click()
+            page.wait_for_url("**channel=mobile**", timeout=30_000)
+            wait_idle(page)
+            page.screenshot(path=str(shots / "reports_mobile.png"), full_page=True)
+
+            with page.expect_download(timeout=30_000) as info:
+                page.get_by_role("button", name="CSV 받기").click()
+            csv = pd.read_csv(io.BytesIO(Path(info.value.path()).read_bytes()), encoding="utf-8-sig")
+            expected = Counter()
+            for t in ds.live("topups"):
+                if t["channel"] == "mobile" and start <= t["created_at"].astimezone(SEOUL).date() <= end:
+                    expected[t["created_at"].astimezone(SEOUL).date().isoformat()] += t["amount_krw"]
+            assert set(csv["channel"]) == {"mobile"}
+            assert {str(d)[:10]: v for d, v in zip(csv["day"], csv["amount_krw"])} == dict(expected)
+            assert info.value.suggested_filename == f"daily_topups_{start}_{end}.csv"
+
+            page.goto(f"{base}/")
+            expect(page.get_by_text("충전 금액").first).to_be_visible(timeout=30_000)
+            wait_idle(page)
+            expect(page.locator("[data-testid='stMetric']")).to_have_count(8)
+            page.screenshot(path=str(shots / "overview.png"), full_page=True)
+
+            page.set_viewport_size({"width": 1400, "height": 2600})  # the whole page in one screenshot
+            page.goto(f"{base}/pipeline")
+            expect(page.get_by_text("알림 기록").first).to_be_visible(timeout=30_000)
+            wait_idle(page)
+            expect(page.get_by_text("prepaid.refunds #2").first).to_be_visible()
+            page.screenshot(path=str(shots / "pipeline.png"), full_page=True)
+        finally:
+            browser.close()
+    print("screenshots in", shots)
