@@ -16,7 +16,10 @@ Problems and when they open / close (one e-mail each way, never a storm):
   decides, not whether the PID exists, so a hung (SIGSTOPped) worker counts as
   down. No warehouse file, no heartbeat row, or a file locked for the whole
   time (a worker frozen mid-write) count the same, measured from the last
-  heartbeat seen or, if none was ever seen, from the watchdog's start.
+  heartbeat seen or, if none was ever seen, from the watchdog's start. A
+  freshly started watchdog (reboot, `make run`) gives the worker
+  `alert_after_seconds` to beat again before it calls an old heartbeat down;
+  `--once` judges the state as it is.
 - lag: above `max_lag_messages` on two consecutive checks; closes at the first
   check at or below it.
 - dead_letters: the count grew since the last check; closes once no new dead
@@ -112,10 +115,15 @@ class Limits:
     alert_after: timedelta
     max_lag_messages: int
     host: str = "this server"
+    # A watchdog that has just started (after a reboot, or with `make run`) reads the
+    # heartbeat the worker left before everything stopped: give the worker
+    # alert_after to beat again before calling it down. `--once` checks the state as it is.
+    startup_grace: bool = True
 
     @classmethod
-    def from_config(cls, alerts: AlertsConfig, host: str | None = None) -> "Limits":
-        return cls(timedelta(seconds=alerts.alert_after_seconds), alerts.max_lag_messages, host or socket.gethostname())
+    def from_config(cls, alerts: AlertsConfig, host: str | None = None, startup_grace: bool = True) -> "Limits":
+        return cls(timedelta(seconds=alerts.alert_after_seconds), alerts.max_lag_messages,
+                   host or socket.gethostname(), startup_grace)
 
 
 @dataclass(frozen=True)
@@ -200,7 +208,7 @@ def decide(obs: Observation, previous: WatchState, limits: Limits) -> tuple[Watc
         notices.append(Notice("recovery", problem, subject, _body(body + lasted, obs.at, limits, "recovery")))
 
     _decide_worker(obs, state, limits, open_, close)
-    worker_fresh = "worker_down" not in state.open and obs.heartbeat_at is not None
+    worker_fresh = obs.heartbeat_at is not None and obs.at - obs.heartbeat_at <= limits.alert_after
     if worker_fresh:
         _decide_lag(obs, state, limits, open_, close)
         _decide_broker(obs, state, limits, open_, close)
@@ -211,10 +219,11 @@ def decide(obs: Observation, previous: WatchState, limits: Limits) -> tuple[Watc
 
 
 def _decide_worker(obs, state, limits, open_, close) -> None:
+    watched = obs.at - state.started_at if limits.startup_grace else timedelta.max
     if obs.heartbeat_at is not None:
         state.last_beat_at = obs.heartbeat_at
         age = obs.at - obs.heartbeat_at
-        if age > limits.alert_after:
+        if age > limits.alert_after and watched > limits.alert_after:
             open_(
                 "worker_down",
                 f"worker down: no heartbeat for {_age(age)}",
@@ -225,7 +234,7 @@ def _decide_worker(obs, state, limits, open_, close) -> None:
                 "heartbeat's age, so a hung (stopped) process counts as down even if its PID exists.\n\n"
                 "What to do: systemctl status datadesk-worker; journalctl -u datadesk-worker -n 100",
             )
-        else:
+        elif age <= limits.alert_after:
             close(
                 "worker_down",
                 "worker down: heartbeat is back",
@@ -236,7 +245,7 @@ def _decide_worker(obs, state, limits, open_, close) -> None:
     # No heartbeat could be read this time: measure from the last one seen, or from our start.
     since = state.last_beat_at or state.started_at
     silent = obs.at - since
-    if silent <= limits.alert_after:
+    if silent <= limits.alert_after or watched <= limits.alert_after:
         return
     if obs.unreadable == "missing":
         why = (
@@ -538,7 +547,7 @@ def run_watchdog(cfg: PipelineConfig, once: bool = False, stop: threading.Event 
     """
     assert cfg.alerts is not None and cfg.warehouse is not None
     alerts = cfg.alerts
-    limits = Limits.from_config(alerts)
+    limits = Limits.from_config(alerts, startup_grace=not once)
     history = AlertHistory(alerts.history_path)
     mailer = Mailer(alerts, on_outcome=history.record_outcome)
     state = load_state(alerts.state_path)

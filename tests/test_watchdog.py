@@ -78,6 +78,17 @@ def test_the_age_decides_even_if_the_worker_says_running():
     assert kinds(notices) == [("alert", "worker_down")]
 
 
+def test_after_a_reboot_the_worker_gets_time_to_beat_before_it_is_called_down():
+    # Both processes start together; the heartbeat on disk is from before the reboot (3 h old).
+    _, notices = run([beat(0, 3 * 3600), beat(15, 3 * 3600 + 15), beat(30, 2)])
+    assert notices == []  # no alert-then-recovery pair on every reboot
+    _, notices = run([beat(t, 3 * 3600 + t) for t in range(0, 150, 15)])
+    assert kinds(notices) == [("alert", "worker_down")]  # it did not come back: one alert after alert_after
+    once = Limits(LIMITS.alert_after, LIMITS.max_lag_messages, startup_grace=False)
+    _, notices = decide(beat(0, 3 * 3600), WatchState(), once)
+    assert kinds(notices) == [("alert", "worker_down")]  # `watchdog --once` judges the state as it is
+
+
 def test_no_warehouse_file_counts_from_the_watchdogs_start():
     missing = [Observation(at(t), unreadable="missing") for t in (0, 60, 119, 121, 150)]
     state, notices = run(missing)
