@@ -232,6 +232,21 @@ COLUMN_LABELS = {
 }
 
 
+# Values some reports produce themselves (not warehouse vocabulary), per result column.
+VALUE_LABELS = {
+    "segment": {"new": "신규 / new", "returning": "재방문 / returning"},
+    "age_band": {"unknown": "알 수 없음 / unknown", "~19": "19세 이하 / 19 and under", "60+": "60세 이상 / 60 and over"},
+}
+
+
+def value_labeller(column: str, pick: Callable[[str], str]) -> Callable[[Any], Any] | None:
+    """A function that names this column's report-made values in the current language, or None."""
+    table = VALUE_LABELS.get(column)
+    if table is None:
+        return None
+    return lambda v: pick(table[v]) if v in table else v
+
+
 def column_labels(columns: list[str], pick: Callable[[str], str]) -> dict[str, str]:
     """column → its label in the current language (`pick` = i18n.pick); unknown columns keep their name."""
     return {c: pick(COLUMN_LABELS[c]) if c in COLUMN_LABELS else c for c in columns}

@@ -26,6 +26,7 @@ from dashboard.report_runner import (
     run_report,
     seoul_today,
     values_from_url,
+    value_labeller,
     values_to_url,
 )
 from dashboard.reports import BrokenReport, Param, Report, ReportError, load_reports
@@ -91,7 +92,7 @@ slug = st.selectbox(pick("보고서 / Report"), slugs, key="r_slug",
 report = by_slug[slug]
 st.subheader(report.title(lang))
 if report.description:
-    st.caption(report.description)
+    st.caption(pick(report.description))
 
 # ── parameters ─────────────────────────────────────────────────────────────
 today = seoul_today()
@@ -104,6 +105,14 @@ def label_of(p: Param) -> str:
     if p.label_ko or p.label_en:
         return (p.label_en if lang == "en" else p.label_ko) or p.name
     return p.name
+
+
+def option_label(name: str, value: str) -> str:
+    if value == "":
+        return pick("전체 / All")
+    if name == "grain" and value in ("hour", "day", "week", "month"):
+        return t("bucket_" + value)
+    return i18n.value_label(name, value)
 
 
 values: dict[str, object] = {}
@@ -150,7 +159,7 @@ if report.params:
             if st.session_state[key] not in choices:
                 st.session_state[key] = choices[0] if choices else ""
             picked = box.selectbox(label_of(p), choices, key=key,
-                                   format_func=lambda v, n=p.name: pick("전체 / All") if v == "" else i18n.value_label(n, v))
+                                   format_func=lambda v, n=p.name: option_label(n, v))
             values[p.name] = picked or None
 
 # ── the URL follows the parameters ─────────────────────────────────────────
@@ -178,7 +187,12 @@ if report.chart is not None and not result.empty:
     if problem:
         st.warning(problem)
     else:
-        spec, frame = chart_frame(report, result)
+        named = result.copy()
+        for name in named.columns:
+            labeller = value_labeller(name, pick)
+            if labeller:
+                named[name] = named[name].map(labeller)
+        spec, frame = chart_frame(report, named)
         try:
             st.plotly_chart(charts.figure(frame, spec, labels), key=f"r_chart_{slug}", width="stretch")
         except Exception as exc:  # noqa: BLE001 - a chart that cannot be drawn must not hide the table
@@ -189,7 +203,10 @@ elif result.empty:
 cap = wh.app.max_display_rows
 shown = result.head(cap).copy()
 for name in shown.columns:
-    if i18n.has_value_labels(name):
+    labeller = value_labeller(name, pick)
+    if labeller:
+        shown[name] = shown[name].map(labeller)
+    elif i18n.has_value_labels(name):
         shown[name] = shown[name].map(lambda v, name=name: i18n.value_label(name, v))
 config = {}
 for name in shown.columns:

@@ -1,5 +1,5 @@
 -- title: 일별 충전 금액 / Daily top-ups
--- description: Number and amount of top-ups per day (Asia/Seoul) and channel.
+-- description: 일자(한국 시간)·충전 경로별 충전 건수와 금액. / Number and amount of top-ups per day (Asia/Seoul) and channel.
 -- param: start date default=-30d label="시작일 / From"
 -- param: end date default=today label="종료일 / To"
 -- param: channel choice label="충전 경로 / Channel" from=SELECT DISTINCT channel FROM topups

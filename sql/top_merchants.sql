@@ -1,5 +1,5 @@
 -- title: 매출 상위 가맹점 / Top merchants by amount
--- description: Merchants ranked by approved payment amount in the period, with the refunds they made in the same period.
+-- description: 기간 안 승인 결제 금액 순위의 가맹점과 같은 기간의 환불. / Merchants ranked by approved payment amount in the period, with the refunds they made in the same period.
 -- param: period daterange default=-30d..today label="기간 / Period"
 -- param: category choice label="업종 / Category" from=SELECT DISTINCT category FROM merchants
 -- param: name_contains text label="가맹점명 포함 / Name contains"

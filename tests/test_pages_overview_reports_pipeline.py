@@ -330,3 +330,15 @@ def test_stale_heartbeat_is_shown_as_down(built, tmp_path, monkeypatch):
     monkeypatch.setenv("PIPELINE_CONFIG", str(config))
     at = run_page("pages/pipeline.py", lang="en")
     assert any("Worker" in e.value and "10 min ago" in e.value for e in at.error), texts(at)
+
+
+def test_report_words_follow_the_language(env):
+    at = run_page("pages/reports.py", {"report": "new_vs_returning_cards", "grain": "month"})
+    df = _by_key(at, "r_rows_new_vs_returning_cards")
+    assert set(df["segment"]) == {"신규", "재방문"}
+    assert {tr["name"] for tr in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]} == {"신규", "재방문"}
+    assert any(c.value.startswith("일·주·월") for c in at.caption)  # the Korean half of the description
+    assert at.selectbox(key="r.new_vs_returning_cards.grain").value == "month"
+    at = run_page("pages/reports.py", {"report": "new_vs_returning_cards"}, lang="en")
+    assert set(_by_key(at, "r_rows_new_vs_returning_cards")["segment"]) == {"new", "returning"}
+    assert any(c.value.startswith("Cards with an approved payment") for c in at.caption)
