@@ -172,3 +172,65 @@ def test_make_run_starts_everything_shows_today_and_stops_cleanly(tmp_path, chro
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         log.close()
+
+
+def started_pids(log: Path) -> dict[str, int]:
+    return {m[0]: int(m[1]) for m in re.findall(r"started (\w+) \(pid (\d+)\)", log.read_text())}
+
+
+def wait_for_text(log: Path, pattern: str, timeout: float) -> re.Match | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(pattern, log.read_text())
+        if m:
+            return m
+        time.sleep(0.3)
+    return None
+
+
+@pytest.mark.slow
+def test_a_dead_child_is_reported_not_restarted_and_a_dead_broker_stops_everything(tmp_path):
+    shutil.copy(ROOT / "pipeline.toml", tmp_path / "pipeline.toml")
+    config = tmp_path / "pipeline.toml"
+    app_port, broker_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PII_HASH_KEY", "PIPELINE_CONFIG", "KAFKA_BOOTSTRAP_SERVERS")}
+    log_path = tmp_path / "run.log"
+    log = open(log_path, "wb")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "ingest", "run", "--config", str(config), "--port", str(app_port), "--broker-port", str(broker_port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    seen: set[int] = set()
+    try:
+        assert wait_for_text(log_path, r"the data desk is running", 180), log_path.read_text()[-3000:]
+        pids = started_pids(log_path)
+        seen |= descendants(run.pid)
+
+        # A non-essential child dies: said loudly, not restarted, the rest keeps running.
+        os.kill(pids["worker"], signal.SIGKILL)
+        assert wait_for_text(log_path, rf"worker \(pid {pids['worker']}\) exited with code -9: not restarted", 10)
+        time.sleep(2)
+        assert run.poll() is None and health(app_port)
+        assert len(re.findall(r"started worker", log_path.read_text())) == 1
+
+        # The broker dies (its launcher, by SIGKILL: the Tansu binary under it is orphaned):
+        # everything stops, exit code 1, and the orphan is found by its process group.
+        seen |= descendants(run.pid)
+        os.kill(pids["broker"], signal.SIGKILL)
+        code = run.wait(60)
+        assert code == 1
+        assert "broker (pid" in log_path.read_text() and "stops the demo" in log_path.read_text()
+        time.sleep(0.5)
+        assert sorted(p for p in seen if alive(p)) == []
+    finally:
+        if run.poll() is None:
+            run.send_signal(signal.SIGINT)
+            try:
+                run.wait(60)
+            except subprocess.TimeoutExpired:
+                run.kill()
+                run.wait()
+        for pid in seen:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        log.close()
