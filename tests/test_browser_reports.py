@@ -65,10 +65,12 @@ def app_server(tmp_path):
 
 
 def wait_idle(page, timeout=30_000):
-    """Until Streamlit has finished running the script (its status widget gone)."""
-    page.wait_for_timeout(300)
+    """Until Streamlit has finished the run: no running-status widget and no placeholder skeletons left."""
+    page.wait_for_timeout(500)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=timeout)
+    page.wait_for_timeout(500)
 
 
 def test_overview_reports_pipeline_in_a_browser(app_server, chromium_path):
@@ -84,8 +86,10 @@ def test_overview_reports_pipeline_in_a_browser(app_server, chromium_path):
             start, end = ds.today - dt.timedelta(days=14), ds.today
             page.goto(f"{base}/reports?report=daily_topups&start={start}&end={end}")
             expect(page.get_by_text("일별 충전 금액").first).to_be_visible(timeout=30_000)
+            expect(page.get_by_test_id("stDataFrame")).to_be_visible(timeout=30_000)
             wait_idle(page)
             assert page.get_by_test_id("stSidebarNav").count() == 0  # no legacy page list
+            expect(page.get_by_test_id("stSidebar").get_by_text("파이프라인")).to_be_visible()  # the app's own links
             page.screenshot(path=str(shots / "reports_link.png"), full_page=True)
 
             # Change a parameter: channel → 모바일 (mobile). The URL follows.
