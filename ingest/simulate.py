@@ -205,6 +205,19 @@ def _business_reg_no(rng: random.Random) -> str:
     return f"{rng.randrange(100, 1000)}-{rng.randrange(10, 100)}-{rng.randrange(10000, 100000)}"
 
 
+# Shop names from word lists, not Faker's company names: those can contain a
+# person's full name, and merchant_name is allow-listed.
+_BRANDS = ("행복", "햇살", "바다", "하늘", "우리", "새봄", "푸른", "한빛", "미소", "온누리", "초록", "다온")
+_SHOP_WORDS = {
+    "convenience": "편의점", "cafe": "커피", "restaurant": "식당", "transport": "교통", "online": "온라인몰",
+    "culture": "문화공간", "retail": "마트",
+}
+
+
+def _merchant_name(rng: random.Random, category: str, merchant_id: int) -> str:
+    return f"{rng.choice(_BRANDS)}{_SHOP_WORDS[category]} {merchant_id}호점"
+
+
 def _round100(x: float) -> int:
     return max(100, int(round(x / 100.0)) * 100)
 
@@ -284,9 +297,9 @@ def seed_history(
     for mid in range(1, max(20, members_count // 12) + 1):
         created = start - timedelta(seconds=rng.random() * 1000 * 86400)
         merchant_rows.append({
-            "merchant_id": mid, "merchant_name": f"{fake.company()} {mid}호점",
+            "merchant_id": mid, "merchant_name": _merchant_name(rng, category := _pick(rng, CATEGORIES), mid),
             "owner_name": fake.name(), "owner_phone": fake.phone_number(), "business_reg_no": _business_reg_no(rng),
-            "category": _pick(rng, CATEGORIES), "region": _pick(rng, REGIONS), "created_at": created, "updated_at": created,
+            "category": category, "region": _pick(rng, REGIONS), "created_at": created, "updated_at": created,
         })
     by_category: dict[str, list[int]] = {}
     for m in merchant_rows:
