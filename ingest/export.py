@@ -125,6 +125,7 @@ class Publisher:
     def __init__(self, kafka: KafkaConfig, delivery_timeout_s: float = 30.0):
         self.kafka = kafka
         self.delivery_timeout_s = delivery_timeout_s
+        self.stall_after_s = 3.0
         self._producer = None
 
     def _connect(self):
@@ -179,14 +180,27 @@ class Publisher:
         finally:
             admin.close()
 
-    def publish(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-        """Returns only after the broker acknowledged every message; otherwise raises BrokerUnavailable."""
-        from kafka.errors import KafkaError
+    def publish(self, topic: str, messages: list[tuple[bytes, bytes]], on_stall=None) -> None:
+        """Returns only after the broker acknowledged every message; otherwise raises BrokerUnavailable.
+
+        `on_stall(reason)` is called when acknowledgements have not come for a
+        few seconds (the producer keeps retrying until its delivery timeout).
+        """
+        from kafka.errors import KafkaError, KafkaTimeoutError
 
         producer = self._connect()
+        deadline = time.monotonic() + self.delivery_timeout_s + 5
         try:
             futures = [producer.send(topic, key=k, value=v) for k, v in messages]
-            producer.flush(timeout=self.delivery_timeout_s + 5)
+            while True:
+                try:
+                    producer.flush(timeout=self.stall_after_s)
+                    break
+                except KafkaTimeoutError:
+                    if time.monotonic() >= deadline:
+                        break
+                    if on_stall is not None:
+                        on_stall(f"no acknowledgement from {self.kafka.bootstrap_servers} for {self.stall_after_s:g} s")
         except KafkaError as exc:
             self.reset()
             raise BrokerUnavailable(f"send to {topic} failed: {exc}") from None
@@ -297,11 +311,9 @@ class Exporter:
         delay = 0.5
         while True:
             try:
-                self.publisher.publish(topic, messages)
+                self.publisher.publish(topic, messages, on_stall=self._note_broker_down)
             except BrokerUnavailable as exc:
-                if not self._broker_down:
-                    self._broker_down = True
-                    log.warning("Kafka unavailable (%s); watermarks stay put, retrying with backoff", exc)
+                self._note_broker_down(str(exc))
                 if self.stop.wait(delay):
                     raise _Stopping() from None
                 delay = min(delay * 2, 15.0)
@@ -310,6 +322,12 @@ class Exporter:
                 self._broker_down = False
                 log.warning("Kafka reachable again; export resumes")
             return
+
+
+    def _note_broker_down(self, reason: str) -> None:
+        if not self._broker_down:
+            self._broker_down = True
+            log.warning("Kafka unavailable (%s); watermarks stay put, retrying with backoff", reason)
 
 
 class _Stopping(Exception):
