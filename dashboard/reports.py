@@ -29,6 +29,10 @@ parameters, never pasted into the text):
   `from=SELECT ...` (must be last on the line); "all" binds NULL unless the
   param has `required=true`.
 
+Charts (`-- chart: <kind> role=column ...`, columns of the result): line, bar,
+stacked_bar, area (x, y, optional color), heatmap (x, y, z), pie (x = slice
+names, y = sizes). Rendered by dashboard/charts.py.
+
 Every `$name` in the SQL must be declared and every declared parameter used;
 a problem raises `ReportError` naming the file, the line and what to fix.
 """

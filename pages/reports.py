@@ -145,9 +145,7 @@ if report.params:
             values[p.name] = box.text_input(label_of(p), key=key, max_chars=200)
         elif p.kind == "choice":
             try:
-                options = choice_options(p, wh.query)
-            except (WarehouseBusy, QueryTimeout, FileNotFoundError):
-                raise
+                options = warehouse_call(choice_options, p, wh.query)  # busy / time-out / no file: message + stop
             except Exception as exc:  # noqa: BLE001 - a bad from= query is the report's problem, shown with its line
                 st.error(f"{report.path.rsplit('/', 1)[-1]}:{p.line}: {p.name} from= query failed: {str(exc).splitlines()[0]}")
                 options = []

@@ -155,12 +155,15 @@ def test_overview_in_english(env):
     assert at.metric[0].value.startswith("₩") and at.metric[0].proto.help.startswith("₩")
 
 
-def test_overview_without_a_warehouse_is_friendly(tmp_path, monkeypatch):
+def test_overview_and_reports_without_a_warehouse_are_friendly(tmp_path, monkeypatch):
     config = write_app_config(tmp_path, tmp_path / "nothing_yet.duckdb")
     monkeypatch.setenv("PIPELINE_CONFIG", str(config))
     at = run_page("pages/overview.py")
     assert "아직 데이터가 없습니다" in texts(at)
     assert not at.metric
+    for slug in ("daily_topups", "card_balance_mismatches"):  # with and without a from= choice
+        at = run_page("pages/reports.py", {"report": slug})
+        assert "아직 데이터가 없습니다" in texts(at) and not at.dataframe
 
 
 # ────────────────────────────────────────────────────────────── reports ──
