@@ -42,7 +42,6 @@ from ingest.source import (
     connect,
     describe,
     to_json_value,
-    watermark_index,
 )
 from ingest.watermarks import Watermark, WatermarkStore
 
@@ -343,8 +342,7 @@ def _prepare_readers(cfg: PipelineConfig, engine) -> tuple[dict[str, TableReader
             failed[name] = str(exc)
             log.error("table %s not exported: %s", name, exc)
             continue
-        index = watermark_index(engine, spec)
-        if index is None:
+        if readers[name].index_name is None:
             log.warning(
                 "table %s: no index at the source starts with %s — every chunk would scan the whole table; "
                 "ask the DBA for: CREATE INDEX ix_%s_%s ON %s (%s, %s)",

@@ -105,10 +105,11 @@ class SourceRow:
 class TableReader:
     """Reads one configured table: only its allow-listed columns, in (watermark, pk) order."""
 
-    def __init__(self, spec: TableSpec, table: sa.Table, watermark_is_text: bool):
+    def __init__(self, spec: TableSpec, table: sa.Table, watermark_is_text: bool, index_name: str | None = None):
         self.spec = spec
         self.table = table
         self.watermark_is_text = watermark_is_text
+        self.index_name = index_name  # an index starting with the watermark column, if the source has one
         self._wm = table.c[spec.watermark]
         self._pk = [table.c[k] for k in spec.primary_key]
         self._columns = [table.c[c] for c in spec.column_names]
@@ -131,6 +132,12 @@ class TableReader:
         else:
             # Rows without a watermark value can never be ordered; they are not exported.
             stmt = stmt.where(self._wm.is_not(None))
+        if self.index_name and self.index_name != "PRIMARY":
+            # MariaDB's optimizer prefers a full scan + filesort once the range
+            # looks large (the first chunk, or a watermark far behind): measured
+            # 50,001 rows read for a 5,000-row first chunk. Name the index.
+            hint = "FORCE INDEX (`%s`)" % self.index_name.replace("`", "``")
+            stmt = stmt.with_hint(self.table, hint, dialect_name="mysql").with_hint(self.table, hint, dialect_name="mariadb")
         return stmt.order_by(self._wm, *self._pk).limit(limit)
 
     def read_chunk(self, engine: Engine, cursor: Cursor | None, limit: int) -> list[SourceRow]:
@@ -172,7 +179,7 @@ def describe(engine: Engine, spec: TableSpec) -> TableReader:
         )
     wm_type = table.c[spec.watermark].type
     is_text = not isinstance(wm_type, (sa.DateTime, sa.Date))
-    return TableReader(spec, table, watermark_is_text=is_text)
+    return TableReader(spec, table, watermark_is_text=is_text, index_name=watermark_index(engine, spec))
 
 
 def watermark_index(engine: Engine, spec: TableSpec) -> str | None:
