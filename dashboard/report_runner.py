@@ -236,6 +236,8 @@ COLUMN_LABELS = {
 VALUE_LABELS = {
     "segment": {"new": "신규 / new", "returning": "재방문 / returning"},
     "age_band": {"unknown": "알 수 없음 / unknown", "~19": "19세 이하 / 19 and under", "60+": "60세 이상 / 60 and over"},
+    "weekday": {"Mon": "월 / Mon", "Tue": "화 / Tue", "Wed": "수 / Wed", "Thu": "목 / Thu", "Fri": "금 / Fri",
+                "Sat": "토 / Sat", "Sun": "일 / Sun"},
 }
 
 

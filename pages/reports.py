@@ -192,7 +192,10 @@ if report.chart is not None and not result.empty:
                 named[name] = named[name].map(labeller)
         spec, frame = chart_frame(report, named)
         try:
-            st.plotly_chart(charts.figure(frame, spec, labels), key=f"r_chart_{slug}", width="stretch")
+            fig = charts.figure(frame, spec, labels)
+            if report.chart.kind == "heatmap":
+                fig.update_yaxes(autorange="reversed")  # rows top-down in the report's order (Monday first)
+            st.plotly_chart(fig, key=f"r_chart_{slug}", width="stretch")
         except Exception as exc:  # noqa: BLE001 - a chart that cannot be drawn must not hide the table
             st.warning(f"{report.path.rsplit('/', 1)[-1]}:{report.chart.line}: {str(exc).splitlines()[0]}")
 elif result.empty:

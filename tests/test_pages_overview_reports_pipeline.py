@@ -278,6 +278,8 @@ def test_heatmap_keeps_weekday_order(env):
     at = run_page("pages/reports.py", {"report": "payments_heatmap_weekday_hour"}, lang="en")
     heat = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
     assert heat["type"] == "heatmap" and heat["y"] == ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    at = run_page("pages/reports.py", {"report": "payments_heatmap_weekday_hour"})
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["y"] == ["월", "화", "수", "목", "금", "토", "일"]
 
 
 # ───────────────────────────────────────────────────────────── pipeline ──
