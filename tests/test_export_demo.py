@@ -247,3 +247,21 @@ def test_hash_column_without_key_refuses_to_start(export_config, demo_sqlite):
     done = run_export_cli(export_config(demo_sqlite), "--once", env=env)
     assert done.returncode == 2
     assert "PII_HASH_KEY" in done.stderr and "members" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sqlite_chunk_query_seeks_the_watermark_index(demo_sqlite):
+    from ingest.config import load_config
+    from ingest.source import Cursor, describe
+
+    cfg = load_config(ROOT / "pipeline.toml", needs=("tables",), environ={})
+    engine = sa.create_engine(demo_sqlite)
+    for table in TABLES:
+        reader = describe(engine, cfg.tables[table])
+        assert reader.index_name == f"ix_{table}_updated_at"
+        compiled = reader.chunk_query(Cursor(datetime(2026, 11, 20, tzinfo=SEOUL), (5,)), 500).compile(engine)
+        with engine.connect() as conn:
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled),
+                                        tuple(compiled.params[k] for k in compiled.positiontup)).all()
+        detail = " ".join(row[-1] for row in plan)
+        assert f"SEARCH {table} USING INDEX ix_{table}_updated_at" in detail and "TEMP B-TREE" not in detail, detail
+    engine.dispose()
