@@ -209,7 +209,7 @@ def figure(frame: pd.DataFrame, spec: ChartSpec, labels: Mapping[str, str]) -> g
     if spec.kind not in ("pie",):
         fig.update_xaxes(title_text=x_title)
         fig.update_yaxes(title_text=value_title if spec.kind != "heatmap" else labels.get(spec.color, spec.color or ""),
-                         separatethousands=True)
+                         separatethousands=True, tickformat=",")
     fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend_title_text=labels.get(spec.color, spec.color or ""),
                       separators=".,")
     return fig

@@ -257,7 +257,9 @@ def where_clause(filters: Iterable[Filter], info: TableInfo, today: date | None 
 
 
 def count_sql(info: TableInfo, where: str) -> str:
-    return f"SELECT count(*) AS n FROM {info.qualified} {where}"
+    """Matching rows and all rows in ONE scan, so the two numbers always belong together."""
+    condition = where[len("WHERE "):] if where else "true"
+    return f"SELECT count(*) FILTER (WHERE {condition}) AS n, count(*) AS total FROM {info.qualified}"
 
 
 def rows_sql(info: TableInfo, where: str, sort: str | None, desc: bool, limit: int, local_time: bool = False) -> str:

@@ -318,10 +318,29 @@ def get_warehouse(config_path: str | None = None) -> Warehouse:
     return wh
 
 
+def _leave_legacy_multipage() -> None:
+    """Make a page that Streamlit ran on its own re-run inside streamlit_app.py.
+
+    DESIGN.md "Traps": while a `pages/` folder exists, a fresh server treats the
+    app as a legacy (v1) multipage app until `st.navigation` has run once, so
+    the first visitor arriving through a shared link (/explore?...) gets the
+    page script alone: no sidebar, no language switch, no freshness. Every
+    page starts by asking for the warehouse, so this is the one place to
+    notice it: switch the process to `st.navigation` mode and rerun the same
+    URL, which now goes through the entry script.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def app_warehouse() -> Warehouse:
     """For pages: the warehouse, or a readable configuration error on screen and stop."""
     from dashboard import i18n  # late: i18n is a leaf module, this keeps warehouse importable alone
 
+    _leave_legacy_multipage()
     try:
         return get_warehouse()
     except ConfigError as exc:

@@ -39,6 +39,20 @@ def guarded(fn, *args):
     st.stop()
 
 
+def once(key: str, compute):
+    """A value computed once per browser session.
+
+    Option labels with counts must not change under a person's hands: when a
+    selectbox's or multiselect's labels change (new data landed, so new
+    counts), the browser resets the widget to its first option. So the counts
+    beside the options are those of the moment the table was first opened.
+    """
+    frozen = st.session_state.setdefault("x_frozen", {})
+    if key not in frozen:
+        frozen[key] = compute()
+    return frozen[key]
+
+
 def seed(key: str, value) -> None:
     """Give a widget its starting value from the URL, once (afterwards the widget owns it)."""
     if key not in st.session_state:
@@ -64,7 +78,8 @@ if st.session_state["x_table"] not in names:
 
 def table_label(name: str) -> str:
     desc = i18n.pick(wh.description(name)) if wh.description(name) else ""
-    count = t("rows_n", n=i18n.fmt_number(catalog.tables[name].row_count))
+    rows = once(f"rows.{name}", lambda: catalog.tables[name].row_count)
+    count = t("rows_n", n=i18n.fmt_number(rows))
     return f"{name} — {desc} ({count})" if desc else f"{name} ({count})"
 
 
@@ -136,7 +151,8 @@ for c in info.columns:
 if choice_cols:
     cols = st.columns(min(4, len(choice_cols)))
     for i, name in enumerate(choice_cols):
-        counts = guarded(wh.query, filters.value_counts_sql(info, name, LOW_CARDINALITY + 20))
+        counts = once(f"counts.{table}.{name}",
+                      lambda: guarded(wh.query, filters.value_counts_sql(info, name, LOW_CARDINALITY + 20)))
         kind = info.column(name).kind
         options = [("true" if v else "false") if kind == "bool" else str(v) for v in counts["value"]]
         count_of = dict(zip(options, counts["n"]))
@@ -182,8 +198,9 @@ if other_cols:
                     chosen.append(Filter(name, "has", (text.strip(),)))
 
 where, params = filters.where_clause(chosen, info)
-matching = int(guarded(wh.scalar, filters.count_sql(info, where), params) or 0)
-st.markdown(t("row_count", n=i18n.fmt_number(matching), total=i18n.fmt_number(info.row_count)))
+counted = guarded(wh.query, filters.count_sql(info, where), params)
+matching, total = int(counted.iat[0, 0]), int(counted.iat[0, 1])
+st.markdown(t("row_count", n=i18n.fmt_number(matching), total=i18n.fmt_number(total)))
 
 # ── chart ──────────────────────────────────────────────────────────────────
 st.subheader(t("chart"))
