@@ -24,11 +24,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+import sqlalchemy as sa
 
 from ingest.config import ConfigError, KafkaConfig, PipelineConfig, TableSpec
 from ingest.envelope import encode_envelope, encode_key
@@ -250,6 +253,7 @@ class Exporter:
     readers: dict[str, TableReader]
     stop: threading.Event = field(default_factory=threading.Event)
     stopped_tables: dict[str, str] = field(default_factory=dict)  # table → reason
+    source_errors: dict[str, str] = field(default_factory=dict)  # table → last read failure (retried)
     _broker_down: bool = False
     _failpoint: _Failpoint | None = None
 
@@ -271,6 +275,12 @@ class Exporter:
             except SourceTableError as exc:
                 self.stopped_tables[name] = str(exc)
                 log.error("table %s stopped: %s", name, exc)
+            except sa.exc.DBAPIError as exc:
+                # The source is unreachable or refused the read: nothing was sent
+                # for this chunk and the watermark did not move; the next pass retries.
+                # Only the driver's message: SQLAlchemy's text would add the statement.
+                self.source_errors[name] = f"source read failed: {exc.orig}"
+                log.warning("table %s: source read failed (%s); retrying next pass", name, exc.orig)
         return sent
 
     def export_table(self, reader: TableReader) -> int:
@@ -376,6 +386,7 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
         _ensure_topics(exporter, [cfg.kafka.topic_for(t) for t in readers])
         while not exporter.stop.is_set():
             started = time.monotonic()
+            exporter.source_errors.clear()
             exporter.run_pass()
             if once or not (set(readers) - set(exporter.stopped_tables)):
                 break
@@ -385,10 +396,9 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
     finally:
         publisher.close()
         engine.dispose()
-    if exporter.stopped_tables:
-        import sys
-
-        for name, reason in exporter.stopped_tables.items():
+    failures = {**exporter.stopped_tables, **(exporter.source_errors if once else {})}
+    if failures:
+        for name, reason in failures.items():
             print(f"export: table {name} stopped: {reason}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
