@@ -9,9 +9,10 @@ A Kafka message value is UTF-8 JSON::
 and its key is the JSON of `pk` (sorted keys, no spaces), so every change of
 one row lands in one partition, in order.
 
-`encode_*` is used by the exporter; `decode` by the worker. `decode` is pure:
-it either returns a `Change` or raises `Rejected` with a reason a person can
-act on — the worker sends rejected messages to the dead-letter table.
+`encode_*` is used by the exporter. `decode` is the contract's reference
+reading, pure Python: it returns a `Change` or raises `Rejected` with a reason
+a person can act on. The worker applies the same checks inside DuckDB for
+speed (`landing_sql.check_envelopes`); a property test keeps the two in step.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any, Mapping, Sequence
 
 import msgspec
 import orjson
+
+from ingest.schema import TSTZ_PATTERN
 
 VERSION = 1
 OPS = ("upsert", "delete")
@@ -45,8 +48,8 @@ class _Wire(msgspec.Struct, forbid_unknown_fields=False):
 _decoder = msgspec.json.Decoder(_Wire)
 
 # ISO-8601 date-time WITH an offset (or Z): what DuckDB's TIMESTAMPTZ cast accepts.
-_TS_WITH_TZ = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)$")
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_TS_WITH_TZ = re.compile(f"^{TSTZ_PATTERN}$", re.ASCII)
+_ROW_COLUMN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$", re.ASCII)  # '_…' names are the warehouse's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +138,8 @@ def decode(raw: bytes | None, table: str, primary_key: Sequence[str], partition:
         raise Rejected("op 'upsert' without a row; expected \"row\": {...}")
     if row is not None:
         for col, value in row.items():
-            if not _IDENT.match(col):
-                raise Rejected(f"row column name {col!r} is not usable (expected letters, digits and '_')")
+            if not _ROW_COLUMN.match(col):
+                raise Rejected(f"row column name {col!r} is not usable (expected letters, digits and '_', starting with a letter)")
         for col in primary_key:
             if col in row and row[col] != env.pk[col]:
                 raise Rejected(f"row says {col}={row[col]!r} but pk says {col}={env.pk[col]!r}")

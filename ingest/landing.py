@@ -1,4 +1,4 @@
-"""A batch plan → DuckDB, in ONE transaction with the offsets that cover it.
+"""A raw batch → DuckDB, in ONE transaction with the offsets that cover it.
 
 Everything a batch changes — new tables and columns, widened types, the rows
 (merged: newer wins), the dead letters, `_meta.offsets`, the `_meta.batches`
@@ -24,14 +24,12 @@ import duckdb
 import pyarrow as pa
 
 from ingest import landing_sql as sql
-from ingest.batch import BatchPlan
+from ingest.batch import RawBatch
 from ingest.config import TableSpec
-from ingest.envelope import Change
 from ingest.failpoints import Failpoints
-from ingest.schema import BIGINT, BOOLEAN, DOUBLE, INTEGER, column_type, normalise, plan_columns, to_cell
+from ingest.schema import normalise, plan_columns, type_from_profile, widen
 
 META_SQL = Path(__file__).with_name("sql") / "meta.sql"
-_ARROW_TYPES = {INTEGER: pa.int32(), BIGINT: pa.int64(), DOUBLE: pa.float64(), BOOLEAN: pa.bool_()}
 
 
 @dataclass(frozen=True)
@@ -69,6 +67,7 @@ class LandingResult:
     skipped_stale: int = 0
     dead_letters: int = 0
     seconds: float = 0.0
+    tables: list[str] = field(default_factory=list)
     schema_changes: list[str] = field(default_factory=list)
 
 
@@ -96,53 +95,63 @@ def forget_offsets(con: duckdb.DuckDBPyConnection, topics: Sequence[str]) -> int
 
 def land_batch(
     con: duckdb.DuckDBPyConnection,
-    plan: BatchPlan,
+    batch: RawBatch,
     tables: Mapping[str, TableSpec],
+    topics: Mapping[str, str],
     heartbeat: Heartbeat,
     partitions: Sequence[PartitionState],
     started_at: datetime,
     failpoints: Failpoints | None = None,
 ) -> LandingResult:
-    """Land `plan` and everything that describes it in one transaction; then CHECKPOINT."""
+    """Land `batch` and everything that describes it in one transaction; then CHECKPOINT.
+
+    `topics` maps each topic to its table. Returns only after the commit.
+    """
     fp = failpoints or Failpoints(None)
     t0 = time.perf_counter()
     fp.hit("before_transaction")
-    con.execute("BEGIN TRANSACTION")
+    con.register("_raw", batch.records)
     try:
-        batch_id = con.execute(sql.next_batch_id()).fetchone()[0]
-        result = LandingResult(batch_id=batch_id)
-        existing = _existing_columns(con)
-        for i, table in enumerate(plan.tables):
-            _merge_table(con, table, plan.changes[table], tables[table].primary_key, existing.get(table), result)
-            if i == 0:
-                fp.hit("mid_merge")
-        _write_dead_letters(con, plan, batch_id)
-        result.dead_letters = len(plan.dead_letters)
-        _write_offsets(con, plan)
-        _write_partitions(con, partitions)
-        _write_heartbeat(con, heartbeat, batch_id)
-        result.seconds = time.perf_counter() - t0
-        lag = sum(p.lag or 0 for p in partitions) if partitions else None
-        con.execute(
-            sql.insert_batch(),
-            {
-                "batch_id": batch_id,
-                "started_at": started_at,
-                "messages": plan.messages,
-                "upserts": result.upserts,
-                "deletes": result.deletes,
-                "skipped": result.skipped_stale,
-                "dead": result.dead_letters,
-                "seconds": result.seconds,
-                "tables": plan.tables,
-                "offsets": json.dumps({f"{t}/{p}": [a, b] for (t, p), (a, b) in sorted(plan.offsets.items())}),
-                "lag": lag,
-            },
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        _rollback(con)
-        raise
+        con.execute("BEGIN TRANSACTION")
+        try:
+            batch_id = con.execute(sql.next_batch_id()).fetchone()[0]
+            result = LandingResult(batch_id=batch_id)
+            existing = _existing_columns(con)
+            landed_tables = []
+            for i, topic in enumerate(batch.topics):
+                table = topics[topic]
+                if _land_topic(con, topic, table, tables[table].primary_key, existing.get(table), result):
+                    landed_tables.append(table)
+                if i == 0:
+                    fp.hit("mid_merge")
+            _write_offsets(con, batch)
+            _write_partitions(con, partitions)
+            _write_heartbeat(con, heartbeat, batch_id)
+            result.tables = sorted(landed_tables)
+            result.seconds = time.perf_counter() - t0
+            lag = sum(p.lag or 0 for p in partitions) if partitions else None
+            con.execute(
+                sql.insert_batch(),
+                {
+                    "batch_id": batch_id,
+                    "started_at": started_at,
+                    "messages": batch.messages,
+                    "upserts": result.upserts,
+                    "deletes": result.deletes,
+                    "skipped": result.skipped_stale,
+                    "dead": result.dead_letters,
+                    "seconds": result.seconds,
+                    "tables": result.tables,
+                    "offsets": json.dumps({f"{t}/{p}": [a, b] for (t, p), (a, b) in sorted(batch.offsets.items())}),
+                    "lag": lag,
+                },
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            _rollback(con)
+            raise
+    finally:
+        con.unregister("_raw")
     fp.hit("after_commit")
     fp.hit("during_checkpoint", delay=0.0005)
     # Keep the WAL small so a restart after a crash replays little (DESIGN.md).
@@ -185,28 +194,36 @@ def _existing_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str
     return out
 
 
-def _merge_table(
+def _land_topic(
     con: duckdb.DuckDBPyConnection,
+    topic: str,
     table: str,
-    changes: list[Change],
     primary_key: Sequence[str],
     existing: dict[str, str] | None,
     result: LandingResult,
-) -> None:
-    # Column order: the key first, then fields in first-seen order.
-    names: dict[str, None] = dict.fromkeys(primary_key)
-    for ch in changes:
-        if ch.row is not None:
-            for col in ch.row:
-                if col not in names and not col.startswith("_"):
-                    names[col] = None
-    values: dict[str, list] = {}
-    for col in names:
-        if col in primary_key:
-            values[col] = [ch.pk[col] for ch in changes]
-        else:
-            values[col] = [None if ch.row is None else ch.row.get(col) for ch in changes]
-    incoming = {col: column_type(vals) for col, vals in values.items()}
+) -> bool:
+    """Check, dead-letter, dedupe, evolve the schema and MERGE one topic's messages.
+
+    Returns whether any valid change reached the table.
+    """
+    con.execute(sql.check_envelopes(table, primary_key), {"topic": topic})
+    con.execute(sql.insert_dead_letters(), {"batch_id": result.batch_id})
+    dead, valid = con.execute(sql.count_checked()).fetchone()
+    result.dead_letters += dead
+    if not valid:
+        return False
+    con.execute(sql.newest_changes(primary_key))
+    fields = [k for (k,) in con.execute(sql.row_fields()).fetchall()]
+    incoming: dict[str, str | None] = dict.fromkeys(primary_key)
+    if fields:
+        con.execute(sql.split_rows(fields))
+        profile = con.execute(sql.profile_fields(fields)).fetchone()
+        for i, field_name in enumerate(fields):
+            incoming[field_name] = widen(incoming.get(field_name), type_from_profile(*profile[10 * i : 10 * i + 10]))
+    # Key columns: their type comes from the pk values (a row-less delete has only those).
+    for col in primary_key:
+        n_int, lo, hi, n_str = con.execute(sql.profile_key(col)).fetchone()
+        incoming[col] = widen(incoming.get(col), type_from_profile(n_int, lo, hi, 0, 0, 0, n_str, 0, 0, 0))
     system = set(sql.SYSTEM_COLUMNS)
     user_existing = {c: t for c, t in (existing or {}).items() if c not in system}
     types, changes_needed = plan_columns(user_existing, incoming)
@@ -224,74 +241,28 @@ def _merge_table(
                 con.execute(sql.widen_column(table, ch.column, ch.new_type))
             _record_schema_change(con, result.batch_id, table, ch.column, ch.change, ch.old_type, ch.new_type)
             result.schema_changes.append(f"{table}.{ch.column}: {ch.change} {ch.old_type or ''}→{ch.new_type}")
-    # Every table column takes part in the MERGE, so a row that lacks a field
-    # sets it to NULL: the warehouse holds the row as the source last sent it.
-    all_types = dict(types)
-    for col, t in user_existing.items():
-        if col not in all_types:
-            all_types[col] = t
-            values[col] = [None] * len(changes)
-
-    arrays = {}
-    for col, t in all_types.items():
-        arrow_type = _ARROW_TYPES.get(t, pa.string())
-        arrays[col] = pa.array([to_cell(v, t) for v in values[col]], type=arrow_type)
-    arrays["_row_present"] = pa.array([ch.row is not None for ch in changes], type=pa.bool_())
-    arrays["_is_delete"] = pa.array([ch.op == "delete" for ch in changes], type=pa.bool_())
-    arrays["_source_ts"] = pa.array([ch.source_ts for ch in changes], type=pa.timestamp("us", tz="UTC"))
-    arrays["_kafka_partition"] = pa.array([ch.partition for ch in changes], type=pa.int32())
-    arrays["_kafka_offset"] = pa.array([ch.offset for ch in changes], type=pa.int64())
-    staging = pa.table(arrays)
-    name = f"_staging_{table}"
-    con.register(name, staging)
-    try:
-        applied = con.execute(
-            sql.merge_changes(table, name, primary_key, all_types) + " RETURNING _deleted"
-        ).fetchall()
-    finally:
-        con.unregister(name)
+    all_types = dict(user_existing)
+    all_types.update(types)
+    con.execute(sql.stage_changes(primary_key, list(all_types), fields))
+    applied = con.execute(sql.merge_changes(table, primary_key, all_types)).fetchall()
     deletes = sum(1 for (d,) in applied if d)
     result.deletes += deletes
     result.upserts += len(applied) - deletes
-    result.skipped_stale += len(changes) - len(applied)
+    result.skipped_stale += valid - len(applied)
+    return True
 
 
 def _record_schema_change(con, batch_id, table, column, change, old, new) -> None:
     con.execute(
-        "INSERT INTO _meta.schema_changes VALUES ($b, now(), $t, $c, $ch, $o, $n)",
-        {"b": batch_id, "t": table, "c": column, "ch": change, "o": old, "n": new},
+        sql.insert_schema_change(),
+        {"batch_id": batch_id, "table": table, "column": column, "change": change, "old": old, "new": new},
     )
 
 
-def _write_dead_letters(con: duckdb.DuckDBPyConnection, plan: BatchPlan, batch_id: int) -> None:
-    if not plan.dead_letters:
+def _write_offsets(con: duckdb.DuckDBPyConnection, batch: RawBatch) -> None:
+    if not batch.offsets:
         return
-    dl = plan.dead_letters
-    now = datetime.now().astimezone()
-    staging = pa.table(
-        {
-            "batch_id": pa.array([batch_id] * len(dl), pa.int64()),
-            "topic": [d.topic for d in dl],
-            "partition": pa.array([d.partition for d in dl], pa.int32()),
-            "offset": pa.array([d.offset for d in dl], pa.int64()),
-            "key": pa.array([d.key for d in dl], pa.binary()),
-            "raw": pa.array([d.raw for d in dl], pa.binary()),
-            "raw_sha256": [d.raw_sha256 for d in dl],
-            "reason": [d.reason for d in dl],
-            "received_at": pa.array([now] * len(dl), pa.timestamp("us", tz="UTC")),
-        }
-    )
-    con.register("_staging_dead", staging)
-    try:
-        con.execute(sql.insert_dead_letters("_staging_dead"))
-    finally:
-        con.unregister("_staging_dead")
-
-
-def _write_offsets(con: duckdb.DuckDBPyConnection, plan: BatchPlan) -> None:
-    if not plan.offsets:
-        return
-    items = sorted(plan.offsets.items())
+    items = sorted(batch.offsets.items())
     staging = pa.table(
         {
             "topic": [t for (t, _), _ in items],
@@ -324,7 +295,7 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, partitions: Sequence[Parti
     con.register("_staging_partitions", staging)
     try:
         con.execute(sql.delete_partitions("_staging_partitions"))
-        con.execute(sql.replace_partitions("_staging_partitions"))
+        con.execute(sql.insert_partitions("_staging_partitions"))
     finally:
         con.unregister("_staging_partitions")
 
@@ -332,7 +303,7 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, partitions: Sequence[Parti
 def _write_heartbeat(con: duckdb.DuckDBPyConnection, hb: Heartbeat, last_batch_id: int | None) -> None:
     con.execute("DELETE FROM _meta.heartbeat WHERE worker = $w", {"w": hb.worker})
     con.execute(
-        sql.replace_heartbeat(),
+        sql.insert_heartbeat(),
         {
             "worker": hb.worker,
             "started_at": hb.started_at,

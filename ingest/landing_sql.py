@@ -1,16 +1,26 @@
 """The landing's SQL, one function per statement.
 
-Identifiers come from the envelope's field names, which `envelope.decode`
-has already restricted to letters, digits and '_', and are always quoted.
-Values are never put into SQL text: they travel in the Arrow staging table
-or as bound parameters.
+Validation, dedupe and type profiling run inside DuckDB (C++, off the GIL),
+so the worker's Python thread only fetches from Kafka — that is what keeps
+the worker close to the raw consume rate. `envelope.decode` states the same
+contract in Python; tests/test_envelope_checks_agree.py proves both accept
+and reject the same messages.
+
+Identifiers in these statements come from the config (validated names) or
+from row fields that `check_envelopes` has already restricted to
+`ROW_COLUMN_PATTERN`; they are always quoted. Message values never enter SQL
+text: they arrive in the registered Arrow table `_raw` or as parameters.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Mapping, Sequence
 
-from ingest.schema import TIMESTAMPTZ
+from ingest.schema import DATE_PATTERN, TIMESTAMPTZ, TS_PATTERN, TSTZ_PATTERN
+
+# Row fields: letters, digits, '_', starting with a letter ('_…' names are the warehouse's own).
+ROW_COLUMN_PATTERN = r"[A-Za-z][A-Za-z0-9_]{0,62}"
 
 # Columns the landing adds to every table (DESIGN.md warehouse layout).
 SYSTEM_COLUMNS: dict[str, str] = {
@@ -25,6 +35,227 @@ HIDDEN_IN_VIEW = ("_deleted", "_kafka_partition", "_kafka_offset")
 
 def q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
+
+
+def lit(text: str) -> str:
+    """A string literal — only for config names and fixed text, never message data."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ─────────────────────────────────────────────── checks, dedupe, profile ──
+
+
+ENVELOPE_FIELDS = ("table", "op", "pk", "row", "source_ts", "v", "exported_at")
+
+
+def _kind(snippet: str) -> str:
+    """SQL: the JSON kind of a snippet from json_transform(…, 'JSON'), by its first character.
+
+    One parse of each message is all the landing affords (measured: 15 µs a
+    message when every check re-parsed it); snippets are then classified as text.
+    """
+    return (
+        f"CASE WHEN {snippet} IS NULL THEN 'null' "
+        f"WHEN left({snippet}, 1) = '\"' THEN 'string' "
+        f"WHEN left({snippet}, 1) = '{{' THEN 'object' "
+        f"WHEN left({snippet}, 1) = '[' THEN 'array' "
+        f"WHEN {snippet} IN ('true', 'false') THEN 'boolean' "
+        f"WHEN regexp_full_match({snippet}, '-?[0-9]+') THEN 'integer' "
+        f"ELSE 'number' END"
+    )
+
+
+def _text(snippet: str) -> str:
+    """SQL: a snippet's value as text — strings unquoted, everything else as its JSON."""
+    return f"CASE WHEN left({snippet}, 1) = '\"' THEN {snippet}->>'$' ELSE {snippet}::VARCHAR END"
+
+
+def check_envelopes(table: str, primary_key: Sequence[str]) -> str:
+    """`_checked`: each message of one topic ($topic), its envelope fields, and why it is invalid (NULL = valid).
+
+    The checks, and their order, are those of `envelope.decode`.
+    """
+    structure = lit(json.dumps({f: "JSON" for f in ENVELOPE_FIELDS}))
+    pk_structure = lit(json.dumps({c: "JSON" for c in primary_key}))
+    pk_sorted = "[" + ", ".join(lit(c) for c in sorted(primary_key)) + "]"
+    table_field = q("table")
+    checks = [
+        ("value IS NULL OR octet_length(value) = 0",
+         lit("empty message value (a Kafka tombstone or an empty produce); expected a JSON envelope")),
+        ("txt IS NULL", lit("not valid JSON: the value is not UTF-8 text")),
+        ("e IS NULL", lit("not valid JSON: ") + " || left(txt, 60)"),
+        ("NOT regexp_matches(txt, " + lit(r"^\s*\{") + ")", lit("not an envelope: expected a JSON object")),
+    ]
+    for f in ("table", "op", "pk", "source_ts", "v"):
+        checks.append((f"e.{q(f)} IS NULL", lit(f"not an envelope: field `{f}` is missing")))
+    for f, kinds, what in (
+        ("table", "('string')", "a string"), ("op", "('string')", "a string"), ("pk", "('object')", "an object"),
+        ("source_ts", "('string')", "a string"), ("v", "('integer')", "an integer"),
+        ("row", "('object', 'null')", "an object or null"), ("exported_at", "('string', 'null')", "a string"),
+    ):
+        checks.append((f"{_kind(f'e.{q(f)}')} NOT IN {kinds}", lit(f"not an envelope: `{f}` must be {what}")))
+    checks += [
+        ("e.v <> '1'",
+         lit("envelope version v=") + " || e.v || " + lit(" is not supported (this worker reads v=1); upgrade the worker")),
+        (f"e.{table_field}->>'$' <> {lit(table)}",
+         lit("envelope names table '") + f" || (e.{table_field}->>'$') || " + lit(f"' but arrived on the topic of table '{table}'")),
+        ("e.op->>'$' NOT IN ('upsert', 'delete')",
+         lit("op '") + " || (e.op->>'$') || " + lit("' is not one of: upsert, delete")),
+        (f"list_sort(json_keys(e.pk)) <> {pk_sorted}",
+         lit("pk has columns ") + " || list_sort(json_keys(e.pk))::VARCHAR || "
+         + lit(f" but [tables.{table}] primary_key is {list(primary_key)}")),
+    ]
+    for c in primary_key:
+        checks.append((
+            f"{_kind(f'pkv.{q(c)}')} NOT IN ('integer', 'string')",
+            lit(f"pk value {c}=") + f" || coalesce(pkv.{q(c)}, 'null') || "
+            + lit(" is not coercible to a key (expected a string or an integer)"),
+        ))
+    bad_name = f"k -> NOT regexp_full_match(k, {lit(ROW_COLUMN_PATTERN)})"
+    checks += [
+        ("e.op->>'$' = 'upsert' AND e.row IS NULL", lit('op \'upsert\' without a row; expected "row": {...}')),
+        (f"e.row IS NOT NULL AND len(list_filter(json_keys(e.row), {bad_name})) > 0",
+         lit("row column name '") + f" || list_filter(json_keys(e.row), {bad_name})[1] || "
+         + lit("' is not usable (expected letters, digits and '_', starting with a letter)")),
+    ]
+    for c in primary_key:
+        checks.append((
+            f"rowv.{q(c)} IS NOT NULL AND rowv.{q(c)} <> pkv.{q(c)}",
+            lit(f"row says {c}=") + f" || rowv.{q(c)} || " + lit(f" but pk says {c}=") + f" || pkv.{q(c)}",
+        ))
+    checks.append((
+        f"NOT regexp_full_match(e.source_ts->>'$', {lit(TSTZ_PATTERN)}) OR TRY_CAST(e.source_ts->>'$' AS TIMESTAMPTZ) IS NULL",
+        lit("source_ts '") + " || (e.source_ts->>'$') || " + lit("' is not an ISO-8601 timestamp with a time zone"),
+    ))
+    when = "".join(f"\n        WHEN {cond}\n            THEN {reason}" for cond, reason in checks)
+    return f"""
+CREATE OR REPLACE TEMP TABLE _checked AS
+WITH parsed AS (
+    SELECT *, try(json_transform(txt, {structure})) AS e
+    FROM (SELECT topic, "partition", "offset", key, value, try(decode(value)) AS txt FROM _raw WHERE topic = $topic)
+), fields AS (
+    SELECT *,
+           CASE WHEN left(e.pk, 1) = '{{' THEN json_transform(e.pk, {pk_structure}) END AS pkv,
+           CASE WHEN left(e.row, 1) = '{{' THEN json_transform(e.row, {pk_structure}) END AS rowv
+    FROM parsed
+)
+SELECT topic, "partition", "offset", key, value, e, pkv,
+    CASE{when}
+    END AS reason
+FROM fields
+"""
+
+
+def newest_changes(primary_key: Sequence[str]) -> str:
+    """`_newest`: the valid changes, one per row — newest `source_ts`, the later offset on ties."""
+    keys = ", ".join(f"{_text(f'pkv.{q(c)}')} AS {q(c)}" for c in primary_key)
+    kinds = ", ".join(f"{_kind(f'pkv.{q(c)}')} AS {q('_kind_' + c)}" for c in primary_key)
+    part = ", ".join(q(c) for c in primary_key)
+    return f"""
+CREATE OR REPLACE TEMP TABLE _newest AS
+SELECT {keys}, {kinds},
+       CAST(e.source_ts->>'$' AS TIMESTAMPTZ) AS _source_ts,
+       (e.op->>'$') = 'delete' AS _is_delete,
+       e.row IS NOT NULL AS _row_present,
+       e.row AS _row,
+       "partition"::INTEGER AS _kafka_partition,
+       "offset"::BIGINT AS _kafka_offset
+FROM _checked
+WHERE reason IS NULL
+QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _source_ts DESC, "offset" DESC) = 1
+"""
+
+
+def row_fields() -> str:
+    """Every field name the batch's rows carry, in the order they were first seen."""
+    return """
+SELECT k FROM (
+    SELECT unnest(json_keys(_row)) AS k, unnest(range(len(json_keys(_row)))) AS n, row_number() OVER () AS r
+    FROM _newest WHERE _row IS NOT NULL
+) GROUP BY k ORDER BY min(r), min(n), k
+"""
+
+
+def split_rows(fields: Sequence[str]) -> str:
+    """`_cells`: each row's fields as JSON snippets — the row's one and only parse."""
+    structure = lit(json.dumps({f: "JSON" for f in fields}))
+    return f"CREATE OR REPLACE TEMP TABLE _cells AS SELECT *, json_transform(_row, {structure}) AS _c FROM _newest"
+
+
+def profile_fields(fields: Sequence[str]) -> str:
+    """One scan of `_cells`: per field, counts of each JSON kind and the integer range.
+
+    Ten columns per field, in the order of `fields`; `schema.type_from_profile`
+    turns each group of ten into a column type.
+    """
+    parts = []
+    for i, field in enumerate(fields):
+        cell, k = f"_c.{q(field)}", f"_k{i}"
+        text = f"({cell}->>'$')"
+        parts.append(
+            f"count(*) FILTER ({k} = 'integer'), "
+            f"min(TRY_CAST({cell} AS HUGEINT)) FILTER ({k} = 'integer'), "
+            f"max(TRY_CAST({cell} AS HUGEINT)) FILTER ({k} = 'integer'), "
+            f"count(*) FILTER ({k} = 'number'), count(*) FILTER ({k} = 'boolean'), "
+            f"count(*) FILTER ({k} IN ('object', 'array')), count(*) FILTER ({k} = 'string'), "
+            f"count(*) FILTER ({k} = 'string' AND regexp_full_match({text}, {lit(TSTZ_PATTERN)})), "
+            f"count(*) FILTER ({k} = 'string' AND regexp_full_match({text}, {lit(DATE_PATTERN)})), "
+            f"count(*) FILTER ({k} = 'string' AND regexp_full_match({text}, {lit(TS_PATTERN)}))"
+        )
+    kinds = ", ".join(f"{_kind(f'_c.{q(field)}')} AS _k{i}" for i, field in enumerate(fields))
+    return f"SELECT {', '.join(parts)} FROM (SELECT _c, {kinds} FROM _cells)"
+
+
+def profile_key(column: str) -> str:
+    """Integer count and range, and string count, of one key column's values in `_newest`."""
+    kind, value = q("_kind_" + column), q(column)
+    return (
+        f"SELECT count(*) FILTER ({kind} = 'integer'), "
+        f"min(TRY_CAST({value} AS HUGEINT)) FILTER ({kind} = 'integer'), "
+        f"max(TRY_CAST({value} AS HUGEINT)) FILTER ({kind} = 'integer'), "
+        f"count(*) FILTER ({kind} = 'string') FROM _newest"
+    )
+
+
+def stage_changes(primary_key: Sequence[str], columns: Sequence[str], row_fields: Sequence[str]) -> str:
+    """`_stage`: one row per change with every table column as text, ready for the MERGE's casts.
+
+    A field a row does not carry comes out NULL: the warehouse holds each row
+    as the source last sent it.
+    """
+    keys = "".join(f"{q(c)}, " for c in primary_key)
+    present = set(row_fields)
+    fields = "".join(
+        f"{_text(f'_c.{q(c)}') if c in present else 'NULL::VARCHAR'} AS {q(c)}, "
+        for c in columns if c not in primary_key
+    )
+    source = "_cells" if row_fields else "_newest"
+    return f"""
+CREATE OR REPLACE TEMP TABLE _stage AS
+SELECT {keys}{fields}_source_ts, _is_delete, _row_present, _kafka_partition, _kafka_offset
+FROM {source}
+"""
+
+
+def insert_dead_letters() -> str:
+    """New dead letters only: a re-delivered bad message is not recorded twice."""
+    return """
+INSERT INTO _meta.dead_letters
+SELECT $batch_id, c.topic, c."partition", c."offset", c.key, c.value,
+       sha256(coalesce(c.value, ''::BLOB)), c.reason, now()
+FROM _checked c
+WHERE c.reason IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM _meta.dead_letters d
+                  WHERE d.topic = c.topic AND d."partition" = c."partition" AND d."offset" = c."offset"
+                    AND d.raw_sha256 = sha256(coalesce(c.value, ''::BLOB)))
+"""
+
+
+def count_checked() -> str:
+    return "SELECT count(*) FILTER (reason IS NOT NULL), count(*) FILTER (reason IS NULL) FROM _checked"
+
+
+# ──────────────────────────────────────────────────────── table DDL ──
 
 
 def create_table(table: str, columns: Mapping[str, str]) -> str:
@@ -61,15 +292,18 @@ def table_columns() -> str:
     )
 
 
-def merge_changes(table: str, staging: str, primary_key: Sequence[str], columns: Mapping[str, str]) -> str:
-    """Apply the staged changes: newer wins, ties go to the later Kafka offset.
+# ──────────────────────────────────────────────────────────── the merge ──
 
-    - a staged upsert or delete WITH a row replaces the row's columns;
+
+def merge_changes(table: str, primary_key: Sequence[str], columns: Mapping[str, str]) -> str:
+    """Apply `_stage`: newer wins, ties go to the later Kafka offset.
+
+    - an upsert, or a delete that carries its row, replaces the row's columns;
     - a delete WITHOUT a row only marks the tombstone and keeps the columns;
-    - an older change than what the warehouse holds changes nothing, so
-      replays and duplicates are harmless.
+    - a change older than what the warehouse holds changes nothing, so replays
+      and duplicates are harmless.
+    RETURNING `_deleted` lets the caller count upserts and deletes applied.
     """
-    t, s = q(table), staging
     on = " AND ".join(f"t.{q(k)} = CAST(s.{q(k)} AS {columns[k]})" for k in primary_key)
     newer = (
         "(t._source_ts IS NULL OR s._source_ts > t._source_ts "
@@ -92,19 +326,14 @@ def merge_changes(table: str, staging: str, primary_key: Sequence[str], columns:
         "s._source_ts", "now()", "s._is_delete", "s._kafka_partition", "s._kafka_offset",
     ]
     return (
-        f"MERGE INTO main.{t} AS t USING {s} AS s ON {on} "
+        f"MERGE INTO main.{q(table)} AS t USING _stage AS s ON {on} "
         f"WHEN MATCHED AND {newer} THEN UPDATE SET {', '.join(set_cols)} "
-        f"WHEN NOT MATCHED THEN INSERT ({', '.join(insert_cols)}) VALUES ({', '.join(insert_vals)})"
+        f"WHEN NOT MATCHED THEN INSERT ({', '.join(insert_cols)}) VALUES ({', '.join(insert_vals)}) "
+        "RETURNING _deleted"
     )
 
 
-def insert_dead_letters(staging: str) -> str:
-    """New dead letters only: a re-delivered bad message is not recorded twice."""
-    return (
-        f"INSERT INTO _meta.dead_letters SELECT s.* FROM {staging} AS s "
-        "WHERE NOT EXISTS (SELECT 1 FROM _meta.dead_letters d WHERE d.topic = s.topic "
-        "AND d.\"partition\" = s.\"partition\" AND d.\"offset\" = s.\"offset\" AND d.raw_sha256 = s.raw_sha256)"
-    )
+# ─────────────────────────────────────────────────────────── bookkeeping ──
 
 
 def delete_offsets(staging: str) -> str:
@@ -114,6 +343,10 @@ def delete_offsets(staging: str) -> str:
     )
 
 
+def insert_offsets(staging: str) -> str:
+    return f"INSERT INTO _meta.offsets SELECT topic, \"partition\", next_offset, now() FROM {staging}"
+
+
 def delete_partitions(staging: str) -> str:
     return (
         f"DELETE FROM _meta.partitions o USING {staging} s "
@@ -121,8 +354,11 @@ def delete_partitions(staging: str) -> str:
     )
 
 
-def insert_offsets(staging: str) -> str:
-    return f"INSERT INTO _meta.offsets SELECT topic, \"partition\", next_offset, now() FROM {staging}"
+def insert_partitions(staging: str) -> str:
+    return (
+        f"INSERT INTO _meta.partitions SELECT topic, \"partition\", next_offset, high_watermark, lag_messages, "
+        f"state, reason, now() FROM {staging}"
+    )
 
 
 def insert_batch() -> str:
@@ -138,15 +374,12 @@ def next_batch_id() -> str:
     return "SELECT coalesce(max(batch_id), 0) + 1 FROM _meta.batches"
 
 
-def replace_heartbeat() -> str:
+def insert_heartbeat() -> str:
     return (
         "INSERT INTO _meta.heartbeat (worker, beat_at, started_at, state, pid, host, last_batch_id, lag_messages, message) "
         "VALUES ($worker, now(), $started_at, $state, $pid, $host, $last_batch_id, $lag, $message)"
     )
 
 
-def replace_partitions(staging: str) -> str:
-    return (
-        f"INSERT INTO _meta.partitions SELECT topic, \"partition\", next_offset, high_watermark, lag_messages, "
-        f"state, reason, now() FROM {staging}"
-    )
+def insert_schema_change() -> str:
+    return "INSERT INTO _meta.schema_changes VALUES ($batch_id, now(), $table, $column, $change, $old, $new)"

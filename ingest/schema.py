@@ -35,9 +35,13 @@ KNOWN_TYPES = frozenset(t for chain in _CHAINS for t in chain)
 
 _INT32 = 2**31
 _INT64 = 2**63
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TS = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$")
-_TSTZ = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)$")
+# The same patterns serve Python (`re`, anchored) and DuckDB (regexp_full_match).
+DATE_PATTERN = r"\d{4}-\d{2}-\d{2}"
+TS_PATTERN = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?"  # seconds required: DuckDB casts need them
+TSTZ_PATTERN = TS_PATTERN + r"(Z|[+-]\d{2}(:?\d{2})?)"
+_DATE = re.compile(f"^{DATE_PATTERN}$", re.ASCII)
+_TS = re.compile(f"^{TS_PATTERN}$", re.ASCII)
+_TSTZ = re.compile(f"^{TSTZ_PATTERN}$", re.ASCII)
 
 
 def normalise(duckdb_type: str) -> str:
@@ -155,3 +159,37 @@ def to_cell(value: Any, target: str) -> Any:
     if target == DOUBLE:
         return float(value)
     return value
+
+
+def type_from_profile(
+    n_int: int, min_int: int | None, max_int: int | None, n_double: int, n_bool: int, n_json: int,
+    n_str: int, n_tstz: int, n_date: int, n_ts: int,
+) -> str | None:
+    """The column type for one batch's values of a field, from the counts DuckDB
+    took of them (`landing_sql.profile_columns`); None when every value was null.
+
+    Same answer as `column_type` over the same values.
+    """
+    result: str | None = None
+    if n_int:
+        lo, hi = int(min_int), int(max_int)
+        if -_INT32 <= lo and hi < _INT32:
+            result = INTEGER
+        elif -_INT64 <= lo and hi < _INT64:
+            result = BIGINT
+        else:
+            result = VARCHAR
+    if n_double:
+        result = widen(result, DOUBLE)
+    if n_bool:
+        result = widen(result, BOOLEAN)
+    if n_json:
+        result = VARCHAR
+    if n_str:
+        if n_tstz == n_str:
+            result = widen(result, TIMESTAMPTZ)
+        elif n_date + n_ts == n_str:
+            result = widen(result, TIMESTAMP if n_ts else DATE)
+        else:
+            result = VARCHAR
+    return result

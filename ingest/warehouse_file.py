@@ -53,7 +53,7 @@ def _retry_open(path: Path, timeout: float, read_only: bool, config: Mapping[str
                 ) from exc
             # Jitter keeps several readers from retrying in lock-step.
             time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 1.6, 0.25)
+            delay = min(delay * 1.6, 0.05)
 
 
 @contextmanager

@@ -9,10 +9,11 @@ Two threads, so that fetching overlaps landing:
   chunks over a bounded queue; it also watches the broker (one log line per
   state change) and stops a partition whose stored offset the broker no
   longer has;
-- the *main thread* cuts batches (max rows / max seconds), plans them
-  (`batch.plan_batch`: decode, dead-letter, dedupe) and lands each in one
-  DuckDB transaction with its offsets, closing the file between batches so
-  the app can read.
+- the *main thread* cuts batches (max rows / max seconds), packs their bytes
+  into Arrow (`batch.raw_batch`) and lands each in one DuckDB transaction
+  with its offsets (`landing.land_batch`: decode, dead-letter, dedupe and
+  merge all run inside DuckDB, off the GIL, so they overlap the fetching),
+  closing the file between batches so the app can read.
 
 Whatever kills the process, the restart seeks to the offsets committed with
 the rows, so nothing is landed twice or lost. Kafka's own committed offsets
@@ -38,7 +39,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError, OffsetOutOfRangeError
 from kafka.structs import OffsetAndMetadata
 
-from ingest.batch import plan_batch
+from ingest.batch import raw_batch
 from ingest.config import PipelineConfig
 from ingest.failpoints import Failpoints
 from ingest.landing import (
@@ -58,6 +59,7 @@ WORKER_NAME = "worker"
 POLL_RECORDS = 5000
 DISCOVERY_SECONDS = 5.0
 PROBE_SECONDS = 5.0
+READER_GAP_SECONDS = 0.03
 
 
 class WorkerAlreadyRunning(RuntimeError):
@@ -412,6 +414,9 @@ class Worker:
             )
             if pending and due:
                 self._land(pending, batch_started_at)
+                # The file is closed now: leave readers a moment to get in
+                # before the next batch takes it again (DuckDB has no queue).
+                time.sleep(READER_GAP_SECONDS)
                 last_beat = time.monotonic()
                 pending, batch_started = [], None
                 continue
@@ -433,10 +438,10 @@ class Worker:
 
     # -- landing
     def _land(self, records: list, started_at: datetime | None) -> None:
-        plan = plan_batch(records, self.topics, self.cfg.tables)
+        batch = raw_batch(records)
         # Offsets the batch will commit, for the partition states written with it.
         after = dict(self.committed)
-        for key, (_first, nxt) in plan.offsets.items():
+        for key, (_first, nxt) in batch.offsets.items():
             after[key] = max(nxt, after.get(key, 0))
         attempt = 0
         waited_for_readers = False
@@ -444,7 +449,7 @@ class Worker:
             try:
                 with open_writer(self.cfg.warehouse.path, self.cfg.worker.lock_timeout_seconds) as con:
                     result = land_batch(
-                        con, plan, self.cfg.tables,
+                        con, batch, self.cfg.tables, self.topics,
                         self._heartbeat("running", self._state_message(), after),
                         self._partition_states(after),
                         started_at or datetime.now().astimezone(),
@@ -465,12 +470,12 @@ class Worker:
         self.last_batch_id = result.batch_id
         self._write_version(result.batch_id)
         assert self.fetcher is not None
-        self.fetcher.request_commit({k: v for k, v in after.items() if k in plan.offsets})
+        self.fetcher.request_commit({k: v for k, v in after.items() if k in batch.offsets})
         lag = self._lag(after)
         log.info(
             "batch %d: %s messages → %s upserts, %s deletes, %s stale skipped, %s dead letters | %s | %.2f s | lag %s",
-            result.batch_id, f"{plan.messages:,}", f"{result.upserts:,}", f"{result.deletes:,}",
-            f"{result.skipped_stale:,}", f"{result.dead_letters:,}", ", ".join(plan.tables) or "no tables",
+            result.batch_id, f"{batch.messages:,}", f"{result.upserts:,}", f"{result.deletes:,}",
+            f"{result.skipped_stale:,}", f"{result.dead_letters:,}", ", ".join(result.tables) or "no tables",
             result.seconds, "?" if lag is None else f"{lag:,}",
         )
         for change in result.schema_changes:

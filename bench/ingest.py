@@ -1,0 +1,146 @@
+"""Ingest benchmark: worker end to end vs the raw kafka-python consume rate.
+
+    .venv/bin/python bench/ingest.py [--messages 1000000] [--partitions 3]
+
+Starts its own embedded broker on a free port, produces N envelopes (~350
+bytes each, a few versions per key, like real change streams), then measures
+in the same run:
+
+1. raw consume: kafka-python polls the topic and counts (nothing else);
+2. the worker, as a subprocess with --until-idle, from its start to the
+   commit of its last batch (read from _meta.batches), and its peak memory.
+
+Prints msgs/s for both, their ratio (target ≥ 0.75) and peak RSS (target < 1 GiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import duckdb  # noqa: E402
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
+
+from ingest.broker import start_broker  # noqa: E402
+from ingest.envelope import encode_envelope, encode_key  # noqa: E402
+
+KST = timezone(timedelta(hours=9))
+TOPIC_PREFIX = "bench"
+TABLE = "transactions"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def produce(bootstrap: str, n: int, partitions: int) -> int:
+    topic = f"{TOPIC_PREFIX}.{TABLE}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, partitions, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024)
+    rnd = random.Random(1)
+    base = datetime(2026, 10, 1, tzinfo=KST)
+    keys = max(1, n // 3)
+    size = 0
+    for i in range(n):
+        tx = rnd.randrange(keys)
+        when = (base + timedelta(seconds=i)).isoformat(timespec="microseconds")
+        row = {
+            "tx_id": tx, "card_id": rnd.randrange(100_000), "merchant_id": rnd.randrange(5_000),
+            "amount_krw": rnd.randrange(1_000, 300_000, 100), "kind": rnd.choice(("payment", "topup", "refund")),
+            "channel": rnd.choice(("card", "bank_transfer", "convenience_store", "mobile")),
+            "status": "approved", "created_at": when, "updated_at": when,
+        }
+        value = encode_envelope(TABLE, "upsert", {"tx_id": tx}, row, when, when)
+        size += len(value)
+        producer.send(topic, key=encode_key({"tx_id": tx}), value=value)
+    producer.flush()
+    producer.close()
+    return size // max(n, 1)
+
+
+def raw_consume(bootstrap: str, n: int, partitions: int) -> float:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                             max_poll_records=5000, fetch_max_wait_ms=200)
+    tps = [TopicPartition(f"{TOPIC_PREFIX}.{TABLE}", p) for p in range(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning()
+    count = 0
+    start = time.perf_counter()
+    while count < n:
+        for recs in consumer.poll(timeout_ms=1000, max_records=5000).values():
+            count += len(recs)
+    seconds = time.perf_counter() - start
+    consumer.close()
+    return count / seconds
+
+
+def run_worker(bootstrap: str, workdir: Path) -> tuple[float, int, int]:
+    config = workdir / "pipeline.toml"
+    config.write_text(f"""
+[kafka]
+bootstrap_servers = "{bootstrap}"
+topic_prefix = "{TOPIC_PREFIX}"
+[warehouse]
+path = "warehouse.duckdb"
+[worker]
+max_batch_rows = 50000
+max_batch_seconds = 5
+idle_exit_seconds = 3
+[tables.{TABLE}]
+primary_key = ["tx_id"]
+""")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    start_wall = datetime.now(timezone.utc)
+    proc = subprocess.run([sys.executable, "-m", "ingest", "worker", "--config", str(config), "--until-idle"],
+                          env=env, cwd=workdir, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"worker failed: {proc.stderr[-2000:]}")
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    last_commit, messages = con.execute("SELECT max(committed_at), sum(messages) FROM _meta.batches").fetchone()
+    con.close()
+    seconds = (last_commit - start_wall).total_seconds()
+    return messages / seconds, peak_kib, messages
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=1_000_000)
+    ap.add_argument("--partitions", type=int, default=3)
+    args = ap.parse_args()
+    broker = start_broker(free_port())
+    try:
+        t = time.perf_counter()
+        avg = produce(broker.bootstrap, args.messages, args.partitions)
+        print(f"produced {args.messages:,} envelopes (~{avg} bytes each) in {time.perf_counter() - t:.1f} s")
+        raw = raw_consume(broker.bootstrap, args.messages, args.partitions)
+        print(f"raw kafka-python consume : {raw:>10,.0f} msgs/s")
+        with tempfile.TemporaryDirectory() as tmp:
+            rate, peak_kib, landed = run_worker(broker.bootstrap, Path(tmp))
+        assert landed == args.messages, f"worker landed {landed} of {args.messages}"
+        ratio = rate / raw
+        print(f"worker end to end        : {rate:>10,.0f} msgs/s   ratio to raw {ratio:.2f} (target ≥ 0.75)")
+        print(f"worker peak memory       : {peak_kib / 1024:>10,.0f} MiB   ratio to limit {peak_kib / 1024 / 1024:.2f} (limit 1 GiB)")
+    finally:
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""Column types: inferred from JSON values, only ever widened — in Python and in DuckDB alike."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ingest import landing_sql as sql
+from ingest.batch import Message, raw_batch
+from ingest.schema import (
+    BIGINT, BOOLEAN, DATE, DOUBLE, INTEGER, TIMESTAMP, TIMESTAMPTZ, VARCHAR, KNOWN_TYPES,
+    column_type, plan_columns, type_from_profile, value_type, widen,
+)
+
+types = st.sampled_from(sorted(KNOWN_TYPES))
+values = st.one_of(
+    st.none(), st.booleans(), st.integers(-2**65, 2**65), st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["2026-11-24T10:00:00+09:00", "2026-11-24T10:00:00.5Z", "2026-11-24", "2026-11-24 10:00:00",
+                     "plain text", "", "12", {"a": 1}, [1, 2]]),
+    st.text(max_size=5),
+)
+
+
+@given(types, types)
+def test_widen_is_commutative_and_never_narrows(a, b):
+    w = widen(a, b)
+    assert w == widen(b, a)
+    assert widen(w, a) == w and widen(w, b) == w  # both fit in the result
+
+
+@given(types, types, types)
+def test_widen_is_associative(a, b, c):
+    assert widen(widen(a, b), c) == widen(a, widen(b, c))
+
+
+def test_the_documented_chains():
+    assert widen(INTEGER, BIGINT) == BIGINT
+    assert widen(BIGINT, DOUBLE) == DOUBLE
+    assert widen(DOUBLE, VARCHAR) == VARCHAR
+    assert widen(DATE, TIMESTAMP) == TIMESTAMP
+    assert widen(TIMESTAMPTZ, DATE) == VARCHAR
+    assert widen(BOOLEAN, INTEGER) == VARCHAR
+    assert value_type(2**31) == BIGINT and value_type(2**63) == VARCHAR
+    assert value_type("2026-11-24T10:00:00+09:00") == TIMESTAMPTZ and value_type("2026-11-24") == DATE
+
+
+def test_existing_columns_only_widen():
+    types_, changes = plan_columns({"a": INTEGER, "b": VARCHAR}, {"a": DOUBLE, "b": INTEGER, "c": None})
+    assert types_ == {"a": DOUBLE, "b": VARCHAR, "c": VARCHAR}
+    assert [(c.column, c.change) for c in changes] == [("a", "widen"), ("c", "add_column")]
+
+
+def _duckdb_type(vals: list) -> str | None:
+    """The type the landing's SQL profile gives a field holding `vals`."""
+    msgs = []
+    for i, v in enumerate(vals):
+        env = {"table": "t", "op": "upsert", "pk": {"id": i}, "row": {"id": i, "x": v},
+               "source_ts": "2026-11-24T10:00:00+09:00", "v": 1}
+        msgs.append(Message("p.t", 0, i, None, json.dumps(env).encode()))
+    con = duckdb.connect()
+    try:
+        con.register("_raw", raw_batch(msgs).records)
+        con.execute(sql.check_envelopes("t", ("id",)), {"topic": "p.t"})
+        con.execute(sql.newest_changes(("id",)))
+        con.execute(sql.split_rows(["id", "x"]))
+        profile = con.execute(sql.profile_fields(["x"])).fetchone()
+        return type_from_profile(*profile)
+    finally:
+        con.close()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(values, min_size=1, max_size=12))
+def test_duckdb_profile_and_python_inference_agree(vals):
+    assert _duckdb_type(vals) == column_type(vals)
