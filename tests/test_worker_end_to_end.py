@@ -52,3 +52,24 @@ def test_messy_stream_lands_as_the_newest_version_of_every_row(broker, write_con
     # One readable log line per batch.
     batch_lines = [line for line in done.stderr.splitlines() if " batch " in line and "messages →" in line]
     assert len(batch_lines) == batches[2]
+
+
+def test_kafka_sees_the_same_offsets_as_the_warehouse(broker, write_config, topic_prefix, tmp_path):
+    """Advisory commits: standard lag tools see the consumer; DuckDB stays the truth."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    scenario = Scenario(topic_prefix, seed=5).build(total=3000, poison_share=0)
+    create_topics(broker.bootstrap, [scenario.topic(t) for t in Scenario.TABLES])
+    produce(broker.bootstrap, scenario.messages)
+    config = write_config(tables=scenario_config_tables())
+    assert run_worker(config, "--until-idle").returncode == 0
+
+    con = read_only(tmp_path / "warehouse.duckdb")
+    stored = {(t, p): o for t, p, o in con.execute('SELECT topic, "partition", next_offset FROM _meta.offsets').fetchall()}
+    con.close()
+    lag_tool = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id="datadesk-worker", enable_auto_commit=False)
+    try:
+        in_kafka = {key: lag_tool.committed(TopicPartition(*key)) for key in stored}
+    finally:
+        lag_tool.close()
+    assert in_kafka == stored
