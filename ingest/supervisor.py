@@ -16,6 +16,8 @@ on a terminal, coloured) log lines:
    watchdog   `python -m ingest watchdog`;
    app        `streamlit run streamlit_app.py` on 127.0.0.1:N, URL printed once healthy.
 
+It refuses a [source] that is not SQLite (the simulator writes invented rows
+into the source) and drops an inherited SOURCE_URL / SOURCE_PASSWORD.
 Every child gets `--config <absolute path>` / env PIPELINE_CONFIG, env
 KAFKA_BOOTSTRAP_SERVERS pointing at the broker it started, and env
 PII_HASH_KEY: the operator's own if set, else a demo key generated once into
@@ -276,7 +278,15 @@ def _app_ready(port: int) -> bool:
 def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 9092) -> int:
     """Run the demo until Ctrl-C/SIGTERM; 0 after a clean stop, 1 if a child failed, 2 on bad usage."""
     path = resolve_config_path(config_path).resolve()
-    cfg = load_config(path, needs=("source", "kafka", "warehouse", "tables"))
+    # The demo's simulator WRITES into [source]: never let an inherited SOURCE_URL (say, a
+    # production database's) redirect it. The children get the same filtered environment.
+    env = {k: v for k, v in os.environ.items() if k not in ("SOURCE_URL", "SOURCE_PASSWORD")}
+    cfg = load_config(path, needs=("source", "kafka", "warehouse", "tables"), environ=env)
+    assert cfg.source is not None
+    if not cfg.source.url.startswith("sqlite:"):
+        print(f"run: {path}: [source] url is not a SQLite file — `make run` is the demo and its simulator writes "
+              "invented rows into the source; run the real services instead (docs/operations.md)", file=sys.stderr)
+        return 2
     for port, what, flag in ((broker_port, "broker", "--broker-port"), (app_port, "app", "--port")):
         if not _port_free(port):
             print(f"run: port {port} for the {what} is in use — is another `make run` running? "
@@ -284,7 +294,6 @@ def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 90
             return 2
     assert cfg.warehouse is not None
     cfg.warehouse.path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
     env.update({
         "PIPELINE_CONFIG": str(path),
         "KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{broker_port}",

@@ -236,3 +236,36 @@ def test_a_dead_child_is_reported_not_restarted_and_a_dead_broker_stops_everythi
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         log.close()
+
+
+def run_cli(config: Path, *args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PII_HASH_KEY", "PIPELINE_CONFIG")}
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "ingest", "run", "--config", str(config), *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_demo_refuses_to_simulate_into_a_real_database(tmp_path):
+    text = (ROOT / "pipeline.toml").read_text().replace(
+        'url = "sqlite:///data/demo_source.sqlite"', 'url = "mysql+pymysql://reader@db.example:3306/prepaid"')
+    (tmp_path / "pipeline.toml").write_text(text)
+    r = run_cli(tmp_path / "pipeline.toml", "--port", str(free_port()), "--broker-port", str(free_port()))
+    assert r.returncode == 2 and "not a SQLite file" in r.stderr
+    assert "started" not in r.stdout and not (tmp_path / "data").exists()
+
+
+def test_an_inherited_source_url_is_ignored_and_busy_ports_are_named(tmp_path):
+    import socket
+
+    shutil.copy(ROOT / "pipeline.toml", tmp_path / "pipeline.toml")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        # SOURCE_URL would point the simulator at a real database: the demo ignores it and gets as far as the ports.
+        r = run_cli(tmp_path / "pipeline.toml", "--port", str(port), "--broker-port", str(free_port()),
+                    env_extra={"SOURCE_URL": "mysql+pymysql://reader@db.example:3306/prepaid"})
+        assert r.returncode == 2 and f"port {port} for the app is in use" in r.stderr and "--port" in r.stderr
+        r = run_cli(tmp_path / "pipeline.toml", "--port", str(free_port()), "--broker-port", str(port))
+        assert r.returncode == 2 and f"port {port} for the broker is in use" in r.stderr and "--broker-port" in r.stderr
+    assert "started" not in r.stdout
