@@ -52,8 +52,14 @@ with st.sidebar:
     st.radio(i18n.t("language"), i18n.LANGS, key=i18n.LANG_KEY, horizontal=True,
              format_func=lambda code: {"ko": "한국어", "en": "English"}[code])
 try:
-    freshness.show_sidebar(get_warehouse())
+    warehouse = get_warehouse()
 except ConfigError:
-    pass  # the page itself shows the configuration error
-
-current.run()
+    warehouse = None  # the page itself shows the configuration error
+if warehouse is None:
+    current.run()
+else:
+    # One read-only connection for the whole page run, opened on the first
+    # uncached query and closed (file released for the worker) when it ends.
+    with warehouse.reading():
+        freshness.show_sidebar(warehouse)
+        current.run()

@@ -93,12 +93,28 @@ def needs_y(spec: ChartSpec) -> bool:
     return spec.kind == "box" or spec.agg != "count"
 
 
+# Asia/Seoul has kept UTC+9 without daylight saving since 1988, so hour/day/week
+# buckets of a TIMESTAMPTZ are plain arithmetic on epoch microseconds — about 4×
+# faster than ICU's date_trunc on 10M rows (bench/app.py). Months need the calendar.
+_HOUR_US = 3_600_000_000
+_DAY_US = 24 * _HOUR_US
+_SEOUL_OFFSET_US = 9 * _HOUR_US
+_EPOCH_BUCKETS = {
+    "hour": "make_timestamptz((epoch_us({c}) // {h}) * {h})",
+    "day": "make_timestamptz(((epoch_us({c}) + {o}) // {d}) * {d} - {o})",
+    # 1970-01-01 was a Thursday: +3 days puts week starts on Mondays.
+    "week": "make_timestamptz((((epoch_us({c}) + {o}) // {d} + 3) // 7 * 7 - 3) * {d} - {o})",
+}
+
+
 def _x_expr(spec: ChartSpec, info: TableInfo) -> str:
     col = info.column(spec.x)
     q = quote(spec.x)
-    if col is not None and col.kind == "time":
-        return f"date_trunc('{spec.bucket}', {q})"  # bucket is one of BUCKETS, never free text
-    return q
+    if col is None or col.kind != "time":
+        return q
+    if "TIME ZONE" in col.type.upper() and spec.bucket in _EPOCH_BUCKETS:
+        return _EPOCH_BUCKETS[spec.bucket].format(c=q, h=_HOUR_US, d=_DAY_US, o=_SEOUL_OFFSET_US)
+    return f"date_trunc('{spec.bucket}', {q})"  # bucket is one of BUCKETS, never free text
 
 
 def _agg_expr(spec: ChartSpec) -> str:
@@ -107,6 +123,8 @@ def _agg_expr(spec: ChartSpec) -> str:
     y = quote(spec.y)
     if spec.agg == "distinct":
         return f"count(DISTINCT {y})"
+    if spec.agg in ("sum", "avg"):
+        return f"{spec.agg}({y})::DOUBLE"  # not DECIMAL/HUGEINT: plain floats for pandas and plotly
     return f"{spec.agg}({y})"
 
 
@@ -116,7 +134,7 @@ def chart_query(spec: ChartSpec, info: TableInfo, where: str, params: list[Any])
         if name is not None and info.column(name) is None:
             raise ValueError(i18n.t("unknown_column", column=name))
     if spec.x is None:
-        raise ValueError(i18n.t("x_axis"))
+        raise ValueError(i18n.t("chart_needs_x"))
     if needs_y(spec) and not spec.y:
         raise ValueError(i18n.t("chart_needs_y"))
     if spec.agg in _NEEDS_NUMBER and info.column(spec.y).kind != "number":
@@ -127,7 +145,6 @@ def chart_query(spec: ChartSpec, info: TableInfo, where: str, params: list[Any])
 
     if spec.kind == "histogram" and info.column(spec.x).kind == "number":
         x = quote(spec.x)
-        group = f", {color} AS color" if color else ""
         return (
             f"WITH f AS (SELECT {x}::DOUBLE AS v{', ' + color + ' AS color' if color else ''} FROM {src} {where}), "
             f"b AS (SELECT min(v) AS lo, (max(v) - min(v)) / {HISTOGRAM_BINS} AS w FROM f) "
@@ -143,7 +160,7 @@ def chart_query(spec: ChartSpec, info: TableInfo, where: str, params: list[Any])
             f"FROM {src} {where} GROUP BY ALL ORDER BY x LIMIT {limit}"
         ), list(params)
     if spec.kind in ("heatmap",) and not color:
-        raise ValueError(i18n.t("color"))
+        raise ValueError(i18n.t("chart_needs_color"))
     agg = _agg_expr(spec)
     if spec.kind == "histogram":  # a time x: counts per bucket
         agg = "count(*)"

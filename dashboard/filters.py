@@ -257,9 +257,9 @@ def where_clause(filters: Iterable[Filter], info: TableInfo, today: date | None 
 
 
 def count_sql(info: TableInfo, where: str) -> str:
-    """Matching rows and all rows in ONE scan, so the two numbers always belong together."""
-    condition = where[len("WHERE "):] if where else "true"
-    return f"SELECT count(*) FILTER (WHERE {condition}) AS n, count(*) AS total FROM {info.qualified}"
+    """Matching rows. (Kept apart from the table's total: a WHERE on a time range
+    lets DuckDB skip whole row groups — 3 ms instead of 110 ms on 10M rows.)"""
+    return f"SELECT count(*) AS n FROM {info.qualified} {where}"
 
 
 def rows_sql(info: TableInfo, where: str, sort: str | None, desc: bool, limit: int, local_time: bool = False) -> str:

@@ -102,6 +102,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "bucket_week": ("주", "week"),
     "bucket_month": ("월", "month"),
     "chart_needs_y": ("이 집계에는 값(Y) 열이 필요합니다.", "This aggregation needs a value (Y) column."),
+    "chart_needs_color": ("히트맵은 두 번째 축으로 '색 구분' 열이 필요합니다.", "A heat map needs a 'Colour by' column as its second axis."),
+    "chart_needs_x": ("X축 열을 골라 주세요.", "Pick an X axis column."),
     "chart_empty": ("조건에 맞는 데이터가 없습니다.", "No data matches the filters."),
     "chart_truncated": ("그룹이 많아 처음 {n}개만 그렸습니다.", "Too many groups: only the first {n} are drawn."),
     "data": ("데이터", "Data"),

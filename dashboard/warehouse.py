@@ -23,6 +23,7 @@ What it promises:
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -39,6 +40,7 @@ TIME_ZONE = "Asia/Seoul"
 DATA_SCHEMA = "live"  # views without tombstones and Kafka bookkeeping (DESIGN.md)
 CACHE_TTL_SECONDS = 600
 CACHE_MAX_ENTRIES = 512
+_CONNECTION_LOCK = threading.RLock()
 
 __all__ = [
     "Catalog",
@@ -161,7 +163,53 @@ class Warehouse:
 
     # Connections ---------------------------------------------------------------
 
+    @contextmanager
     def _connect(self):
+        """One read-only connection, alone in this process while it is open.
+
+        DuckDB shares one database instance between all connections a
+        process opens on the same file, and `lock_configuration` locks that
+        instance: a second connection opened meanwhile could not set its own
+        search_path. So app connections take turns (queries are short; DuckDB
+        uses every core for each one anyway), and each gets a fresh instance.
+        """
+        if not _CONNECTION_LOCK.acquire(timeout=self.app.query_timeout_seconds):
+            raise WarehouseBusy("other queries of this app kept the warehouse busy; try again in a moment")
+        try:
+            with self._open() as con:
+                yield con
+        finally:
+            _CONNECTION_LOCK.release()
+
+    @contextmanager
+    def reading(self):
+        """Let every query inside the block share one connection (one page run).
+
+        Opening the file costs 15–25 ms; a page asks for several results. The
+        connection is opened on the first uncached query and closed (the file
+        released) when the block ends, which is a page run: milliseconds.
+        """
+        if getattr(_LOCAL, "shared", None) is not None:
+            yield self
+            return
+        shared = _SharedConnection(self)
+        _LOCAL.shared = shared
+        try:
+            yield self
+        finally:
+            _LOCAL.shared = None
+            shared.close()
+
+    @contextmanager
+    def _connection(self):
+        shared = getattr(_LOCAL, "shared", None)
+        if shared is not None and shared.warehouse.path == self.path:
+            yield shared.get()
+        else:
+            with self._connect() as con:
+                yield con
+
+    def _open(self):
         return open_reader(
             self.path,
             timeout=self.app.query_timeout_seconds,
@@ -176,7 +224,7 @@ class Warehouse:
     def _execute(self, sql: str, params: Sequence[Any], fetch: str) -> Any:
         """Run one statement on a fresh connection, interrupting it after the time-out."""
         timeout = self.app.query_timeout_seconds
-        with self._connect() as con:
+        with self._connection() as con:
             timer = threading.Timer(timeout, con.interrupt)
             timer.daemon = True
             timer.start()
@@ -242,7 +290,7 @@ class Warehouse:
 
     def _read_catalog(self) -> Catalog:
         try:
-            with self._connect() as con:
+            with self._connection() as con:
                 rows = con.execute(
                     "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
                     "WHERE table_schema IN ('live', 'main') AND table_catalog = current_database() "
@@ -276,6 +324,27 @@ class Warehouse:
             ) > 0
         except WarehouseMissing:
             return False
+
+
+_LOCAL = threading.local()  # the shared connection of the page run on this thread, if any
+
+
+class _SharedConnection:
+    def __init__(self, warehouse: Warehouse):
+        self.warehouse = warehouse
+        self._cm = None
+        self._con = None
+
+    def get(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._cm = self.warehouse._connect()
+            self._con = self._cm.__enter__()
+        return self._con
+
+    def close(self) -> None:
+        if self._cm is not None:
+            cm, self._cm, self._con = self._cm, None, None
+            cm.__exit__(None, None, None)
 
 
 def _warehouse_key(wh: Warehouse) -> tuple:
