@@ -207,16 +207,16 @@ def _land_topic(
     Returns whether any valid change reached the table.
     """
     con.execute(sql.check_envelopes(table, primary_key), {"topic": topic})
+    fields = [k for (k,) in con.execute(sql.row_fields()).fetchall()]
+    con.execute(sql.check_rows(primary_key, fields))
     con.execute(sql.insert_dead_letters(), {"batch_id": result.batch_id})
     dead, valid = con.execute(sql.count_checked()).fetchone()
     result.dead_letters += dead
     if not valid:
         return False
     con.execute(sql.newest_changes(primary_key))
-    fields = [k for (k,) in con.execute(sql.row_fields()).fetchall()]
     incoming: dict[str, str | None] = dict.fromkeys(primary_key)
     if fields:
-        con.execute(sql.split_rows(fields))
         profile = con.execute(sql.profile_fields(fields)).fetchone()
         for i, field_name in enumerate(fields):
             incoming[field_name] = widen(incoming.get(field_name), type_from_profile(*profile[10 * i : 10 * i + 10]))

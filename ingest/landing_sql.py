@@ -60,7 +60,7 @@ def _kind(snippet: str) -> str:
         f"WHEN left({snippet}, 1) = '{{' THEN 'object' "
         f"WHEN left({snippet}, 1) = '[' THEN 'array' "
         f"WHEN {snippet} IN ('true', 'false') THEN 'boolean' "
-        f"WHEN regexp_full_match({snippet}, '-?[0-9]+') THEN 'integer' "
+        f"WHEN NOT (contains({snippet}::VARCHAR, '.') OR contains(lower({snippet}::VARCHAR), 'e')) THEN 'integer' "
         f"ELSE 'number' END"
     )
 
@@ -114,35 +114,62 @@ def check_envelopes(table: str, primary_key: Sequence[str]) -> str:
     bad_name = f"k -> NOT regexp_full_match(k, {lit(ROW_COLUMN_PATTERN)})"
     checks += [
         ("e.op->>'$' = 'upsert' AND e.row IS NULL", lit('op \'upsert\' without a row; expected "row": {...}')),
-        (f"e.row IS NOT NULL AND len(list_filter(json_keys(e.row), {bad_name})) > 0",
-         lit("row column name '") + f" || list_filter(json_keys(e.row), {bad_name})[1] || "
+        (f"e.row IS NOT NULL AND len(list_filter(row_keys, {bad_name})) > 0",
+         lit("row column name '") + f" || list_filter(row_keys, {bad_name})[1] || "
          + lit("' is not usable (expected letters, digits and '_', starting with a letter)")),
     ]
-    for c in primary_key:
-        checks.append((
-            f"rowv.{q(c)} IS NOT NULL AND rowv.{q(c)} <> pkv.{q(c)}",
-            lit(f"row says {c}=") + f" || rowv.{q(c)} || " + lit(f" but pk says {c}=") + f" || pkv.{q(c)}",
-        ))
     checks.append((
         f"NOT regexp_full_match(e.source_ts->>'$', {lit(TSTZ_PATTERN)}) OR TRY_CAST(e.source_ts->>'$' AS TIMESTAMPTZ) IS NULL",
         lit("source_ts '") + " || (e.source_ts->>'$') || " + lit("' is not an ISO-8601 timestamp with a time zone"),
     ))
     when = "".join(f"\n        WHEN {cond}\n            THEN {reason}" for cond, reason in checks)
     return f"""
-CREATE OR REPLACE TEMP TABLE _checked AS
+CREATE OR REPLACE TEMP TABLE _parsed AS
 WITH parsed AS (
     SELECT *, try(json_transform(txt, {structure})) AS e
     FROM (SELECT topic, "partition", "offset", key, value, try(decode(value)) AS txt FROM _raw WHERE topic = $topic)
 ), fields AS (
     SELECT *,
            CASE WHEN left(e.pk, 1) = '{{' THEN json_transform(e.pk, {pk_structure}) END AS pkv,
-           CASE WHEN left(e.row, 1) = '{{' THEN json_transform(e.row, {pk_structure}) END AS rowv
+           CASE WHEN left(e.row, 1) = '{{' THEN json_keys(e.row) END AS row_keys
     FROM parsed
 )
-SELECT topic, "partition", "offset", key, value, e, pkv,
+SELECT topic, "partition", "offset", key, value, e, pkv, row_keys,
     CASE{when}
     END AS reason
 FROM fields
+"""
+
+
+def row_fields() -> str:
+    """Every field name the valid messages' rows carry, in the order first seen (no parsing: keys are listed)."""
+    return """
+SELECT k FROM (
+    SELECT unnest(row_keys) AS k, unnest(range(len(row_keys))) AS n, row_number() OVER () AS r
+    FROM _parsed WHERE reason IS NULL AND row_keys IS NOT NULL
+) GROUP BY k ORDER BY min(r), min(n), k
+"""
+
+
+def check_rows(primary_key: Sequence[str], fields: Sequence[str]) -> str:
+    """`_checked`: `_parsed` plus each row split into JSON snippets (`_c`, the row's one full parse),
+    and the last check, that a row agrees with its pk."""
+    if fields:
+        structure = lit(json.dumps({f: "JSON" for f in fields}))
+        cells = f"CASE WHEN reason IS NULL AND e.row IS NOT NULL THEN json_transform(e.row, {structure}) END"
+        present = set(fields)
+        agree = "".join(
+            f"\n            WHEN list_contains(row_keys, {lit(c)}) AND (_c.{q(c)} IS NULL OR _c.{q(c)} <> pkv.{q(c)}) THEN "
+            + lit(f"row says {c}=") + f" || coalesce(_c.{q(c)}, 'null') || " + lit(f" but pk says {c}=") + f" || pkv.{q(c)}"
+            for c in primary_key if c in present
+        )
+    else:
+        cells, agree = "NULL", ""
+    reason = f"CASE WHEN reason IS NOT NULL THEN reason{agree} END" if agree else "reason"
+    return f"""
+CREATE OR REPLACE TEMP TABLE _checked AS
+SELECT * EXCLUDE (reason), {reason} AS reason
+FROM (SELECT *, {cells} AS _c FROM _parsed)
 """
 
 
@@ -157,7 +184,7 @@ SELECT {keys}, {kinds},
        CAST(e.source_ts->>'$' AS TIMESTAMPTZ) AS _source_ts,
        (e.op->>'$') = 'delete' AS _is_delete,
        e.row IS NOT NULL AS _row_present,
-       e.row AS _row,
+       _c,
        "partition"::INTEGER AS _kafka_partition,
        "offset"::BIGINT AS _kafka_offset
 FROM _checked
@@ -166,44 +193,32 @@ QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _source_ts DESC, "offset
 """
 
 
-def row_fields() -> str:
-    """Every field name the batch's rows carry, in the order they were first seen."""
-    return """
-SELECT k FROM (
-    SELECT unnest(json_keys(_row)) AS k, unnest(range(len(json_keys(_row)))) AS n, row_number() OVER () AS r
-    FROM _newest WHERE _row IS NOT NULL
-) GROUP BY k ORDER BY min(r), min(n), k
-"""
-
-
-def split_rows(fields: Sequence[str]) -> str:
-    """`_cells`: each row's fields as JSON snippets — the row's one and only parse."""
-    structure = lit(json.dumps({f: "JSON" for f in fields}))
-    return f"CREATE OR REPLACE TEMP TABLE _cells AS SELECT *, json_transform(_row, {structure}) AS _c FROM _newest"
-
-
 def profile_fields(fields: Sequence[str]) -> str:
-    """One scan of `_cells`: per field, counts of each JSON kind and the integer range.
+    """One scan of `_newest`: per field, counts of each JSON kind and the integer range.
 
     Ten columns per field, in the order of `fields`; `schema.type_from_profile`
-    turns each group of ten into a column type.
+    turns each group of ten into a column type. Each cell is classified once
+    and unquoted once; the date patterns only run on strings shaped like dates.
     """
-    parts = []
+    inner, parts = [], []
     for i, field in enumerate(fields):
-        cell, k = f"_c.{q(field)}", f"_k{i}"
-        text = f"({cell}->>'$')"
+        cell = f"_c.{q(field)}"
+        k, s, t = f"_k{i}", f"_s{i}", f"_t{i}"
+        inner.append(f"{_kind(cell)} AS {k}")
+        inner.append(f"CASE WHEN left({cell}, 1) = '\"' THEN {cell}->>'$' END AS {s}")
+        inner.append(f"CASE WHEN left({cell}, 1) NOT IN ('\"', '{{', '[', 't', 'f') THEN {cell}::VARCHAR END AS {t}")
+        dated = f"{k} = 'string' AND length({s}) BETWEEN 10 AND 40 AND substr({s}, 5, 1) = '-'"
         parts.append(
             f"count(*) FILTER ({k} = 'integer'), "
-            f"min(TRY_CAST({cell} AS HUGEINT)) FILTER ({k} = 'integer'), "
-            f"max(TRY_CAST({cell} AS HUGEINT)) FILTER ({k} = 'integer'), "
+            f"min(TRY_CAST({t} AS HUGEINT)) FILTER ({k} = 'integer'), "
+            f"max(TRY_CAST({t} AS HUGEINT)) FILTER ({k} = 'integer'), "
             f"count(*) FILTER ({k} = 'number'), count(*) FILTER ({k} = 'boolean'), "
             f"count(*) FILTER ({k} IN ('object', 'array')), count(*) FILTER ({k} = 'string'), "
-            f"count(*) FILTER ({k} = 'string' AND regexp_full_match({text}, {lit(TSTZ_PATTERN)})), "
-            f"count(*) FILTER ({k} = 'string' AND regexp_full_match({text}, {lit(DATE_PATTERN)})), "
-            f"count(*) FILTER ({k} = 'string' AND regexp_full_match({text}, {lit(TS_PATTERN)}))"
+            f"count(*) FILTER ({dated} AND regexp_full_match({s}, {lit(TSTZ_PATTERN)})), "
+            f"count(*) FILTER ({dated} AND regexp_full_match({s}, {lit(DATE_PATTERN)})), "
+            f"count(*) FILTER ({dated} AND regexp_full_match({s}, {lit(TS_PATTERN)}))"
         )
-    kinds = ", ".join(f"{_kind(f'_c.{q(field)}')} AS _k{i}" for i, field in enumerate(fields))
-    return f"SELECT {', '.join(parts)} FROM (SELECT _c, {kinds} FROM _cells)"
+    return f"SELECT {', '.join(parts)} FROM (SELECT {', '.join(inner)} FROM _newest)"
 
 
 def profile_key(column: str) -> str:
@@ -229,11 +244,10 @@ def stage_changes(primary_key: Sequence[str], columns: Sequence[str], row_fields
         f"{_text(f'_c.{q(c)}') if c in present else 'NULL::VARCHAR'} AS {q(c)}, "
         for c in columns if c not in primary_key
     )
-    source = "_cells" if row_fields else "_newest"
     return f"""
 CREATE OR REPLACE TEMP TABLE _stage AS
 SELECT {keys}{fields}_source_ts, _is_delete, _row_present, _kafka_partition, _kafka_offset
-FROM {source}
+FROM _newest
 """
 
 

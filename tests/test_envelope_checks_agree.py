@@ -76,6 +76,8 @@ def sql_verdicts(values: list[bytes | None], primary_key: tuple[str, ...]) -> li
     try:
         con.register("_raw", batch.records)
         con.execute(sql.check_envelopes(TABLE, primary_key), {"topic": TOPIC})
+        fields = [k for (k,) in con.execute(sql.row_fields()).fetchall()]
+        con.execute(sql.check_rows(primary_key, fields))
         return [r for (r,) in con.execute('SELECT reason FROM _checked ORDER BY "offset"').fetchall()]
     finally:
         con.close()

@@ -64,8 +64,8 @@ def _duckdb_type(vals: list) -> str | None:
     try:
         con.register("_raw", raw_batch(msgs).records)
         con.execute(sql.check_envelopes("t", ("id",)), {"topic": "p.t"})
+        con.execute(sql.check_rows(("id",), ["id", "x"]))
         con.execute(sql.newest_changes(("id",)))
-        con.execute(sql.split_rows(["id", "x"]))
         profile = con.execute(sql.profile_fields(["x"])).fetchone()
         return type_from_profile(*profile)
     finally:
