@@ -140,6 +140,19 @@ def run() -> int:
                 raw_ms.append((time.perf_counter() - t) * 1000)
         raw.close()
 
+        # The same, but opening the file per filter change as every reader must (the worker needs
+        # the file back between batches, DESIGN.md): a cold DuckDB instance each time, no app code.
+        reopen_ms = []
+        for i, queries in enumerate(changes):
+            t = time.perf_counter()
+            con = duckdb.connect(str(db), read_only=True, config={"enable_external_access": False, "memory_limit": "2GB"})
+            con.execute("SET search_path = 'live,main'; SET TimeZone = 'Asia/Seoul'")
+            for sql, p in queries:
+                con.execute(sql, p).to_arrow_table()
+            con.close()
+            if i >= 3:
+                reopen_ms.append((time.perf_counter() - t) * 1000)
+
         app_ms, figure_ms, shown = [], [], []
         for i, queries in enumerate(changes):
             t = time.perf_counter()
@@ -155,11 +168,14 @@ def run() -> int:
         p50a, p95a, p50r, p95r = pct(app_ms, .5), pct(app_ms, .95), pct(raw_ms, .5), pct(raw_ms, .95)
         print(f"\nfilter → data (count + chart aggregate + {cap:,} rows), {args.changes} changes, "
               f"matching rows median {int(statistics.median(shown)):,}")
-        print(f"  app  p50 {p50a:7.1f} ms   p95 {p95a:7.1f} ms")
-        print(f"  raw  p50 {p50r:7.1f} ms   p95 {p95r:7.1f} ms")
+        print(f"  app (dashboard.warehouse, uncached)             p50 {p50a:7.1f} ms   p95 {p95a:7.1f} ms")
+        print(f"  raw, one open connection                        p50 {p50r:7.1f} ms   p95 {p95r:7.1f} ms")
+        p50o, p95o = pct(reopen_ms, .5), pct(reopen_ms, .95)
+        print(f"  raw, file opened per change (the readers' rule)  p50 {p50o:7.1f} ms   p95 {p95o:7.1f} ms"
+              f"  → app/that p95 {p95a / p95o:.2f}×, p50 {p50a / p50o:.2f}×")
         print(f"  (+ building the plotly figure: p50 {pct(figure_ms, .5):.1f} ms, p95 {pct(figure_ms, .95):.1f} ms)")
         print(f"  p95 {p95a:.0f} ms vs target 300 ms → {'OK' if p95a < 300 else 'MISSED'} ({p95a / 300:.2f} of target)")
-        print(f"  app/raw p95 {p95a / p95r:.2f}×, p50 {p50a / p50r:.2f}× vs target ≤ 2× → "
+        print(f"  app/raw (one open connection) p95 {p95a / p95r:.2f}×, p50 {p50a / p50r:.2f}× vs target ≤ 2× → "
               f"{'OK' if p95a / p95r <= 2 else 'MISSED'}")
 
         # ── downloads of N rows ────────────────────────────────────────────

@@ -226,7 +226,7 @@ def test_other_chart_kinds_render(app_env):
             assert stamp.weekday() == 0 and (stamp.hour, stamp.minute) == (0, 0), x
             weeks[(stamp.date(), trace["name"])] = y
     local = pay["created_at"].dt.tz_convert(SEOUL)
-    monday = (local.dt.normalize() - pd.to_timedelta(local.dt.weekday, unit="D")).dt.date
+    monday = (local.dt.normalize() - pd.to_timedelta(local.dt.day_of_week, unit="D")).dt.date
     expected = pay.assign(week=monday, label=pay["status"].map({"approved": "승인", "cancelled": "취소"})) \
         .groupby(["week", "label"])["card_id"].nunique().to_dict()
     assert weeks == expected
