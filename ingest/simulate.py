@@ -597,6 +597,10 @@ def run_simulator(
     if url.get_backend_name() == "sqlite" and url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = connect(cfg.source)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         if _is_empty(engine):
             create_demo_schema(engine)
@@ -606,12 +610,8 @@ def run_simulator(
         else:
             create_demo_schema(engine)
             log.info("demo source exists; continuing the business")
-        if once:
+        if once or stop.is_set():
             return 0
-        stop = threading.Event()
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            signal.signal(signal.SIGINT, lambda *_: stop.set())
         rng = random.Random(seed)
         fake = Faker("ko_KR")
         while not stop.wait(tick_seconds):

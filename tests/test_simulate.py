@@ -163,3 +163,22 @@ def test_demo_schema_on_mariadb(mariadb_url):
     for table in TABLES:
         assert ["updated_at", PK[table]] in [ix["column_names"] for ix in insp.get_indexes(table)]
     engine.dispose()
+
+
+def test_simulate_command_seeds_once_then_continues(tmp_path):
+    from ingest.config import load_config
+    from ingest.simulate import run_simulator
+
+    path = tmp_path / "pipeline.toml"
+    path.write_text(f'[source]\nurl = "sqlite:///{tmp_path}/data/demo.sqlite"\n', encoding="utf-8")
+    cfg = load_config(path, needs=("source",), environ={})
+    assert run_simulator(cfg, once=True, seed=1, members_count=120, days=3) == 0
+    engine = sa.create_engine(cfg.source.url)
+    with engine.connect() as conn:
+        first = conn.exec_driver_sql("SELECT COUNT(*) FROM payments").scalar()
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    assert first > 0
+    assert run_simulator(cfg, once=True, seed=1, members_count=120, days=3) == 0  # an existing source is kept
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT COUNT(*) FROM payments").scalar() == first
+    engine.dispose()
