@@ -21,7 +21,7 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from tests.fixtures_app import SEOUL, TYPES, build_warehouse, live, make_rows, write_app_config
+from tests.fixtures_app import SEOUL
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "streamlit_app.py")
