@@ -239,6 +239,13 @@ updated_at = "changed"
     warning = [r.getMessage() for r in caplog.records if "no index" in r.getMessage()]
     assert warning and "ledger" in warning[0] and "updated_at" in warning[0]
     assert len(read_topic(cfg.kafka.bootstrap_servers, cfg.kafka.topic_for("ledger"), expect=1)) == 1
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=cfg.kafka.bootstrap_servers, group_id=None)
+    try:  # the exporter created the missing topic with [kafka] partitions partitions
+        assert consumer.partitions_for_topic(cfg.kafka.topic_for("ledger")) == set(range(cfg.kafka.partitions))
+    finally:
+        consumer.close()
 
 
 def test_hash_column_without_key_refuses_to_start(export_config, demo_sqlite):
