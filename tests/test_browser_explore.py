@@ -200,6 +200,9 @@ partitions = 3
                 matching, _ = matching_and_total(page)
                 assert matching == len(wanted) > 0
                 page.screenshot(path=str(shots / "explore_filtered.png"), full_page=True)
+                page.get_by_role("heading", name="다운로드").scroll_into_view_if_needed()
+                page.wait_for_timeout(500)
+                page.screenshot(path=str(shots / "explore_rows_downloads.png"))
 
                 with page.expect_download(timeout=60_000) as dl:
                     page.get_by_role("button", name="Excel 받기").click()
