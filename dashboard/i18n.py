@@ -70,6 +70,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "preset_last_month": ("지난달", "Last month"),
     "preset_custom": ("직접 지정", "Custom range"),
     "date_range": ("시작일 – 종료일", "From – to"),
+    "choose": ("전체 (골라서 거르기)", "all (pick to filter)"),
+    "choose_columns": ("거를 열을 고르세요", "Pick columns to filter"),
     "more_filters": ("다른 열로 거르기", "Filter other columns"),
     "min": ("최소", "min"),
     "max": ("최대", "max"),

@@ -167,7 +167,8 @@ with wh.reading():
                 text = t(v) if kind == "bool" else i18n.value_label(name, v)
                 return f"{text} ({i18n.fmt_number(count_of.get(v, 0))})"
 
-            picked = cols[i % len(cols)].multiselect(col_label(name), options, key=k + "in." + name, format_func=fmt)
+            picked = cols[i % len(cols)].multiselect(col_label(name), options, key=k + "in." + name, format_func=fmt,
+                                                     placeholder=t("choose"))
             if picked:
                 chosen.append(Filter(name, "in", tuple(picked)))
 
@@ -176,7 +177,7 @@ with wh.reading():
         seed(k + "more", [f.column for f in state.filters if f.op in ("range", "has") and f.column in other_cols])
         with st.expander(t("more_filters"), expanded=bool(st.session_state[k + "more"])):
             more = st.multiselect(t("more_filters"), other_cols, key=k + "more", format_func=col_label,
-                                  label_visibility="collapsed")
+                                  label_visibility="collapsed", placeholder=t("choose_columns"))
             for name in more:
                 if info.column(name).kind == "number":
                     url_range = existing("range", name)
