@@ -14,6 +14,7 @@ because the batch is deduped first and then MERGEd on the key.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +31,7 @@ from ingest.failpoints import Failpoints
 from ingest.schema import normalise, plan_columns, type_from_profile, widen
 
 META_SQL = Path(__file__).with_name("sql") / "meta.sql"
+_ROW_COLUMN = re.compile(sql.ROW_COLUMN_PATTERN, re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -207,13 +209,15 @@ def _land_topic(
     Returns whether any valid change reached the table.
     """
     con.execute(sql.check_envelopes(table, primary_key), {"topic": topic})
-    fields = [k for (k,) in con.execute(sql.row_fields()).fetchall()]
-    con.execute(sql.check_rows(primary_key, fields))
+    names = [k for (k,) in con.execute(sql.row_fields("_parsed")).fetchall()]
+    unusable = [n for n in names if not _ROW_COLUMN.fullmatch(n)]
+    con.execute(sql.check_rows(primary_key, [n for n in names if n not in unusable], unusable))
     con.execute(sql.insert_dead_letters(), {"batch_id": result.batch_id})
     dead, valid = con.execute(sql.count_checked()).fetchone()
     result.dead_letters += dead
     if not valid:
         return False
+    fields = [k for (k,) in con.execute(sql.row_fields("_checked")).fetchall()]
     con.execute(sql.newest_changes(primary_key))
     incoming: dict[str, str | None] = dict.fromkeys(primary_key)
     if fields:

@@ -111,18 +111,32 @@ def check_envelopes(table: str, primary_key: Sequence[str]) -> str:
             lit(f"pk value {c}=") + f" || coalesce(pkv.{q(c)}, 'null') || "
             + lit(" is not coercible to a key (expected a string or an integer)"),
         ))
-    bad_name = f"k -> NOT regexp_full_match(k, {lit(ROW_COLUMN_PATTERN)})"
-    checks += [
-        ("e.op->>'$' = 'upsert' AND e.row IS NULL", lit('op \'upsert\' without a row; expected "row": {...}')),
-        (f"e.row IS NOT NULL AND len(list_filter(row_keys, {bad_name})) > 0",
-         lit("row column name '") + f" || list_filter(row_keys, {bad_name})[1] || "
-         + lit("' is not usable (expected letters, digits and '_', starting with a letter)")),
-    ]
+    checks.append(("e.op->>'$' = 'upsert' AND e.row IS NULL", lit('op \'upsert\' without a row; expected "row": {...}')))
     checks.append((
         f"NOT regexp_full_match(e.source_ts->>'$', {lit(TSTZ_PATTERN)}) OR TRY_CAST(e.source_ts->>'$' AS TIMESTAMPTZ) IS NULL",
         lit("source_ts '") + " || (e.source_ts->>'$') || " + lit("' is not an ISO-8601 timestamp with a time zone"),
     ))
-    when = "".join(f"\n        WHEN {cond}\n            THEN {reason}" for cond, reason in checks)
+    when = "".join(f"\n            WHEN {cond}\n                THEN {reason}" for cond, reason in checks)
+    # The common case first: cheap checks on the raw snippets that together
+    # imply every check above passes. Only a message failing one of them goes
+    # through the full chain, which then says exactly what is wrong.
+    fast = [
+        "e IS NOT NULL",
+        f"left(ltrim(txt, {lit(' ' + chr(9) + chr(10) + chr(13))}), 1) = '{{'",
+        f"e.{table_field} = {lit(json.dumps(table))}",
+        "e.op IN ('\"upsert\"', '\"delete\"')",
+        "left(e.pk, 1) = '{'",
+        "left(e.source_ts, 1) = '\"'",
+        "e.v = '1'",
+        "(e.row IS NULL OR left(e.row, 1) = '{')",
+        "(e.exported_at IS NULL OR left(e.exported_at, 1) = '\"')",
+        f"list_sort(json_keys(e.pk)) = {pk_sorted}",
+        *(f"(left(pkv.{q(c)}, 1) = '\"' OR regexp_full_match(pkv.{q(c)}, '-?[0-9]+'))" for c in primary_key),
+        "NOT (e.op = '\"upsert\"' AND e.row IS NULL)",
+        f"regexp_full_match(e.source_ts->>'$', {lit(TSTZ_PATTERN)})",
+        "TRY_CAST(e.source_ts->>'$' AS TIMESTAMPTZ) IS NOT NULL",
+    ]
+    fast_ok = "\n        AND ".join(fast)
     return f"""
 CREATE OR REPLACE TEMP TABLE _parsed AS
 WITH parsed AS (
@@ -135,37 +149,50 @@ WITH parsed AS (
     FROM parsed
 )
 SELECT topic, "partition", "offset", key, value, e, pkv, row_keys,
-    CASE{when}
+    CASE WHEN {fast_ok}
+    THEN NULL
+    ELSE CASE{when}
+        END
     END AS reason
 FROM fields
 """
 
 
-def row_fields() -> str:
-    """Every field name the valid messages' rows carry, in the order first seen (no parsing: keys are listed)."""
-    return """
+def row_fields(source: str = "_parsed") -> str:
+    """The field names the rows of still-valid messages carry, in the order first seen (keys are listed: no parsing)."""
+    return f"""
 SELECT k FROM (
     SELECT unnest(row_keys) AS k, unnest(range(len(row_keys))) AS n, row_number() OVER () AS r
-    FROM _parsed WHERE reason IS NULL AND row_keys IS NOT NULL
+    FROM {source} WHERE reason IS NULL AND row_keys IS NOT NULL
 ) GROUP BY k ORDER BY min(r), min(n), k
 """
 
 
-def check_rows(primary_key: Sequence[str], fields: Sequence[str]) -> str:
-    """`_checked`: `_parsed` plus each row split into JSON snippets (`_c`, the row's one full parse),
-    and the last check, that a row agrees with its pk."""
+def check_rows(primary_key: Sequence[str], fields: Sequence[str], bad_fields: Sequence[str] = ()) -> str:
+    """`_checked`: `_parsed` with the row checks — no unusable field names (`bad_fields`,
+    found by the caller among the batch's distinct names), the row agrees with its
+    pk — and each valid row split into JSON snippets (`_c`: the row's one full parse)."""
+    bad = "[" + ", ".join(lit(f) for f in bad_fields) + "]::VARCHAR[]"
+    whens = ""
+    if bad_fields:
+        whens += (
+            f"\n            WHEN list_has_any(row_keys, {bad}) THEN "
+            + lit("row column name '") + f" || list_filter(row_keys, k -> list_contains({bad}, k))[1] || "
+            + lit("' is not usable (expected letters, digits and '_', starting with a letter)")
+        )
     if fields:
         structure = lit(json.dumps({f: "JSON" for f in fields}))
-        cells = f"CASE WHEN reason IS NULL AND e.row IS NOT NULL THEN json_transform(e.row, {structure}) END"
+        usable = f" AND NOT list_has_any(row_keys, {bad})" if bad_fields else ""
+        cells = f"CASE WHEN reason IS NULL AND e.row IS NOT NULL{usable} THEN json_transform(e.row, {structure}) END"
         present = set(fields)
-        agree = "".join(
+        whens += "".join(
             f"\n            WHEN list_contains(row_keys, {lit(c)}) AND (_c.{q(c)} IS NULL OR _c.{q(c)} <> pkv.{q(c)}) THEN "
             + lit(f"row says {c}=") + f" || coalesce(_c.{q(c)}, 'null') || " + lit(f" but pk says {c}=") + f" || pkv.{q(c)}"
             for c in primary_key if c in present
         )
     else:
-        cells, agree = "NULL", ""
-    reason = f"CASE WHEN reason IS NOT NULL THEN reason{agree} END" if agree else "reason"
+        cells = "NULL"
+    reason = f"CASE WHEN reason IS NOT NULL THEN reason{whens} END" if whens else "reason"
     return f"""
 CREATE OR REPLACE TEMP TABLE _checked AS
 SELECT * EXCLUDE (reason), {reason} AS reason
@@ -197,26 +224,27 @@ def profile_fields(fields: Sequence[str]) -> str:
     """One scan of `_newest`: per field, counts of each JSON kind and the integer range.
 
     Ten columns per field, in the order of `fields`; `schema.type_from_profile`
-    turns each group of ten into a column type. Each cell is classified once
-    and unquoted once; the date patterns only run on strings shaped like dates.
+    turns each group of ten into a column type. Each cell is classified once;
+    the date patterns run on the quoted snippet itself (they contain nothing
+    JSON escapes, and DuckDB re-serialises snippets minimally), and only on
+    strings shaped like dates.
     """
     inner, parts = [], []
     for i, field in enumerate(fields):
         cell = f"_c.{q(field)}"
-        k, s, t = f"_k{i}", f"_s{i}", f"_t{i}"
+        k, v = f"_k{i}", f"_v{i}"
         inner.append(f"{_kind(cell)} AS {k}")
-        inner.append(f"CASE WHEN left({cell}, 1) = '\"' THEN {cell}->>'$' END AS {s}")
-        inner.append(f"CASE WHEN left({cell}, 1) NOT IN ('\"', '{{', '[', 't', 'f') THEN {cell}::VARCHAR END AS {t}")
-        dated = f"{k} = 'string' AND length({s}) BETWEEN 10 AND 40 AND substr({s}, 5, 1) = '-'"
+        inner.append(f"{cell}::VARCHAR AS {v}")
+        dated = f"{k} = 'string' AND length({v}) BETWEEN 12 AND 42 AND substr({v}, 6, 1) = '-'"
         parts.append(
             f"count(*) FILTER ({k} = 'integer'), "
-            f"min(TRY_CAST({t} AS HUGEINT)) FILTER ({k} = 'integer'), "
-            f"max(TRY_CAST({t} AS HUGEINT)) FILTER ({k} = 'integer'), "
+            f"min(TRY_CAST({v} AS HUGEINT)) FILTER ({k} = 'integer'), "
+            f"max(TRY_CAST({v} AS HUGEINT)) FILTER ({k} = 'integer'), "
             f"count(*) FILTER ({k} = 'number'), count(*) FILTER ({k} = 'boolean'), "
             f"count(*) FILTER ({k} IN ('object', 'array')), count(*) FILTER ({k} = 'string'), "
-            f"count(*) FILTER ({dated} AND regexp_full_match({s}, {lit(TSTZ_PATTERN)})), "
-            f"count(*) FILTER ({dated} AND regexp_full_match({s}, {lit(DATE_PATTERN)})), "
-            f"count(*) FILTER ({dated} AND regexp_full_match({s}, {lit(TS_PATTERN)}))"
+            f"count(*) FILTER ({dated} AND regexp_full_match({v}, {lit(chr(34) + TSTZ_PATTERN + chr(34))})), "
+            f"count(*) FILTER ({dated} AND regexp_full_match({v}, {lit(chr(34) + DATE_PATTERN + chr(34))})), "
+            f"count(*) FILTER ({dated} AND regexp_full_match({v}, {lit(chr(34) + TS_PATTERN + chr(34))}))"
         )
     return f"SELECT {', '.join(parts)} FROM (SELECT {', '.join(inner)} FROM _newest)"
 
