@@ -136,7 +136,7 @@ else:
         pick("토픽 / Topic"): parts["topic"], pick("파티션 / Partition"): parts["partition"],
         pick("다음 오프셋 / Next offset"): parts["next_offset"], pick("최고 수위 / High watermark"): parts["high_watermark"],
         pick("지연(메시지) / Lag (messages)"): parts["lag_messages"], pick("상태 / State"): parts["state"],
-        pick("사유 / Reason"): parts["reason"], pick("갱신 / Updated"): [fmt_time(v) for v in parts["updated_at"]],
+        pick("사유 / Reason"): parts["reason"].fillna(""), pick("갱신 / Updated"): [fmt_time(v) for v in parts["updated_at"]],
     }), hide_index=True, width="stretch", key="p_parts")
 
 # ── batches over time ──────────────────────────────────────────────────────
