@@ -28,7 +28,7 @@ from ingest import landing_sql as sql
 from ingest.batch import RawBatch
 from ingest.config import TableSpec
 from ingest.failpoints import Failpoints
-from ingest.schema import normalise, plan_columns, type_from_profile, widen
+from ingest.schema import VARCHAR, normalise, plan_columns, type_from_profile, widen
 
 META_SQL = Path(__file__).with_name("sql") / "meta.sql"
 _ROW_COLUMN = re.compile(sql.ROW_COLUMN_PATTERN, re.ASCII)
@@ -220,9 +220,13 @@ def _land_topic(
     fields = [k for (k,) in con.execute(sql.row_fields("_checked")).fetchall()]
     con.execute(sql.newest_changes(primary_key))
     incoming: dict[str, str | None] = dict.fromkeys(primary_key)
-    if fields:
-        profile = con.execute(sql.profile_fields(fields)).fetchone()
-        for i, field_name in enumerate(fields):
+    # A column that is already VARCHAR takes any value: no need to look at its values.
+    to_profile = [f for f in fields if normalise((existing or {}).get(f, "")) != VARCHAR]
+    for f in fields:
+        incoming.setdefault(f, None)
+    if to_profile:
+        profile = con.execute(sql.profile_fields(to_profile)).fetchone()
+        for i, field_name in enumerate(to_profile):
             incoming[field_name] = widen(incoming.get(field_name), type_from_profile(*profile[10 * i : 10 * i + 10]))
     # Key columns: their type comes from the pk values (a row-less delete has only those).
     for col in primary_key:

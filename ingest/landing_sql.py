@@ -148,7 +148,7 @@ WITH parsed AS (
            CASE WHEN left(e.row, 1) = '{{' THEN json_keys(e.row) END AS row_keys
     FROM parsed
 )
-SELECT topic, "partition", "offset", key, value, e, pkv, row_keys,
+SELECT topic, "partition", "offset", e, pkv, row_keys,
     CASE WHEN {fast_ok}
     THEN NULL
     ELSE CASE{when}
@@ -280,16 +280,21 @@ FROM _newest
 
 
 def insert_dead_letters() -> str:
-    """New dead letters only: a re-delivered bad message is not recorded twice."""
+    """New dead letters only: a re-delivered bad message is not recorded twice.
+
+    The raw bytes come from `_raw` (the checks do not carry them along: copying
+    every message's bytes twice cost more than this join on the rare bad ones).
+    """
     return """
 INSERT INTO _meta.dead_letters
-SELECT $batch_id, c.topic, c."partition", c."offset", c.key, c.value,
-       sha256(coalesce(c.value, ''::BLOB)), c.reason, now()
+SELECT $batch_id, c.topic, c."partition", c."offset", r.key, r.value,
+       sha256(coalesce(r.value, ''::BLOB)), c.reason, now()
 FROM _checked c
+JOIN _raw r ON r.topic = c.topic AND r."partition" = c."partition" AND r."offset" = c."offset"
 WHERE c.reason IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM _meta.dead_letters d
                   WHERE d.topic = c.topic AND d."partition" = c."partition" AND d."offset" = c."offset"
-                    AND d.raw_sha256 = sha256(coalesce(c.value, ''::BLOB)))
+                    AND d.raw_sha256 = sha256(coalesce(r.value, ''::BLOB)))
 """
 
 
