@@ -142,7 +142,26 @@ class Fetcher(threading.Thread):
             log.error("fetcher stopped: %s: %s", type(exc).__name__, exc)
 
     def _run(self) -> None:
-        consumer = KafkaConsumer(
+        consumer = self._connect()
+        if consumer is None:
+            return  # stopped before the broker ever answered
+        self._set_broker_state("ok")
+        self._serve(consumer)
+
+    def _connect(self) -> KafkaConsumer | None:
+        """A consumer, once the broker answers; a worker started during an outage waits it out."""
+        delay = 1.0
+        while not self.stop_event.is_set():
+            try:
+                return self._new_consumer()
+            except KafkaError as exc:
+                self._set_broker_state("unreachable", f"{type(exc).__name__}: {exc}")
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 30.0)
+        return None
+
+    def _new_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
             bootstrap_servers=self.cfg.kafka.bootstrap_servers.split(","),
             client_id=f"{self.cfg.kafka.client_id}-worker",
             group_id=self.cfg.kafka.consumer_group,  # used only for the advisory offset commits
@@ -154,6 +173,8 @@ class Fetcher(threading.Thread):
             reconnect_backoff_max_ms=5000,
             request_timeout_ms=15000,
         )
+
+    def _serve(self, consumer: KafkaConsumer) -> None:
         try:
             next_discovery = 0.0
             next_probe = time.monotonic() + PROBE_SECONDS

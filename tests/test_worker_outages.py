@@ -114,3 +114,24 @@ def test_a_hung_broker_is_ridden_out(proxied_broker, write_config, topic_prefix,
         code = stop_process(worker)
     assert code == 0
     assert_matches_scenario(warehouse, scenario)
+
+
+def test_a_worker_started_during_an_outage_waits_for_the_broker(proxied_broker, write_config, topic_prefix, tmp_path):
+    _broker, proxy, bootstrap = proxied_broker
+    scenario = Scenario(topic_prefix, seed=9).build(total=6_000, poison_share=0)
+    create_topics(bootstrap, [scenario.topic(t) for t in Scenario.TABLES])
+    config = write_config(tables=scenario_config_tables(), bootstrap=bootstrap,
+                          worker={"max_batch_rows": 2000, "max_batch_seconds": 0.3})
+    warehouse = tmp_path / "warehouse.duckdb"
+    proxy.cut()
+    worker = start_worker(config, log=tmp_path / "worker.log")
+    try:
+        time.sleep(4)
+        assert worker.poll() is None, "the worker must wait for the broker, not exit"
+        proxy.restore()
+        produce(bootstrap, scenario.messages)
+        _wait_for(lambda: _landed(warehouse) >= len(scenario.messages), 120, "everything to land once the broker answers")
+    finally:
+        code = stop_process(worker)
+    assert code == 0
+    assert_matches_scenario(warehouse, scenario)
