@@ -17,7 +17,8 @@ from dashboard import charts, downloads, filters, i18n
 from dashboard.charts import ChartSpec
 from dashboard.filters import Filter, ViewState
 from dashboard.i18n import t
-from dashboard.warehouse import QueryTimeout, TableInfo, WarehouseBusy, app_warehouse
+from dashboard.page_guard import page_guard
+from dashboard.warehouse import TableInfo, app_warehouse
 
 LOW_CARDINALITY = 30  # text columns with at most this many values get a multiselect with counts
 LAST_URL_KEY = "explore_last_params"  # restores the view when someone comes back through the sidebar
@@ -26,17 +27,7 @@ wh = app_warehouse()
 st.title(t("page_explore"))
 
 
-def guarded(fn, *args):
-    """Run a warehouse call; a busy file, a time-out or a bad query becomes a message, not a traceback."""
-    try:
-        return fn(*args)
-    except WarehouseBusy:
-        st.warning(t("busy"))
-    except QueryTimeout:
-        st.error(t("timeout", s=i18n.fmt_number(wh.app.query_timeout_seconds)))
-    except Exception as exc:  # noqa: BLE001 - a page must never show a traceback
-        st.error(t("query_failed", msg=str(exc).splitlines()[0]))
-    st.stop()
+guarded = page_guard(wh)
 
 
 def once(key: str, compute):

@@ -17,7 +17,8 @@ from dashboard.charts import ChartSpec
 from dashboard.i18n import pick, t
 from dashboard.report_runner import reports_dir, seoul_today
 from dashboard.reports import Report, load_reports
-from dashboard.warehouse import QueryTimeout, WarehouseBusy, app_warehouse
+from dashboard.page_guard import page_guard
+from dashboard.warehouse import app_warehouse
 
 REPORTS_PAGE = str(Path(__file__).resolve().parent / "reports.py")
 FEATURED = ("daily_topups", "top_merchants", "payments_by_category_region", "dormant_cards_with_balance",
@@ -27,16 +28,7 @@ wh = app_warehouse()
 st.title(pick("개요 / Overview"))
 
 
-def guarded(fn, *args):
-    try:
-        return fn(*args)
-    except WarehouseBusy:
-        st.warning(t("busy"))
-    except QueryTimeout:
-        st.error(t("timeout", s=i18n.fmt_number(wh.app.query_timeout_seconds)))
-    except Exception as exc:  # noqa: BLE001 - a page must never show a traceback
-        st.error(t("query_failed", msg=str(exc).splitlines()[0]))
-    st.stop()
+guarded = page_guard(wh)
 
 
 catalog = guarded(wh.catalog)

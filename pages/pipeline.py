@@ -17,7 +17,8 @@ from dashboard import charts, downloads, i18n
 from dashboard import pipeline_health as ph
 from dashboard.charts import ChartSpec
 from dashboard.i18n import pick, t
-from dashboard.warehouse import QueryTimeout, WarehouseBusy, app_warehouse
+from dashboard.page_guard import page_guard
+from dashboard.warehouse import app_warehouse
 
 wh = app_warehouse()
 st.title(t("page_pipeline"))
@@ -56,19 +57,7 @@ def show_alerts() -> None:
     st.dataframe(shown, hide_index=True, width="stretch", key="p_alerts")
 
 
-def guarded(fn, *args):
-    try:
-        return fn(*args)
-    except WarehouseBusy:
-        st.warning(t("busy"))
-    except QueryTimeout:
-        st.error(t("timeout", s=i18n.fmt_number(wh.app.query_timeout_seconds)))
-    except FileNotFoundError:
-        st.info(t("no_data"))
-    except Exception as exc:  # noqa: BLE001 - a page must never show a traceback
-        st.error(t("query_failed", msg=str(exc).splitlines()[0]))
-    show_alerts()
-    st.stop()
+guarded = page_guard(wh, before_stop=show_alerts)
 
 
 if not wh.path.exists():

@@ -30,7 +30,8 @@ from dashboard.report_runner import (
     values_to_url,
 )
 from dashboard.reports import BrokenReport, Param, Report, ReportError, load_reports
-from dashboard.warehouse import QueryTimeout, WarehouseBusy, app_warehouse
+from dashboard.page_guard import page_guard
+from dashboard.warehouse import app_warehouse
 
 wh = app_warehouse()
 st.title(t("page_reports"))
@@ -42,17 +43,7 @@ def seed(key: str, value) -> None:
         st.session_state[key] = value
 
 
-def warehouse_call(fn, *args):
-    """Run a warehouse read; a busy file or a time-out becomes a message and stops the page."""
-    try:
-        return fn(*args)
-    except WarehouseBusy:
-        st.warning(t("busy"))
-    except QueryTimeout:
-        st.error(t("timeout", s=i18n.fmt_number(wh.app.query_timeout_seconds)))
-    except FileNotFoundError:
-        st.info(t("no_data"))
-    st.stop()
+warehouse_call = page_guard(wh, catch_all=False)
 
 
 folder = reports_dir(wh.config)
