@@ -15,11 +15,12 @@ the wait exceeds its timeout.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping
 
 import duckdb
 
@@ -37,6 +38,16 @@ def is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.IOException) and ("lock" in text.lower())
 
 
+def _is_being_created(path: Path, exc: BaseException) -> bool:
+    """A file another process has only just created has no DuckDB header yet."""
+    if "not a valid DuckDB database file" not in str(exc):
+        return False
+    try:
+        return path.stat().st_size < 16384  # DuckDB's headers take the first 12 KiB
+    except FileNotFoundError:
+        return True
+
+
 def _retry_open(path: Path, timeout: float, read_only: bool, config: Mapping[str, object]) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + timeout
     delay = 0.005
@@ -44,7 +55,7 @@ def _retry_open(path: Path, timeout: float, read_only: bool, config: Mapping[str
         try:
             return duckdb.connect(str(path), read_only=read_only, config=dict(config))
         except duckdb.IOException as exc:
-            if not is_lock_error(exc):
+            if not (is_lock_error(exc) or _is_being_created(path, exc)):
                 raise
             if time.monotonic() >= deadline:
                 who = "the worker is writing" if read_only else "a reader has it open"
@@ -79,6 +90,29 @@ def open_reader(
         yield con
     finally:
         con.close()
+
+
+def create_warehouse(path: str | Path, initialise: Callable[[duckdb.DuckDBPyConnection], None]) -> bool:
+    """Create the file complete or not at all: built beside it, then renamed into place.
+
+    A reader that sees the path therefore always finds a valid database, never
+    one whose header is still being written. Returns False when it already existed.
+    """
+    path = Path(path)
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        initialise(con)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, path)
+    return True
 
 
 @contextmanager

@@ -51,7 +51,7 @@ from ingest.landing import (
     stored_offsets,
     write_heartbeat,
 )
-from ingest.warehouse_file import WarehouseBusy, open_writer
+from ingest.warehouse_file import WarehouseBusy, create_warehouse, open_writer
 
 log = logging.getLogger("ingest.worker")
 
@@ -389,6 +389,8 @@ class Worker:
         signal.signal(signal.SIGINT, on_signal)
 
     def _prepare(self) -> None:
+        if create_warehouse(self.cfg.warehouse.path, ensure_meta):
+            log.info("created the warehouse %s", self.cfg.warehouse.path)
         with open_writer(self.cfg.warehouse.path, self.cfg.worker.lock_timeout_seconds) as con:
             ensure_meta(con)
             if self.transport_reset:

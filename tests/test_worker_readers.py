@@ -74,3 +74,23 @@ def test_reader_sees_only_whole_batches_while_the_worker_writes(broker, write_co
     assert not torn, f"torn reads: {torn[:5]}"
     mid_ingest = [s for s in snapshots if 0 < s[1] < n]
     assert len(mid_ingest) >= 3, "the readers should have looked during the ingest, not only after"
+
+
+def test_the_warehouse_file_appears_complete_or_not_at_all(tmp_path):
+    """Readers check `path.exists()`: a half-written header must never be visible there."""
+    from ingest.landing import ensure_meta
+    from ingest.warehouse_file import create_warehouse
+
+    path = tmp_path / "warehouse.duckdb"
+    seen_during_creation = []
+
+    def initialise(con):
+        seen_during_creation.append(path.exists())
+        ensure_meta(con)
+
+    assert create_warehouse(path, initialise) is True
+    assert seen_during_creation == [False]
+    with open_reader(path, timeout=5) as con:
+        assert con.execute("SELECT count(*) FROM _meta.batches").fetchone()[0] == 0
+    assert create_warehouse(path, initialise) is False  # never replaces an existing warehouse
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warehouse.duckdb"]
