@@ -18,7 +18,6 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-import orjson
 
 BOOLEAN, INTEGER, BIGINT, DOUBLE, VARCHAR = "BOOLEAN", "INTEGER", "BIGINT", "DOUBLE", "VARCHAR"
 DATE, TIMESTAMP, TIMESTAMPTZ = "DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE"
@@ -140,25 +139,6 @@ def _fits_foreign(existing: str, incoming: str) -> bool:
     """A column created outside the worker (e.g. by an operator) keeps its type
     when the value's type is the same; anything else widens it to VARCHAR."""
     return existing == incoming
-
-
-def to_cell(value: Any, target: str) -> Any:
-    """Python value for an Arrow column of `target` type.
-
-    Temporal values stay ISO strings: the staging column is VARCHAR and DuckDB
-    casts in SQL (vectorised, and exactly DuckDB's own parsing rules).
-    """
-    if value is None:
-        return None
-    if target == VARCHAR:
-        if isinstance(value, str):
-            return value
-        if value is True or value is False:
-            return "true" if value else "false"
-        return orjson.dumps(value).decode()
-    if target == DOUBLE:
-        return float(value)
-    return value
 
 
 def type_from_profile(
