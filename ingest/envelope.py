@@ -141,8 +141,8 @@ def decode(raw: bytes | None, table: str, primary_key: Sequence[str], partition:
             if not _ROW_COLUMN.match(col):
                 raise Rejected(f"row column name {col!r} is not usable (expected letters, digits and '_', starting with a letter)")
         for col in primary_key:
-            # Compared as JSON, so 1 and 1.0 or 1 and "1" differ, as they do in the warehouse.
-            if col in row and orjson.dumps(row[col]) != orjson.dumps(env.pk[col]):
+            # Same JSON type and value: 1 and 1.0, or 1 and "1", differ, as they do in the warehouse.
+            if col in row and (type(row[col]) is not type(env.pk[col]) or row[col] != env.pk[col]):
                 raise Rejected(f"row says {col}={row[col]!r} but pk says {col}={env.pk[col]!r}")
     if not _TS_WITH_TZ.match(env.source_ts):
         raise Rejected(f"source_ts {env.source_ts!r} is not an ISO-8601 timestamp with a time zone")
