@@ -175,10 +175,6 @@ def write_heartbeat(con: duckdb.DuckDBPyConnection, heartbeat: Heartbeat, partit
         raise
 
 
-def data_version(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute("SELECT coalesce(max(batch_id), 0) FROM _meta.batches").fetchone()[0]
-
-
 # ─────────────────────────────────────────────────────────────── helpers ──
 
 
@@ -267,45 +263,39 @@ def _record_schema_change(con, batch_id, table, column, change, old, new) -> Non
     )
 
 
+def _replace_partition_rows(con: duckdb.DuckDBPyConnection, target: str, columns: dict[str, pa.Array]) -> None:
+    """Replace the rows of `target` (a `_meta` table keyed by topic and partition) with `columns`."""
+    con.register("_staging_rows", pa.table(columns))
+    try:
+        con.execute(sql.delete_partition_rows(target, "_staging_rows"))
+        con.execute(sql.insert_partition_rows(target, "_staging_rows"))
+    finally:
+        con.unregister("_staging_rows")
+
+
 def _write_offsets(con: duckdb.DuckDBPyConnection, batch: RawBatch) -> None:
     if not batch.offsets:
         return
     items = sorted(batch.offsets.items())
-    staging = pa.table(
-        {
-            "topic": [t for (t, _), _ in items],
-            "partition": pa.array([p for (_, p), _ in items], pa.int32()),
-            "next_offset": pa.array([n for _, (_, n) in items], pa.int64()),
-        }
-    )
-    con.register("_staging_offsets", staging)
-    try:
-        con.execute(sql.delete_offsets("_staging_offsets"))
-        con.execute(sql.insert_offsets("_staging_offsets"))
-    finally:
-        con.unregister("_staging_offsets")
+    _replace_partition_rows(con, "_meta.offsets", {
+        "topic": pa.array([t for (t, _), _ in items], pa.string()),
+        "partition": pa.array([p for (_, p), _ in items], pa.int32()),
+        "next_offset": pa.array([n for _, (_, n) in items], pa.int64()),
+    })
 
 
 def _write_partitions(con: duckdb.DuckDBPyConnection, partitions: Sequence[PartitionState]) -> None:
     if not partitions:
         return
-    staging = pa.table(
-        {
-            "topic": [p.topic for p in partitions],
-            "partition": pa.array([p.partition for p in partitions], pa.int32()),
-            "next_offset": pa.array([p.next_offset for p in partitions], pa.int64()),
-            "high_watermark": pa.array([p.high_watermark for p in partitions], pa.int64()),
-            "lag_messages": pa.array([p.lag for p in partitions], pa.int64()),
-            "state": [p.state for p in partitions],
-            "reason": pa.array([p.reason for p in partitions], pa.string()),
-        }
-    )
-    con.register("_staging_partitions", staging)
-    try:
-        con.execute(sql.delete_partitions("_staging_partitions"))
-        con.execute(sql.insert_partitions("_staging_partitions"))
-    finally:
-        con.unregister("_staging_partitions")
+    _replace_partition_rows(con, "_meta.partitions", {
+        "topic": pa.array([p.topic for p in partitions], pa.string()),
+        "partition": pa.array([p.partition for p in partitions], pa.int32()),
+        "next_offset": pa.array([p.next_offset for p in partitions], pa.int64()),
+        "high_watermark": pa.array([p.high_watermark for p in partitions], pa.int64()),
+        "lag_messages": pa.array([p.lag for p in partitions], pa.int64()),
+        "state": pa.array([p.state for p in partitions], pa.string()),
+        "reason": pa.array([p.reason for p in partitions], pa.string()),
+    })
 
 
 def _write_heartbeat(con: duckdb.DuckDBPyConnection, hb: Heartbeat, last_batch_id: int | None) -> None:

@@ -383,29 +383,17 @@ def merge_changes(table: str, primary_key: Sequence[str], columns: Mapping[str, 
 # ─────────────────────────────────────────────────────────── bookkeeping ──
 
 
-def delete_offsets(staging: str) -> str:
+def delete_partition_rows(target: str, staging: str) -> str:
+    """Drop the rows of a `_meta` table (offsets, partitions) for the partitions in `staging`."""
     return (
-        f"DELETE FROM _meta.offsets o USING {staging} s "
+        f"DELETE FROM {target} o USING {staging} s "
         "WHERE o.topic = s.topic AND o.\"partition\" = s.\"partition\""
     )
 
 
-def insert_offsets(staging: str) -> str:
-    return f"INSERT INTO _meta.offsets SELECT topic, \"partition\", next_offset, now() FROM {staging}"
-
-
-def delete_partitions(staging: str) -> str:
-    return (
-        f"DELETE FROM _meta.partitions o USING {staging} s "
-        "WHERE o.topic = s.topic AND o.\"partition\" = s.\"partition\""
-    )
-
-
-def insert_partitions(staging: str) -> str:
-    return (
-        f"INSERT INTO _meta.partitions SELECT topic, \"partition\", next_offset, high_watermark, lag_messages, "
-        f"state, reason, now() FROM {staging}"
-    )
+def insert_partition_rows(target: str, staging: str) -> str:
+    """Add `staging`'s rows to a `_meta` table keyed by partition, stamped with now()."""
+    return f"INSERT INTO {target} BY NAME SELECT *, now() AS updated_at FROM {staging}"
 
 
 def insert_batch() -> str:

@@ -354,7 +354,6 @@ class Worker:
         self.failpoints = Failpoints(cfg.failpoint)
         self.started_at = datetime.now().astimezone()
         self.committed: dict[tuple[str, int], int] = {}
-        self.last_batch_id: int | None = None
         self.fetcher: Fetcher | None = None
         self._host = socket.gethostname()
 
@@ -399,8 +398,6 @@ class Worker:
                             "(re-sent rows are harmless: older versions never overwrite newer ones)", n)
             self.committed = stored_offsets(con, list(self.topics))
             con.execute("CHECKPOINT")
-            last = con.execute("SELECT max(batch_id) FROM _meta.batches").fetchone()[0]
-            self.last_batch_id = last
 
     def _loop(self) -> None:
         cfg = self.cfg.worker
@@ -490,7 +487,6 @@ class Worker:
                 log.error("landing failed (%s); retrying in %d s — nothing is committed until it succeeds", exc, 2 ** attempt)
                 time.sleep(2 ** attempt)
         self.committed = after
-        self.last_batch_id = result.batch_id
         self._write_version(result.batch_id)
         assert self.fetcher is not None
         self.fetcher.request_commit({k: v for k, v in after.items() if k in batch.offsets})
