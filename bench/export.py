@@ -18,7 +18,6 @@ The scratch database is dropped at the end.
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import pymysql  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
-from ingest.broker import start_broker  # noqa: E402
+from ingest.broker import free_port, start_broker  # noqa: E402
 from ingest.config import load_config  # noqa: E402
 from ingest.export import Exporter, Publisher, _ensure_topics, _prepare_readers  # noqa: E402
 from ingest.simulate import create_demo_schema  # noqa: E402
@@ -67,12 +66,6 @@ created_at = "paid at"
 cancelled_at = "cancelled at"
 updated_at = "changed"
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def handler_reads(conn) -> int:

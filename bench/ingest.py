@@ -19,7 +19,6 @@ import argparse
 import os
 import random
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,18 +33,12 @@ import duckdb  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
-from ingest.broker import start_broker  # noqa: E402
+from ingest.broker import free_port, start_broker  # noqa: E402
 from ingest.envelope import encode_envelope, encode_key  # noqa: E402
 
 KST = timezone(timedelta(hours=9))
 TOPIC_PREFIX = "bench"
 TABLE = "transactions"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def produce(bootstrap: str, n: int, partitions: int) -> int:

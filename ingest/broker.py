@@ -41,6 +41,13 @@ def broker_binary() -> str:
         ) from None
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now, for a broker (or proxy) in tests and benchmarks."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 def broker_command(port: int, host: str = "127.0.0.1", advertised_port: int | None = None) -> list[str]:
     """The command line; `advertised_port` lets tests put a TCP proxy in front."""
     adv = advertised_port or port

@@ -18,6 +18,17 @@ import pytest
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A one-table source used where the demo schema is more than a test needs.
+LEDGER = """
+[tables.ledger]
+primary_key = ["entry_id"]
+watermark = "updated_at"
+[tables.ledger.columns]
+entry_id = "id"
+amount_krw = "amount"
+updated_at = "changed"
+"""
 HASH_KEY = "test-hash-key-4f1c9a7be2d54a0f"  # a test secret: must appear nowhere downstream
 SMALL_MEMBERS = 300
 SMALL_DAYS = 10

@@ -90,6 +90,34 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: flo
     return proc.returncode
 
 
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def warehouse_value(path: Path, sql: str):
+    """One value read from the warehouse file (waiting while the worker writes)."""
+    con = read_only(path)
+    try:
+        return con.execute(sql).fetchone()[0]
+    finally:
+        con.close()
+
+
+def messages_landed(path: Path) -> int:
+    """Kafka messages the warehouse has landed: the sum of the stored next offsets (0 before the first batch)."""
+    if not path.exists():
+        return 0
+    return warehouse_value(path, "SELECT coalesce(sum(next_offset), 0) FROM _meta.offsets")
+
+
+def dead_letter_count(path: Path) -> int:
+    return warehouse_value(path, "SELECT count(*) FROM _meta.dead_letters")
+
+
 def read_only(path: Path) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + 30
     while True:

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from ingest.export import run_exporter
 from ingest.simulate import PII_COLUMNS, tick
 from ingest.source import SEOUL
-from tests.fixtures_export import HASH_KEY, ROOT, export_env, latest_by_key, load, read_topic, run_export_cli
+from tests.fixtures_export import HASH_KEY, LEDGER, ROOT, export_env, latest_by_key, load, read_topic, run_export_cli
 
 TABLES = ("members", "cards", "merchants", "topups", "payments", "refunds")
 
@@ -224,16 +224,7 @@ def test_missing_watermark_index_is_reported_at_start(export_config, tmp_path, b
         conn.exec_driver_sql("CREATE TABLE ledger (entry_id INTEGER PRIMARY KEY, amount_krw INTEGER, updated_at TEXT)")
         conn.exec_driver_sql("INSERT INTO ledger VALUES (1, 500, '2026-11-24T10:00:00.000000+09:00')")
     engine.dispose()
-    tables = """
-[tables.ledger]
-primary_key = ["entry_id"]
-watermark = "updated_at"
-[tables.ledger.columns]
-entry_id = "id"
-amount_krw = "amount"
-updated_at = "changed"
-"""
-    cfg = load(export_config(url, tables=tables))
+    cfg = load(export_config(url, tables=LEDGER))
     caplog.set_level(logging.WARNING, logger="ingest.export")
     assert run_exporter(cfg, once=True, reset_watermarks=False) == 0
     warning = [r.getMessage() for r in caplog.records if "no index" in r.getMessage()]

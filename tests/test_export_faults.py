@@ -14,19 +14,9 @@ import sqlalchemy as sa
 
 from ingest.broker import start_broker
 from tests.conftest import free_port
-from tests.fixtures_export import ROOT, export_env, load, read_topic, run_export_cli
+from tests.fixtures_export import LEDGER, ROOT, export_env, load, read_topic, run_export_cli
+from tests.ingest_helpers import wait_for
 from tests.tcp_proxy import TcpProxy
-
-LEDGER = """
-[tables.ledger]
-primary_key = ["entry_id"]
-watermark = "updated_at"
-[tables.ledger.columns]
-entry_id = "id"
-amount_krw = "amount"
-updated_at = "changed"
-"""
-
 
 def make_ledger(url: str) -> sa.Engine:
     engine = sa.create_engine(url)
@@ -50,15 +40,6 @@ def saved_pk(state_path) -> int | None:
         return json.loads(state_path.read_text())["tables"]["ledger"]["pk"][0]
     except (FileNotFoundError, KeyError, ValueError):
         return None
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from ingest.config import ColumnSpec, TableSpec
 from ingest.export import run_exporter
 from ingest.simulate import PII_COLUMNS, create_demo_schema, seed_history
 from ingest.source import SEOUL, Cursor, describe
-from tests.fixtures_export import HASH_KEY, export_env, latest_by_key, load, read_topic, run_export_cli
+from tests.fixtures_export import HASH_KEY, LEDGER, export_env, latest_by_key, load, read_topic, run_export_cli
 
 pytestmark = pytest.mark.mariadb
 
@@ -137,16 +137,7 @@ def test_late_commit_arrives_through_the_overlap_window(mariadb_url, export_conf
         conn.exec_driver_sql("CREATE TABLE ledger (entry_id INT PRIMARY KEY, amount_krw INT NOT NULL, "
                              "updated_at DATETIME(6) NOT NULL, INDEX ix_ledger_updated_at (updated_at, entry_id))")
         conn.exec_driver_sql("INSERT INTO ledger VALUES (1, 100, NOW(6) - INTERVAL 30 SECOND), (2, 200, NOW(6) - INTERVAL 20 SECOND)")
-    tables = """
-[tables.ledger]
-primary_key = ["entry_id"]
-watermark = "updated_at"
-[tables.ledger.columns]
-entry_id = "id"
-amount_krw = "amount"
-updated_at = "changed"
-"""
-    cfg = load(export_config(mariadb_url, tables=tables, overlap_seconds=overlap))
+    cfg = load(export_config(mariadb_url, tables=LEDGER, overlap_seconds=overlap))
     late = engine.connect()
     tx = late.begin()
     late.exec_driver_sql("INSERT INTO ledger VALUES (99, 9900, NOW(6) - INTERVAL 1 SECOND)")  # stamped, not committed

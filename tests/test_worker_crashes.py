@@ -14,8 +14,9 @@ from tests.ingest_helpers import (
     Scenario,
     assert_matches_scenario,
     create_topics,
+    dead_letter_count,
+    messages_landed,
     produce,
-    read_only,
     run_worker,
     scenario_config_tables,
     start_worker,
@@ -23,22 +24,6 @@ from tests.ingest_helpers import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-def _offsets_total(path) -> int:
-    con = read_only(path)
-    try:
-        return con.execute("SELECT coalesce(sum(next_offset), 0) FROM _meta.offsets").fetchone()[0]
-    finally:
-        con.close()
-
-
-def _dead_letter_count(path) -> int:
-    con = read_only(path)
-    try:
-        return con.execute("SELECT count(*) FROM _meta.dead_letters").fetchone()[0]
-    finally:
-        con.close()
 
 
 @pytest.fixture
@@ -63,15 +48,15 @@ def test_sigkill_at_random_moments_then_restart_gives_the_uncrashed_result(produ
         time.sleep(rnd.uniform(1.0, 3.0))
         proc.kill()  # SIGKILL: no clean-up of any kind
         proc.wait()
-        progress.append(_offsets_total(warehouse) if warehouse.exists() else 0)
+        progress.append(messages_landed(warehouse))
     assert any(0 < p < len(scenario.messages) for p in progress), f"no kill landed mid-ingest: {progress}"
 
     done = run_worker(config, "--until-idle")
 
     assert done.returncode == 0, done.stderr[-2000:]
     assert_matches_scenario(warehouse, scenario)
-    assert _offsets_total(warehouse) == len(scenario.messages)
-    assert _dead_letter_count(warehouse) == len(scenario.poison)
+    assert messages_landed(warehouse) == len(scenario.messages)
+    assert dead_letter_count(warehouse) == len(scenario.poison)
 
 
 def _crash_at(config, failpoint: str, planted_bug: bool = False) -> subprocess.CompletedProcess:
@@ -94,8 +79,8 @@ def test_kill_at_each_named_step_then_restart_loses_and_duplicates_nothing(step,
 
     assert recovered.returncode == 0, recovered.stderr[-2000:]
     assert_matches_scenario(tmp_path / "warehouse.duckdb", scenario)
-    assert _offsets_total(tmp_path / "warehouse.duckdb") == len(scenario.messages)
-    assert _dead_letter_count(tmp_path / "warehouse.duckdb") == len(scenario.poison)
+    assert messages_landed(tmp_path / "warehouse.duckdb") == len(scenario.messages)
+    assert dead_letter_count(tmp_path / "warehouse.duckdb") == len(scenario.poison)
 
 
 def test_negative_control_offsets_committed_outside_the_transaction_are_caught(produced, write_config, tmp_path):

@@ -14,11 +14,12 @@ from tests.ingest_helpers import (
     Scenario,
     assert_matches_scenario,
     create_topics,
+    messages_landed,
     produce,
-    read_only,
     scenario_config_tables,
     start_worker,
     stop_process,
+    wait_for,
 )
 from tests.tcp_proxy import TcpProxy
 
@@ -36,50 +37,38 @@ def proxied_broker():
     running.stop()
 
 
-def _landed(path) -> int:
-    if not path.exists():
-        return 0
-    con = read_only(path)
-    try:
-        return con.execute("SELECT coalesce(sum(next_offset), 0) FROM _meta.offsets").fetchone()[0]
-    except Exception:
-        return 0
-    finally:
-        con.close()
+def _start_with_first_half_landed(bootstrap, write_config, topic_prefix, tmp_path, total: int, seed: int):
+    """Produce half a scenario, start the worker and wait until that half has landed.
 
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-def _split(scenario: Scenario):
+    Returns (scenario, the other half, worker process, its log, warehouse path).
+    """
+    scenario = Scenario(topic_prefix, seed=seed).build(total=total, poison_share=0)
     half = len(scenario.messages) // 2
-    return scenario.messages[:half], scenario.messages[half:]
+    create_topics(bootstrap, [scenario.topic(t) for t in Scenario.TABLES])
+    produce(bootstrap, scenario.messages[:half])
+    config = write_config(tables=scenario_config_tables(), bootstrap=bootstrap,
+                          worker={"max_batch_rows": 2000, "max_batch_seconds": 0.3})
+    warehouse, log = tmp_path / "warehouse.duckdb", tmp_path / "worker.log"
+    worker = start_worker(config, log=log)
+    try:
+        wait_for(lambda: messages_landed(warehouse) >= half, 60, "the first half to land")
+    except BaseException:
+        stop_process(worker)
+        raise
+    return scenario, scenario.messages[half:], worker, log, warehouse
 
 
 def test_network_cut_to_the_broker_is_ridden_out_and_nothing_is_lost(proxied_broker, write_config, topic_prefix, tmp_path):
     _broker, proxy, bootstrap = proxied_broker
-    scenario = Scenario(topic_prefix).build(total=20_000, poison_share=0)
-    first, second = _split(scenario)
-    create_topics(bootstrap, [scenario.topic(t) for t in Scenario.TABLES])
-    produce(bootstrap, first)
-    config = write_config(tables=scenario_config_tables(), bootstrap=bootstrap,
-                          worker={"max_batch_rows": 2000, "max_batch_seconds": 0.3})
-    warehouse = tmp_path / "warehouse.duckdb"
-    log = tmp_path / "worker.log"
-    worker = start_worker(config, log=log)
+    scenario, second, worker, log, warehouse = _start_with_first_half_landed(
+        bootstrap, write_config, topic_prefix, tmp_path, total=20_000, seed=7)
     try:
-        _wait_for(lambda: _landed(warehouse) >= len(first), 60, "the first half to land")
         proxy.cut()
-        _wait_for(lambda: "unreachable" in log.read_text(), 30, "the worker to notice the outage")
+        wait_for(lambda: "unreachable" in log.read_text(), 30, "the worker to notice the outage")
         time.sleep(3)  # stay down a while: the worker must not flood the log
         proxy.restore()
         produce(bootstrap, second)
-        _wait_for(lambda: _landed(warehouse) >= len(scenario.messages), 90, "everything to land after the outage")
+        wait_for(lambda: messages_landed(warehouse) >= len(scenario.messages), 90, "everything to land after the outage")
     finally:
         code = stop_process(worker)
     assert code == 0
@@ -91,25 +80,17 @@ def test_network_cut_to_the_broker_is_ridden_out_and_nothing_is_lost(proxied_bro
 
 def test_a_hung_broker_is_ridden_out(proxied_broker, write_config, topic_prefix, tmp_path):
     broker, _proxy, bootstrap = proxied_broker
-    scenario = Scenario(topic_prefix, seed=3).build(total=10_000, poison_share=0)
-    first, second = _split(scenario)
-    create_topics(bootstrap, [scenario.topic(t) for t in Scenario.TABLES])
-    produce(bootstrap, first)
-    config = write_config(tables=scenario_config_tables(), bootstrap=bootstrap,
-                          worker={"max_batch_rows": 2000, "max_batch_seconds": 0.3})
-    warehouse = tmp_path / "warehouse.duckdb"
-    log = tmp_path / "worker.log"
-    worker = start_worker(config, log=log)
+    scenario, second, worker, log, warehouse = _start_with_first_half_landed(
+        bootstrap, write_config, topic_prefix, tmp_path, total=10_000, seed=3)
     try:
-        _wait_for(lambda: _landed(warehouse) >= len(first), 60, "the first half to land")
         os.kill(broker.process.pid, signal.SIGSTOP)
         try:
-            _wait_for(lambda: "unreachable" in log.read_text(), 40, "the worker to notice the hang")
+            wait_for(lambda: "unreachable" in log.read_text(), 40, "the worker to notice the hang")
         finally:
             os.kill(broker.process.pid, signal.SIGCONT)
         produce(bootstrap, second)
-        _wait_for(lambda: _landed(warehouse) >= len(scenario.messages), 90, "everything to land after the hang")
-        _wait_for(lambda: "reachable again" in log.read_text(), 30, "the worker to say it recovered")
+        wait_for(lambda: messages_landed(warehouse) >= len(scenario.messages), 90, "everything to land after the hang")
+        wait_for(lambda: "reachable again" in log.read_text(), 30, "the worker to say it recovered")
     finally:
         code = stop_process(worker)
     assert code == 0
@@ -130,7 +111,7 @@ def test_a_worker_started_during_an_outage_waits_for_the_broker(proxied_broker, 
         assert worker.poll() is None, "the worker must wait for the broker, not exit"
         proxy.restore()
         produce(bootstrap, scenario.messages)
-        _wait_for(lambda: _landed(warehouse) >= len(scenario.messages), 120, "everything to land once the broker answers")
+        wait_for(lambda: messages_landed(warehouse) >= len(scenario.messages), 120, "everything to land once the broker answers")
     finally:
         code = stop_process(worker)
     assert code == 0
