@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
 
 from ingest import landing_sql
 from ingest.warehouse_file import open_writer
@@ -197,3 +198,17 @@ def empty_app_env(tmp_path, monkeypatch) -> AppEnv:
     config = write_app_config(tmp_path, warehouse)
     monkeypatch.setenv("PIPELINE_CONFIG", str(config))
     return AppEnv(config, warehouse, {}, tmp_path)
+
+
+@pytest.fixture
+def captured_downloads(monkeypatch):
+    """Record the deferred download callables the page registers (the real MediaFileManager still runs)."""
+    files: dict[str, object] = {}
+    original = MediaFileManager.add_deferred
+
+    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        files[file_name] = data_callable
+        return original(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
+    return files

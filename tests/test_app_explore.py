@@ -18,7 +18,6 @@ import openpyxl
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from tests.fixtures_app import SEOUL
@@ -237,20 +236,6 @@ def test_other_chart_kinds_render(app_env):
 # ─────────────────────────────────────────────────────────── downloads ──
 
 
-@pytest.fixture
-def captured_downloads(monkeypatch):
-    """Record the deferred download callables the page registers (the real MediaFileManager still runs)."""
-    files: dict[str, object] = {}
-    original = MediaFileManager.add_deferred
-
-    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kw):
-        files[file_name] = data_callable
-        return original(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
-    return files
-
-
 def test_downloads_contain_exactly_the_filtered_rows(app_env, captured_downloads):
     start, end = last_month(seoul_today())
     at = explore({"table": "topups", "period.created_at": "last_month", "in.channel": ["mobile", "convenience_store"]})
@@ -327,7 +312,6 @@ def test_korean_default_and_english(app_env):
     assert [p.proto.label for p in at.sidebar.get("page_link")] == ["Overview", "Explore", "Reports", "Pipeline", "Dictionary"]
     assert any("data as of" in m.value for m in at.sidebar.markdown)
     assert any(m.value.startswith("Matching rows") for m in at.markdown)
-
 
 
 @pytest.mark.parametrize("lang,text", [("ko", "아직 데이터가 없습니다"), ("en", "No data yet")])

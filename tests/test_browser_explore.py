@@ -13,14 +13,9 @@ page land in the test's tmp dir (printed at the end).
 from __future__ import annotations
 
 import io
-import os
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -30,46 +25,12 @@ import pytest
 from kafka import KafkaProducer
 
 from ingest.envelope import encode_envelope, encode_key
-from tests.conftest import CHROMIUM_ARGS, free_port
+from tests.conftest import CHROMIUM_ARGS
 from tests.fixtures_app import SEOUL, build_warehouse, live, make_rows, write_app_config
 from tests.ingest_helpers import create_topics, start_worker, stop_process
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.streamlit_server import start_app, stop_app
 pytestmark = [pytest.mark.browser]
 TABLES = ("members", "cards", "merchants", "topups", "payments", "refunds")
-
-
-def start_app(tmp_path: Path, config: Path, name: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = open(tmp_path / f"{name}.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "PIPELINE_CONFIG": str(config)}, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop_app(proc)
-            raise AssertionError("streamlit did not start:\n" + (tmp_path / f"{name}.log").read_text(errors="replace"))
-        time.sleep(0.3)
-
-
-def stop_app(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 class TodayProducer(threading.Thread):
@@ -153,7 +114,7 @@ partitions = 3
     worker = start_worker(config, log=tmp_path / "worker.log")
     producer = TodayProducer(broker.bootstrap, f"{topic_prefix}.topups")
     producer.start()
-    app, base = start_app(tmp_path, config, "app1")
+    app, base = start_app(config, tmp_path / "app1.log")
     shots = tmp_path
     today = datetime.now(SEOUL).date()
     end = today.replace(day=1) - timedelta(days=1)
@@ -249,7 +210,7 @@ partitions = 3
 
         # The shared link, opened as the first visit of a NEW server, in a new browser.
         stop_app(app)
-        app, base2 = start_app(tmp_path, config, "app2")
+        app, base2 = start_app(config, tmp_path / "app2.log")
         url2 = shared_url.replace(base, base2)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)

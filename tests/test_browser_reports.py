@@ -8,22 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import CHROMIUM_ARGS, free_port
+from tests.conftest import CHROMIUM_ARGS
 from tests.reports_demo import SEOUL, build_warehouse, make_dataset, write_alert_history, write_app_config
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.streamlit_server import start_app, stop_app
 pytestmark = pytest.mark.browser
 
 
@@ -33,35 +26,11 @@ def app_server(tmp_path):
     warehouse = build_warehouse(tmp_path / "warehouse.duckdb", ds)
     write_alert_history(tmp_path / "alerts.jsonl", ds.now)
     config = write_app_config(tmp_path, warehouse, alerts_history=tmp_path / "alerts.jsonl")
-    port = free_port()
-    env = {**os.environ, "PIPELINE_CONFIG": str(config)}
-    log = open(tmp_path / "streamlit.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    proc, base = start_app(config, tmp_path / "streamlit.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("streamlit did not start:\n" + (tmp_path / "streamlit.log").read_text(errors="replace"))
-            time.sleep(0.3)
-        yield ds, f"http://127.0.0.1:{port}", tmp_path
+        yield ds, base, tmp_path
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        stop_app(proc)
 
 
 def wait_idle(page, timeout=30_000):

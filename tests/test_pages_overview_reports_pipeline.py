@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from dashboard import kpis
@@ -89,19 +88,6 @@ def _by_key(at: AppTest, key: str) -> pd.DataFrame:
 
 def day(ts: dt.datetime) -> dt.date:
     return ts.astimezone(SEOUL).date()
-
-
-@pytest.fixture
-def captured_downloads(monkeypatch):
-    files: dict[str, object] = {}
-    original = MediaFileManager.add_deferred
-
-    def spy(self, data_callable, mimetype, coordinates, file_name=None, **kw):
-        files[file_name] = data_callable
-        return original(self, data_callable, mimetype, coordinates, file_name=file_name, **kw)
-
-    monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
-    return files
 
 
 # ───────────────────────────────────────────────────────────── overview ──
