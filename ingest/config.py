@@ -211,22 +211,13 @@ def load_config(
         cfg["warehouse"] = _warehouse(v, raw.get("warehouse", {}), env)
     if "source" in raw:
         cfg["source"] = _source(v, raw["source"], env)
-    if "exporter" in raw:
-        cfg["exporter"] = _exporter(v, raw["exporter"])
-    elif "exporter" in needs:
-        cfg["exporter"] = ExporterConfig(state_path=base / "data/exporter_state.json")
-    if "worker" in raw:
-        cfg["worker"] = _worker(v, raw["worker"])
-    else:
-        cfg["worker"] = WorkerConfig()
-    if "alerts" in raw:
-        cfg["alerts"] = _alerts(v, raw["alerts"], env)
-    elif "alerts" in needs:
-        cfg["alerts"] = AlertsConfig(state_path=base / "data/watchdog_state.json", history_path=base / "data/alerts.jsonl")
-    cfg["app"] = _app(v, raw["app"]) if "app" in raw else AppConfig()
-    if "alerts" not in cfg:
-        # The app's Pipeline page reads the alert history even where [alerts] is absent.
-        cfg["alerts"] = AlertsConfig(state_path=base / "data/watchdog_state.json", history_path=base / "data/alerts.jsonl")
+    if "exporter" in raw or "exporter" in needs:
+        cfg["exporter"] = _exporter(v, raw.get("exporter", {}))
+    # Always present, with their defaults where the file leaves them out (the
+    # app's Pipeline page reads the alert history even without an [alerts]).
+    cfg["worker"] = _worker(v, raw.get("worker", {}))
+    cfg["alerts"] = _alerts(v, raw.get("alerts", {}), env)
+    cfg["app"] = _app(v, raw.get("app", {}))
     if "tables" in raw:
         cfg["tables"] = _tables(v, raw["tables"], needs_watermark="exporter" in needs)
     if cfg.get("exporter") is not None and env.get("EXPORT_FAILPOINT"):

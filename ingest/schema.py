@@ -113,9 +113,10 @@ def plan_columns(existing: Mapping[str, str], incoming: Mapping[str, str | None]
     """Merge the warehouse's column types with a batch's inferred types.
 
     Returns the resulting type of every incoming column and the changes to
-    apply first. A column only ever seen as null is added as VARCHAR (the
-    widest, so nothing later can fail it... but only once a value arrives
-    would a narrower type be known; VARCHAR is the honest choice).
+    apply first. A new column seen only as null is added as VARCHAR: no value
+    has said anything narrower. A column of a type the worker never creates
+    (made by an operator) keeps it for values of that same type and otherwise
+    becomes VARCHAR.
     """
     result: dict[str, str] = {}
     changes: list[ColumnChange] = []
@@ -126,19 +127,14 @@ def plan_columns(existing: Mapping[str, str], incoming: Mapping[str, str | None]
             changes.append(ColumnChange(col, "add_column", None, target))
         else:
             old_n = normalise(old)
-            target = widen(old_n, new) if old_n in KNOWN_TYPES else old_n
-            if new is not None and old_n not in KNOWN_TYPES:
-                target = VARCHAR if not _fits_foreign(old_n, new) else old_n
+            if old_n in KNOWN_TYPES:
+                target = widen(old_n, new)
+            else:
+                target = old_n if new in (None, old_n) else VARCHAR
             if target != old_n:
                 changes.append(ColumnChange(col, "widen", old_n, target))
         result[col] = target
     return result, changes
-
-
-def _fits_foreign(existing: str, incoming: str) -> bool:
-    """A column created outside the worker (e.g. by an operator) keeps its type
-    when the value's type is the same; anything else widens it to VARCHAR."""
-    return existing == incoming
 
 
 def type_from_profile(
