@@ -1,4 +1,4 @@
-"""A raw batch → DuckDB, in ONE transaction with the offsets that cover it.
+"""A prepared batch (`prepare.py`) → the warehouse, in ONE transaction with the offsets that cover it.
 
 Everything a batch changes — new tables and columns, widened types, the rows
 (merged: newer wins), the dead letters, `_meta.offsets`, the `_meta.batches`
@@ -14,24 +14,21 @@ because the batch is deduped first and then MERGEd on the key.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import duckdb
 import pyarrow as pa
 
 from ingest import landing_sql as sql
-from ingest.batch import RawBatch
-from ingest.config import TableSpec
 from ingest.failpoints import Failpoints
-from ingest.schema import VARCHAR, normalise, plan_columns, type_from_profile, widen
+from ingest.prepare import PreparedBatch, PreparedTopic
+from ingest.schema import normalise, plan_columns
 
 META_SQL = Path(__file__).with_name("sql") / "meta.sql"
-_ROW_COLUMN = re.compile(sql.ROW_COLUMN_PATTERN, re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -71,6 +68,7 @@ class LandingResult:
     seconds: float = 0.0
     tables: list[str] = field(default_factory=list)
     schema_changes: list[str] = field(default_factory=list)
+    columns: dict[str, dict[str, str]] = field(default_factory=dict)  # table → user column → type, after the batch
 
 
 def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
@@ -97,69 +95,68 @@ def forget_offsets(con: duckdb.DuckDBPyConnection, topics: Sequence[str]) -> int
 
 def land_batch(
     con: duckdb.DuckDBPyConnection,
-    batch: RawBatch,
-    tables: Mapping[str, TableSpec],
-    topics: Mapping[str, str],
+    batch: PreparedBatch,
     heartbeat: Heartbeat,
     partitions: Sequence[PartitionState],
     started_at: datetime,
     failpoints: Failpoints | None = None,
 ) -> LandingResult:
-    """Land `batch` and everything that describes it in one transaction; then CHECKPOINT.
+    """Land a prepared batch and everything that describes it in one transaction; then CHECKPOINT.
 
-    `topics` maps each topic to its table. Returns only after the commit.
+    Returns only after the commit.
     """
     fp = failpoints or Failpoints(None)
     t0 = time.perf_counter()
     fp.hit("before_transaction")
-    con.register("_raw", batch.records)
+    con.execute("BEGIN TRANSACTION")
     try:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            batch_id = con.execute(sql.next_batch_id()).fetchone()[0]
-            result = LandingResult(batch_id=batch_id)
-            existing = _existing_columns(con)
-            landed_tables = []
-            for i, topic in enumerate(batch.topics):
-                table = topics[topic]
-                if _land_topic(con, topic, table, tables[table].primary_key, existing.get(table), result):
-                    landed_tables.append(table)
-                if i == 0:
-                    fp.hit("mid_merge")
-            _write_offsets(con, batch)
-            _write_partitions(con, partitions)
-            _write_heartbeat(con, heartbeat, batch_id)
-            result.tables = sorted(landed_tables)
-            result.seconds = time.perf_counter() - t0
-            lag = sum(p.lag or 0 for p in partitions) if partitions else None
-            con.execute(
-                sql.insert_batch(),
-                {
-                    "batch_id": batch_id,
-                    "started_at": started_at,
-                    "messages": batch.messages,
-                    "upserts": result.upserts,
-                    "deletes": result.deletes,
-                    "skipped": result.skipped_stale,
-                    "dead": result.dead_letters,
-                    "seconds": result.seconds,
-                    "tables": result.tables,
-                    "offsets": json.dumps({f"{t}/{p}": [a, b] for (t, p), (a, b) in sorted(batch.offsets.items())}),
-                    "lag": lag,
-                },
-            )
-            con.execute("COMMIT")
-        except BaseException:
-            _rollback(con)
-            raise
-    finally:
-        con.unregister("_raw")
+        batch_id = con.execute(sql.next_batch_id()).fetchone()[0]
+        result = LandingResult(batch_id=batch_id)
+        existing = _existing_columns(con)
+        landed_tables = []
+        for i, prepared in enumerate(batch.topics):
+            if _land_topic(con, prepared, existing, result):
+                landed_tables.append(prepared.table)
+            if i == 0:
+                fp.hit("mid_merge")
+        _write_offsets(con, batch)
+        _write_partitions(con, partitions)
+        _write_heartbeat(con, heartbeat, batch_id)
+        result.tables = sorted(landed_tables)
+        result.seconds = time.perf_counter() - t0
+        lag = sum(p.lag or 0 for p in partitions) if partitions else None
+        con.execute(
+            sql.insert_batch(),
+            {
+                "batch_id": batch_id,
+                "started_at": started_at,
+                "messages": batch.messages,
+                "upserts": result.upserts,
+                "deletes": result.deletes,
+                "skipped": result.skipped_stale,
+                "dead": result.dead_letters,
+                "seconds": result.seconds,
+                "tables": result.tables,
+                "offsets": json.dumps({f"{t}/{p}": [a, b] for (t, p), (a, b) in sorted(batch.offsets.items())}),
+                "lag": lag,
+            },
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        _rollback(con)
+        raise
     fp.hit("after_commit")
     fp.hit("during_checkpoint", delay=0.0005)
     # Keep the WAL small so a restart after a crash replays little (DESIGN.md).
     con.execute("CHECKPOINT")
     result.seconds = time.perf_counter() - t0
+    result.columns = {t: _own(cols) for t, cols in existing.items()}
     return result
+
+
+def user_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """Every warehouse table's own columns and their types (the landing's system columns left out)."""
+    return {t: _own(cols) for t, cols in _existing_columns(con).items()}
 
 
 def write_heartbeat(con: duckdb.DuckDBPyConnection, heartbeat: Heartbeat, partitions: Sequence[PartitionState]) -> None:
@@ -185,6 +182,11 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
+def _own(columns: dict[str, str]) -> dict[str, str]:
+    """A table's columns without the ones the landing adds (`SYSTEM_COLUMNS`)."""
+    return {c: t for c, t in columns.items() if c not in sql.SYSTEM_COLUMNS}
+
+
 def _existing_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for table, column, type_ in con.execute(sql.table_columns()).fetchall():
@@ -194,65 +196,53 @@ def _existing_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str
 
 def _land_topic(
     con: duckdb.DuckDBPyConnection,
-    topic: str,
-    table: str,
-    primary_key: Sequence[str],
-    existing: dict[str, str] | None,
+    prepared: PreparedTopic,
+    existing: dict[str, dict[str, str]],
     result: LandingResult,
 ) -> bool:
-    """Check, dead-letter, dedupe, evolve the schema and MERGE one topic's messages.
+    """Dead-letter, evolve the schema and MERGE one topic's prepared changes.
 
-    Returns whether any valid change reached the table.
+    `existing` (table → column → type) is kept up to date with the DDL run
+    here. Returns whether any valid change reached the table.
     """
-    con.execute(sql.check_envelopes(table, primary_key), {"topic": topic})
-    names = [k for (k,) in con.execute(sql.row_fields("_parsed")).fetchall()]
-    unusable = [n for n in names if not _ROW_COLUMN.fullmatch(n)]
-    con.execute(sql.check_rows(primary_key, [n for n in names if n not in unusable], unusable))
-    con.execute(sql.insert_dead_letters(), {"batch_id": result.batch_id})
-    dead, valid = con.execute(sql.count_checked()).fetchone()
-    result.dead_letters += dead
-    if not valid:
+    table, primary_key = prepared.table, prepared.primary_key
+    if prepared.dead_letters is not None:
+        con.register("_dead", prepared.dead_letters)
+        try:
+            con.execute(sql.insert_dead_letters("_dead"), {"batch_id": result.batch_id})
+        finally:
+            con.unregister("_dead")
+        result.dead_letters += prepared.rejected
+    if prepared.stage is None:
         return False
-    fields = [k for (k,) in con.execute(sql.row_fields("_checked")).fetchall()]
-    con.execute(sql.newest_changes(primary_key))
-    incoming: dict[str, str | None] = dict.fromkeys(primary_key)
-    # A column that is already VARCHAR takes any value: no need to look at its values.
-    to_profile = [f for f in fields if normalise((existing or {}).get(f, "")) != VARCHAR]
-    for f in fields:
-        incoming.setdefault(f, None)
-    if to_profile:
-        profile = con.execute(sql.profile_fields(to_profile)).fetchone()
-        for i, field_name in enumerate(to_profile):
-            incoming[field_name] = widen(incoming.get(field_name), type_from_profile(*profile[10 * i : 10 * i + 10]))
-    # Key columns: their type comes from the pk values (a row-less delete has only those).
-    for col in primary_key:
-        n_int, lo, hi, n_str = con.execute(sql.profile_key(col)).fetchone()
-        incoming[col] = widen(incoming.get(col), type_from_profile(n_int, lo, hi, 0, 0, 0, n_str, 0, 0, 0))
-    system = set(sql.SYSTEM_COLUMNS)
-    user_existing = {c: t for c, t in (existing or {}).items() if c not in system}
-    types, changes_needed = plan_columns(user_existing, incoming)
+    table_columns = existing.get(table)
+    types, changes_needed = plan_columns(_own(table_columns or {}), prepared.incoming)
 
-    if existing is None:
+    if table_columns is None:
         con.execute(sql.create_table(table, types))
         con.execute(sql.create_live_view(table))
         _record_schema_change(con, result.batch_id, table, None, "create_table", None, None)
         result.schema_changes.append(f"created {table}")
+        table_columns = existing[table] = {**types, **sql.SYSTEM_COLUMNS}
     else:
         for ch in changes_needed:
             if ch.change == "add_column":
                 con.execute(sql.add_column(table, ch.column, ch.new_type))
             else:
                 con.execute(sql.widen_column(table, ch.column, ch.new_type))
+            table_columns[ch.column] = ch.new_type
             _record_schema_change(con, result.batch_id, table, ch.column, ch.change, ch.old_type, ch.new_type)
             result.schema_changes.append(f"{table}.{ch.column}: {ch.change} {ch.old_type or ''}→{ch.new_type}")
-    all_types = dict(user_existing)
-    all_types.update(types)
-    con.execute(sql.stage_changes(primary_key, list(all_types), fields))
-    applied = con.execute(sql.merge_changes(table, primary_key, all_types)).fetchall()
+    con.register("_stage", prepared.stage)
+    try:
+        staged = set(primary_key) | set(prepared.fields)
+        applied = con.execute(sql.merge_changes(table, primary_key, _own(table_columns), staged)).fetchall()
+    finally:
+        con.unregister("_stage")
     deletes = sum(1 for (d,) in applied if d)
     result.deletes += deletes
     result.upserts += len(applied) - deletes
-    result.skipped_stale += valid - len(applied)
+    result.skipped_stale += prepared.valid - len(applied)
     return True
 
 
@@ -273,7 +263,7 @@ def _replace_partition_rows(con: duckdb.DuckDBPyConnection, target: str, columns
         con.unregister("_staging_rows")
 
 
-def _write_offsets(con: duckdb.DuckDBPyConnection, batch: RawBatch) -> None:
+def _write_offsets(con: duckdb.DuckDBPyConnection, batch: PreparedBatch) -> None:
     if not batch.offsets:
         return
     items = sorted(batch.offsets.items())

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest import landing_sql as sql
 from ingest.batch import Message, raw_batch
+from ingest.config import TableSpec
+from ingest.prepare import Preparer
 from ingest.schema import (
     BIGINT, BOOLEAN, DATE, DOUBLE, INTEGER, TIMESTAMP, TIMESTAMPTZ, VARCHAR, KNOWN_TYPES,
     column_type, plan_columns, type_from_profile, value_type, widen,
@@ -53,26 +53,28 @@ def test_existing_columns_only_widen():
     assert [(c.column, c.change) for c in changes] == [("a", "widen"), ("c", "add_column")]
 
 
-def _duckdb_type(vals: list) -> str | None:
-    """The type the landing's SQL profile gives a field holding `vals`."""
+def _duckdb_type(vals: list, known: dict[str, str]) -> str | None:
+    """The type the decode stage's profile gives a field holding `vals`.
+
+    `known`: the table's columns as the warehouse already has them (empty: a new table).
+    """
     msgs = []
     for i, v in enumerate(vals):
         env = {"table": "t", "op": "upsert", "pk": {"id": i}, "row": {"id": i, "x": v},
                "source_ts": "2026-11-24T10:00:00+09:00", "v": 1}
         msgs.append(Message("p.t", 0, i, None, json.dumps(env).encode()))
-    con = duckdb.connect()
+    preparer = Preparer({"t": TableSpec("t", ("id",))}, {"p.t": "t"})
+    preparer.know_columns({"t": known} if known else {})
     try:
-        con.register("_raw", raw_batch(msgs).records)
-        con.execute(sql.check_envelopes("t", ("id",)), {"topic": "p.t"})
-        con.execute(sql.check_rows(("id",), ["id", "x"]))
-        con.execute(sql.newest_changes(("id",)))
-        profile = con.execute(sql.profile_fields(["x"])).fetchone()
-        return type_from_profile(*profile)
+        (topic,) = preparer.prepare(raw_batch(msgs)).topics
+        assert topic.rejected == 0
+        return topic.incoming["x"]
     finally:
-        con.close()
+        preparer.close()
 
 
 @settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(values, min_size=1, max_size=12))
-def test_duckdb_profile_and_python_inference_agree(vals):
-    assert _duckdb_type(vals) == column_type(vals)
+@given(st.lists(values, min_size=1, max_size=12),
+       st.sampled_from([{}, {"id": INTEGER, "x": INTEGER}, {"id": INTEGER, "x": TIMESTAMPTZ}]))
+def test_duckdb_profile_and_python_inference_agree(vals, known):
+    assert _duckdb_type(vals, known) == column_type(vals)

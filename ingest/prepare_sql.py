@@ -1,0 +1,315 @@
+"""The SQL that reads a batch's messages: one function per statement.
+
+It runs on the preparer's own in-memory DuckDB (`prepare.py`), never on the
+warehouse file, so none of it holds the warehouse's write lock.
+
+Two ways through, because nearly every message is a good one:
+
+- `parse_messages` reads each message once (`json_transform` for the values,
+  `json_type` for the kinds of those whose kind matters) and applies a cheap
+  test that *implies* every check of `envelope.decode` passes;
+- only the messages that fail it go through `check_envelopes` + `check_rows`,
+  the full chain in `envelope.decode`'s order, which says exactly what is
+  wrong (or finds nothing wrong: the cheap test is allowed to be too strict,
+  never too lenient). tests/test_envelope_checks_agree.py proves both ways
+  accept and reject what `envelope.decode` does.
+
+Identifiers come from the config (validated names) or from row fields that
+match `ROW_COLUMN_PATTERN`; they are always quoted, and path expressions use
+only such names. Message values never enter SQL text: they arrive in the
+registered Arrow table `_raw` or as parameters.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Sequence
+
+from ingest.landing_sql import lit, q
+from ingest.schema import TSTZ_PATTERN
+
+# Row fields: letters, digits, '_', starting with a letter ('_…' names are the warehouse's own).
+ROW_COLUMN_PATTERN = r"[A-Za-z][A-Za-z0-9_]{0,62}"
+
+# `k`, the kinds list of `_parsed`: these envelope paths first, then '$.row.<field>' per kinded field.
+KIND_PATHS = ("$.row", "$.exported_at", "$.v")
+FIRST_FIELD_KIND = len(KIND_PATHS) + 1  # 1-based index of the first field's kind in `k`
+UNCHECKED = "?"  # `reason` of a message the cheap test did not clear (yet)
+
+
+# ──────────────────────────────────────────────────────── the common way ──
+
+
+def parse_messages(
+    table: str, primary_key: Sequence[str], names: Sequence[str], kinded: Sequence[str], bad_names: Sequence[str] = (),
+) -> str:
+    """`_parsed`: every message of $topic, read once.
+
+    - `e`: the envelope's values — table/op/source_ts and every row field in
+      `names` as text (numbers as their JSON text, objects as JSON), pk values
+      as JSON snippets (so 1 and "1" stay apart);
+    - `k`: JSON kinds of `KIND_PATHS`, then of `kinded` row fields (the ones
+      whose column type is still to be decided);
+    - `row_keys`: the field names each row carries, in order;
+    - `reason`: NULL when the cheap test clears the message, else `UNCHECKED`.
+    """
+    row_struct = {f: "VARCHAR" for f in names}
+    row_struct.update({c: "JSON" for c in primary_key})  # compared with the pk as JSON
+    structure = {"table": "VARCHAR", "op": "VARCHAR", "source_ts": "VARCHAR",
+                 "pk": {c: "JSON" for c in primary_key}, "row": row_struct}
+    paths = "[" + ", ".join(lit(p) for p in KIND_PATHS) + "".join(f", {lit('$.row.' + f)}" for f in kinded) + "]"
+    row_kind, exported_kind, v_kind = "k[1]", "k[2]", "k[3]"
+    clears = [
+        f"e.{q('table')} = {lit(table)}",
+        "e.op IN ('upsert', 'delete')",
+        "list_sort(pk_keys) = [" + ", ".join(lit(c) for c in sorted(primary_key)) + "]",
+        f"regexp_full_match(e.source_ts, {lit(TSTZ_PATTERN)})",
+        "TRY_CAST(e.source_ts AS TIMESTAMPTZ) IS NOT NULL",
+        f"{v_kind} = 'UBIGINT' AND v = '1'",
+        f"({row_kind} = 'OBJECT' OR (e.op = 'delete' AND coalesce({row_kind}, 'NULL') = 'NULL'))",
+        f"coalesce({exported_kind}, 'NULL') IN ('VARCHAR', 'NULL')",
+    ]
+    for c in primary_key:
+        pk_value, row_value = f"e.pk.{q(c)}", f"e.{q('row')}.{q(c)}"
+        clears.append(f"(left({pk_value}, 1) = '\"' OR regexp_full_match({pk_value}, '-?[0-9]+'))")
+        clears.append(f"(NOT list_contains(row_keys, {lit(c)}) OR {row_value} = {pk_value})")
+    if bad_names:
+        clears.append("NOT list_has_any(row_keys, [" + ", ".join(lit(n) for n in bad_names) + "]::VARCHAR[])")
+    cleared = "\n        AND ".join(clears)
+    return f"""
+CREATE OR REPLACE TEMP TABLE _parsed AS
+SELECT "partition", "offset", e, k, row_keys,
+    CASE WHEN ({cleared}) IS TRUE THEN NULL ELSE {lit(UNCHECKED)} END AS reason
+FROM (
+    SELECT "partition", "offset",
+           try(json_transform(txt, {lit(json.dumps(structure))})) AS e,
+           try(json_type(txt, {paths})) AS k,
+           try(txt->>'$.v') AS v,
+           try(json_keys(txt, '$.pk')) AS pk_keys,
+           try(json_keys(txt, '$.row')) AS row_keys
+    FROM (SELECT "partition", "offset", try(decode(value)) AS txt FROM _raw WHERE topic = $topic)
+)
+"""
+
+
+def row_key_lists(valid_only: bool) -> str:
+    """The distinct lists of row field names, first-seen first (rows usually all carry the same list)."""
+    where = "reason IS NULL AND row_keys IS NOT NULL" if valid_only else "row_keys IS NOT NULL"
+    return f"SELECT row_keys FROM _parsed WHERE {where} GROUP BY row_keys ORDER BY min(rowid)"
+
+
+def set_reasons(source: str) -> str:
+    """Replace the `UNCHECKED` marks with what the full chain found (NULL: valid after all)."""
+    return (
+        f'UPDATE _parsed p SET reason = c.reason FROM {source} c '
+        'WHERE p."partition" = c."partition" AND p."offset" = c."offset"'
+    )
+
+
+def count_verdicts() -> str:
+    return "SELECT count(*) FILTER (reason IS NOT NULL), count(*) FILTER (reason IS NULL) FROM _parsed"
+
+
+def dead_letters() -> str:
+    """The rejected messages with their bytes and reasons (the checks do not carry the bytes along)."""
+    return """
+SELECT r.topic, r."partition", r."offset", r.key, r.value, p.reason
+FROM _parsed p JOIN _raw r ON r.topic = $topic AND r."partition" = p."partition" AND r."offset" = p."offset"
+WHERE p.reason IS NOT NULL
+ORDER BY r."partition", r."offset"
+"""
+
+
+# ─────────────────────────────────────────────────────────── profiling ──
+
+
+def kind_counts(n_kinded: int) -> str:
+    """How many valid messages had each combination of kinds for the kinded fields (usually one)."""
+    return (
+        f"SELECT k[{FIRST_FIELD_KIND}:{FIRST_FIELD_KIND + n_kinded - 1}], count(*) "
+        "FROM _parsed WHERE reason IS NULL GROUP BY ALL"
+    )
+
+
+def is_integer(index: int, field: str) -> str:
+    """SQL: the kinded field's value is a JSON integer (DuckDB reports integers beyond 64 bits as DOUBLE)."""
+    kind, text = f"k[{index}]", f"e.{q('row')}.{q(field)}"
+    return f"({kind} IN ('BIGINT', 'UBIGINT') OR ({kind} = 'DOUBLE' AND NOT regexp_matches({text}, '[.eE]')))"
+
+
+def integer_range(field: str) -> list[str]:
+    """Min and max of a field whose values are all integers of at most 64 bits (or null)."""
+    value = f"TRY_CAST(e.{q('row')}.{q(field)} AS HUGEINT)"
+    return [f"min({value})", f"max({value})"]
+
+
+def number_profile(index: int, field: str) -> list[str]:
+    """Count, min and max of the integers among a field's numbers, and how many do not fit even HUGEINT."""
+    ints, value = is_integer(index, field), f"TRY_CAST(e.{q('row')}.{q(field)} AS HUGEINT)"
+    return [f"count(*) FILTER ({ints})", f"min({value}) FILTER ({ints})", f"max({value}) FILTER ({ints})",
+            f"count(*) FILTER ({ints} AND {value} IS NULL)"]
+
+
+def dated_strings(field: str, patterns: Sequence[str]) -> list[str]:
+    """How many of a field's strings (it holds nothing else) match each pattern.
+
+    Only strings shaped like dates meet the patterns (as in `schema.value_type`).
+    """
+    text = f"e.{q('row')}.{q(field)}"
+    dated = f"length({text}) BETWEEN 10 AND 40 AND substr({text}, 5, 1) = '-'"
+    return [f"count(*) FILTER ({dated} AND regexp_full_match({text}, {lit(p)}))" for p in patterns]
+
+
+def profile(columns: Sequence[str]) -> str:
+    return f"SELECT {', '.join(columns) or 'NULL'} FROM _parsed WHERE reason IS NULL"
+
+
+def profile_key(column: str) -> str:
+    """Integer count and range (and how many exceed HUGEINT), and string count, of one key column's values."""
+    snippet = f"e.pk.{q(column)}"
+    ints, value = f"left({snippet}, 1) <> '\"'", f"TRY_CAST({snippet} AS HUGEINT)"
+    return (
+        f"SELECT count(*) FILTER ({ints}), min({value}) FILTER ({ints}), max({value}) FILTER ({ints}), "
+        f"count(*) FILTER ({ints} AND {value} IS NULL), count(*) FILTER (NOT {ints}) "
+        "FROM _parsed WHERE reason IS NULL"
+    )
+
+
+# ──────────────────────────────────────────────────────────────── dedupe ──
+
+
+def key_text(column: str) -> str:
+    """SQL: a pk value as text — strings unquoted, integers as written (1 and "1" are one key, as in `decode`)."""
+    snippet = f"e.pk.{q(column)}"
+    return f"CASE WHEN left({snippet}, 1) = '\"' THEN {snippet}->>'$' ELSE {snippet}::VARCHAR END"
+
+
+def newest_changes(primary_key: Sequence[str], fields: Sequence[str]) -> str:
+    """The valid changes, one per row — newest `source_ts`, the later offset on ties — every value as text."""
+    keys = ", ".join(f"{key_text(c)} AS {q(c)}" for c in primary_key)
+    values = "".join(f"e.{q('row')}.{q(f)} AS {q(f)}, " for f in fields if f not in primary_key)
+    part = ", ".join(q(c) for c in primary_key)
+    return f"""
+SELECT {keys}, {values}
+       TRY_CAST(e.source_ts AS TIMESTAMPTZ) AS _source_ts,  -- valid rows always cast; TRY: DuckDB may cast before it filters
+       e.op = 'delete' AS _is_delete,
+       k[1] = 'OBJECT' AS _row_present,
+       "partition"::INTEGER AS _kafka_partition,
+       "offset"::BIGINT AS _kafka_offset
+FROM _parsed
+WHERE reason IS NULL
+QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY _source_ts DESC, "offset" DESC) = 1
+"""
+
+
+# ─────────────────────────────────────── the full chain, for the rest ──
+
+
+ENVELOPE_FIELDS = ("table", "op", "pk", "row", "source_ts", "v", "exported_at")
+
+
+def _kind(snippet: str) -> str:
+    """SQL: the JSON kind of a snippet from json_transform(…, 'JSON'), by its first character."""
+    return (
+        f"CASE WHEN {snippet} IS NULL THEN 'null' "
+        f"WHEN left({snippet}, 1) = '\"' THEN 'string' "
+        f"WHEN left({snippet}, 1) = '{{' THEN 'object' "
+        f"WHEN left({snippet}, 1) = '[' THEN 'array' "
+        f"WHEN {snippet} IN ('true', 'false') THEN 'boolean' "
+        f"WHEN NOT (contains({snippet}::VARCHAR, '.') OR contains(lower({snippet}::VARCHAR), 'e')) THEN 'integer' "
+        f"ELSE 'number' END"
+    )
+
+
+def check_envelopes(table: str, primary_key: Sequence[str]) -> str:
+    """`_suspects`: the messages of $topic the cheap test did not clear, and why each is invalid (NULL = valid).
+
+    The checks, and their order, are those of `envelope.decode`.
+    """
+    structure = lit(json.dumps({f: "JSON" for f in ENVELOPE_FIELDS}))
+    pk_structure = lit(json.dumps({c: "JSON" for c in primary_key}))
+    pk_sorted = "[" + ", ".join(lit(c) for c in sorted(primary_key)) + "]"
+    table_field = q("table")
+    checks = [
+        ("value IS NULL OR octet_length(value) = 0",
+         lit("empty message value (a Kafka tombstone or an empty produce); expected a JSON envelope")),
+        ("txt IS NULL", lit("not valid JSON: the value is not UTF-8 text")),
+        ("e IS NULL", lit("not valid JSON: ") + " || left(txt, 60)"),
+        ("NOT regexp_matches(txt, " + lit(r"^\s*\{") + ")", lit("not an envelope: expected a JSON object")),
+    ]
+    for f in ("table", "op", "pk", "source_ts", "v"):
+        checks.append((f"e.{q(f)} IS NULL", lit(f"not an envelope: field `{f}` is missing")))
+    for f, kinds, what in (
+        ("table", "('string')", "a string"), ("op", "('string')", "a string"), ("pk", "('object')", "an object"),
+        ("source_ts", "('string')", "a string"), ("v", "('integer')", "an integer"),
+        ("row", "('object', 'null')", "an object or null"), ("exported_at", "('string', 'null')", "a string"),
+    ):
+        checks.append((f"{_kind(f'e.{q(f)}')} NOT IN {kinds}", lit(f"not an envelope: `{f}` must be {what}")))
+    checks += [
+        ("e.v <> '1'",
+         lit("envelope version v=") + " || e.v || " + lit(" is not supported (this worker reads v=1); upgrade the worker")),
+        (f"e.{table_field}->>'$' <> {lit(table)}",
+         lit("envelope names table '") + f" || (e.{table_field}->>'$') || " + lit(f"' but arrived on the topic of table '{table}'")),
+        ("e.op->>'$' NOT IN ('upsert', 'delete')",
+         lit("op '") + " || (e.op->>'$') || " + lit("' is not one of: upsert, delete")),
+        (f"list_sort(json_keys(e.pk)) <> {pk_sorted}",
+         lit("pk has columns ") + " || list_sort(json_keys(e.pk))::VARCHAR || "
+         + lit(f" but [tables.{table}] primary_key is {list(primary_key)}")),
+    ]
+    for c in primary_key:
+        checks.append((
+            f"{_kind(f'pkv.{q(c)}')} NOT IN ('integer', 'string')",
+            lit(f"pk value {c}=") + f" || coalesce(pkv.{q(c)}, 'null') || "
+            + lit(" is not coercible to a key (expected a string or an integer)"),
+        ))
+    checks.append(("e.op->>'$' = 'upsert' AND e.row IS NULL", lit('op \'upsert\' without a row; expected "row": {...}')))
+    checks.append((
+        f"NOT regexp_full_match(e.source_ts->>'$', {lit(TSTZ_PATTERN)}) OR TRY_CAST(e.source_ts->>'$' AS TIMESTAMPTZ) IS NULL",
+        lit("source_ts '") + " || (e.source_ts->>'$') || " + lit("' is not an ISO-8601 timestamp with a time zone"),
+    ))
+    when = "".join(f"\n            WHEN {cond}\n                THEN {reason}" for cond, reason in checks)
+    return f"""
+CREATE OR REPLACE TEMP TABLE _suspects AS
+WITH parsed AS (
+    SELECT *, try(json_transform(txt, {structure})) AS e
+    FROM (
+        SELECT "partition", "offset", value, try(decode(value)) AS txt FROM _raw
+        WHERE topic = $topic
+          AND ("partition", "offset") IN (SELECT ("partition", "offset") FROM _parsed WHERE reason IS NOT NULL)
+    )
+), fields AS (
+    SELECT *,
+           CASE WHEN left(e.pk, 1) = '{{' THEN json_transform(e.pk, {pk_structure}) END AS pkv,
+           CASE WHEN left(e.row, 1) = '{{' THEN json_keys(e.row) END AS row_keys
+    FROM parsed
+)
+SELECT "partition", "offset", e, pkv, row_keys,
+    CASE{when}
+    END AS reason
+FROM fields
+"""
+
+
+def check_rows(primary_key: Sequence[str], bad_names: Sequence[str]) -> str:
+    """`_suspects_checked`: `_suspects` with the row checks — no unusable field names
+    (`bad_names`, found by the caller among the batch's names), the row agrees with its pk."""
+    bad = "[" + ", ".join(lit(f) for f in bad_names) + "]::VARCHAR[]"
+    whens = ""
+    if bad_names:
+        whens += (
+            f"\n            WHEN list_has_any(row_keys, {bad}) THEN "
+            + lit("row column name '") + f" || list_filter(row_keys, k -> list_contains({bad}, k))[1] || "
+            + lit("' is not usable (expected letters, digits and '_', starting with a letter)")
+        )
+    structure = lit(json.dumps({c: "JSON" for c in primary_key}))
+    whens += "".join(
+        f"\n            WHEN list_contains(row_keys, {lit(c)}) AND (_c.{q(c)} IS NULL OR _c.{q(c)} <> pkv.{q(c)}) THEN "
+        + lit(f"row says {c}=") + f" || coalesce(_c.{q(c)}, 'null') || " + lit(f" but pk says {c}=") + f" || pkv.{q(c)}"
+        for c in primary_key
+    )
+    return f"""
+CREATE OR REPLACE TEMP TABLE _suspects_checked AS
+SELECT "partition", "offset", CASE WHEN reason IS NOT NULL THEN reason{whens} END AS reason
+FROM (SELECT *, CASE WHEN reason IS NULL AND left(e.row, 1) = '{{' THEN json_transform(e.row, {structure}) END AS _c
+      FROM _suspects)
+"""
