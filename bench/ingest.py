@@ -37,6 +37,7 @@ from ingest.broker import free_port, start_broker  # noqa: E402
 from ingest.envelope import encode_envelope, encode_key  # noqa: E402
 
 KST = timezone(timedelta(hours=9))
+LOG = ROOT / "bench" / "out" / "ingest-worker.log"
 TOPIC_PREFIX = "bench"
 TABLE = "transactions"
 
@@ -103,6 +104,8 @@ primary_key = ["tx_id"]
     start_wall = datetime.now(timezone.utc)
     proc = subprocess.run([sys.executable, "-m", "ingest", "worker", "--config", str(config), "--until-idle"],
                           env=env, cwd=workdir, capture_output=True, text=True)
+    LOG.parent.mkdir(parents=True, exist_ok=True)
+    LOG.write_text(proc.stderr, encoding="utf-8")  # one line per batch: read and landing seconds
     if proc.returncode != 0:
         raise SystemExit(f"worker failed: {proc.stderr[-2000:]}")
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -131,6 +134,7 @@ def main() -> None:
         ratio = rate / raw
         print(f"worker end to end        : {rate:>10,.0f} msgs/s   ratio to raw {ratio:.2f} (target ≥ 0.75)")
         print(f"worker peak memory       : {peak_kib / 1024:>10,.0f} MiB   ratio to limit {peak_kib / 1024 / 1024:.2f} (limit 1 GiB)")
+        print(f"worker log (per batch)   : {LOG.relative_to(ROOT)}")
     finally:
         broker.stop()
 

@@ -525,7 +525,7 @@ class Worker:
         lag = self._lag(after)
         log.info(
             "batch %d: %s messages → %s upserts, %s deletes, %s stale skipped, %s dead letters | %s | "
-            "read %.2f s, landed %.2f s | lag %s",
+            "decoded %.2f s, landed %.2f s | lag %s",
             result.batch_id, f"{batch.messages:,}", f"{result.upserts:,}", f"{result.deletes:,}",
             f"{result.skipped_stale:,}", f"{result.dead_letters:,}", ", ".join(result.tables) or "no tables",
             batch.seconds, result.seconds, "?" if lag is None else f"{lag:,}",
