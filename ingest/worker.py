@@ -382,7 +382,7 @@ class Worker:
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         self._install_signals()
         try:
-            self._prepare()
+            self._open_warehouse()
             self.fetcher = Fetcher(self.cfg, self.committed, self.from_beginning, self.stop)
             self.fetcher.start()
             log.info("worker started: %d topic(s) → %s", len(self.topics), self.cfg.warehouse.path)
@@ -394,6 +394,7 @@ class Worker:
                 self.fetcher.join(timeout=15)
             problem = self._state_message()
             self._beat("stopped", "the worker was stopped" + (f"; before that: {problem}" if problem else ""), timeout=5)
+            self.preparer.close()
             lock.release()
             log.info("worker stopped")
 
@@ -406,7 +407,7 @@ class Worker:
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
 
-    def _prepare(self) -> None:
+    def _open_warehouse(self) -> None:
         if create_warehouse(self.cfg.warehouse.path, ensure_meta):
             log.info("created the warehouse %s", self.cfg.warehouse.path)
         with open_writer(self.cfg.warehouse.path, self.cfg.worker.lock_timeout_seconds) as con:
