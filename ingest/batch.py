@@ -1,8 +1,7 @@
 """Kafka records → a raw batch: the bytes, where they came from, what they cover.
 
-Deliberately thin: the worker's Python thread only fetches and packs bytes
-into Arrow; decoding, validation and dedupe happen inside DuckDB during the
-landing (see `landing_sql`), off the GIL.
+Deliberately thin: Python only packs bytes into Arrow; decoding, validation
+and dedupe happen inside DuckDB in the decode stage (`prepare.py`), off the GIL.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ one row lands in one partition, in order.
 `encode_*` is used by the exporter. `decode` is the contract's reference
 reading, pure Python: it returns a `Change` or raises `Rejected` with a reason
 a person can act on. The worker applies the same checks inside DuckDB for
-speed (`landing_sql.check_envelopes`); a property test keeps the two in step.
+speed (`prepare_sql`: a cheap test, then the full chain for what it does not
+clear); a property test keeps the two in step.
 """
 
 from __future__ import annotations
