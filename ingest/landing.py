@@ -150,13 +150,13 @@ def land_batch(
     # Keep the WAL small so a restart after a crash replays little (DESIGN.md).
     con.execute("CHECKPOINT")
     result.seconds = time.perf_counter() - t0
-    result.columns = {t: _own(cols) for t, cols in existing.items()}
+    result.columns = {t: sql.own_columns(cols) for t, cols in existing.items()}
     return result
 
 
 def user_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
     """Every warehouse table's own columns and their types (the landing's system columns left out)."""
-    return {t: _own(cols) for t, cols in _existing_columns(con).items()}
+    return {t: sql.own_columns(cols) for t, cols in _existing_columns(con).items()}
 
 
 def write_heartbeat(con: duckdb.DuckDBPyConnection, heartbeat: Heartbeat, partitions: Sequence[PartitionState]) -> None:
@@ -180,11 +180,6 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
     except duckdb.Error:
         pass
-
-
-def _own(columns: dict[str, str]) -> dict[str, str]:
-    """A table's columns without the ones the landing adds (`SYSTEM_COLUMNS`)."""
-    return {c: t for c, t in columns.items() if c not in sql.SYSTEM_COLUMNS}
 
 
 def _existing_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
@@ -216,7 +211,7 @@ def _land_topic(
     if prepared.stage is None:
         return False
     table_columns = existing.get(table)
-    types, changes_needed = plan_columns(_own(table_columns or {}), prepared.incoming)
+    types, changes_needed = plan_columns(sql.own_columns(table_columns or {}), prepared.incoming)
 
     if table_columns is None:
         con.execute(sql.create_table(table, types))
@@ -236,7 +231,7 @@ def _land_topic(
     con.register("_stage", prepared.stage)
     try:
         staged = set(primary_key) | set(prepared.fields)
-        applied = con.execute(sql.merge_changes(table, primary_key, _own(table_columns), staged)).fetchall()
+        applied = con.execute(sql.merge_changes(table, primary_key, sql.own_columns(table_columns), staged)).fetchall()
     finally:
         con.unregister("_stage")
     deletes = sum(1 for (d,) in applied if d)

@@ -27,6 +27,11 @@ SYSTEM_COLUMNS: dict[str, str] = {
 HIDDEN_IN_VIEW = ("_deleted", "_kafka_partition", "_kafka_offset")
 
 
+def own_columns(columns: Mapping[str, str]) -> dict[str, str]:
+    """A table's columns without the ones the landing adds (`SYSTEM_COLUMNS`)."""
+    return {c: t for c, t in columns.items() if c not in SYSTEM_COLUMNS}
+
+
 def q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 

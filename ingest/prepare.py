@@ -27,7 +27,7 @@ import pyarrow as pa
 from ingest import prepare_sql as sql
 from ingest.batch import RawBatch
 from ingest.config import TableSpec
-from ingest.landing_sql import SYSTEM_COLUMNS
+from ingest.landing_sql import own_columns
 from ingest.schema import DATE_PATTERN, TS_PATTERN, TSTZ_PATTERN, VARCHAR, normalise, type_from_profile, widen
 
 _ROW_COLUMN = re.compile(sql.ROW_COLUMN_PATTERN, re.ASCII)
@@ -134,8 +134,7 @@ def check_topic(
     `columns` (the table's known user columns → type) decides which fields are
     read up front; a batch that brings other names is simply read again.
     """
-    system = set(SYSTEM_COLUMNS)
-    names = [c for c in columns if c not in system]
+    names = list(own_columns(columns))
     kinded = [c for c in names if c not in primary_key and normalise(columns[c]) != VARCHAR]
     con.execute(sql.parse_messages(table, primary_key, names, kinded), {"topic": topic})
     seen = _ordered_names(con, valid_only=False)
