@@ -31,7 +31,6 @@ from ingest.landing_sql import own_columns
 from ingest.schema import DATE_PATTERN, TS_PATTERN, TSTZ_PATTERN, VARCHAR, normalise, type_from_profile, widen
 
 _ROW_COLUMN = re.compile(sql.ROW_COLUMN_PATTERN, re.ASCII)
-_INTEGER_KINDS = ("BIGINT", "UBIGINT")
 
 
 @dataclass
@@ -102,7 +101,7 @@ class Preparer:
             return result
         result.fields = checked.fields
         result.incoming = self._profile(pk, checked)
-        result.stage = self.con.execute(sql.newest_changes(pk, checked.fields)).to_arrow_table()
+        result.stage = self.con.execute(sql.newest_changes(pk, checked.fields, checked.kinded)).to_arrow_table()
         return result
 
     def _profile(self, pk: Sequence[str], checked: "Checked") -> dict[str, str | None]:
@@ -123,7 +122,7 @@ class Checked:
     valid: int
     rejected: int
     fields: list[str]  # names the valid rows carry, first seen first
-    kinded: list[str]  # fields whose kinds `_parsed.k` holds, in its order
+    kinded: list[str]  # fields read as JSON snippets (their kinds still matter), in `_parsed.e.row`
 
 
 def check_topic(
@@ -168,16 +167,16 @@ def profile_fields(con: duckdb.DuckDBPyConnection, kinded: Sequence[str], fields
     if not fields:
         return {}
     kinds: dict[str, Counter] = {f: Counter() for f in fields}
-    for combo, n in con.execute(sql.kind_counts(len(kinded))).fetchall():
+    for combo, n in con.execute(sql.kind_counts(kinded)).fetchall():
         for f in fields:
-            kinds[f][combo[kinded.index(f)]] += n
+            kinds[f][sql.KINDS.get(combo[kinded.index(f)], "NUMBER")] += n
     out: dict[str, str | None] = {}
     columns: list[str] = []
     numbers: dict[str, int] = {}  # field → where its integer figures start in `columns`
     strings: dict[str, int] = {}  # fields holding only strings → where their count of zoned timestamps is
     for f in fields:
         c = kinds[f]
-        present = {k for k, n in c.items() if n and k not in (None, "NULL")}
+        present = {k for k, n in c.items() if n and k != "NULL"}
         if not present:
             out[f] = None
         elif "OBJECT" in present or "ARRAY" in present or ("VARCHAR" in present and len(present) > 1):
@@ -185,23 +184,16 @@ def profile_fields(con: duckdb.DuckDBPyConnection, kinded: Sequence[str], fields
         elif present == {"VARCHAR"}:
             strings[f] = len(columns)
             columns += sql.dated_strings(f, [TSTZ_PATTERN])
-        elif present & {"BIGINT", "UBIGINT", "DOUBLE"}:
+        elif "NUMBER" in present:
             numbers[f] = len(columns)
-            if "DOUBLE" in present:
-                columns += sql.number_profile(sql.FIRST_FIELD_KIND + kinded.index(f), f)
-            else:
-                columns += sql.integer_range(f)
+            columns += sql.number_profile(f)
         else:
             out[f] = type_from_profile(0, None, None, 0, c["BOOLEAN"], 0, 0, 0, 0, 0)
     values = con.execute(sql.profile(columns)).fetchone() if columns else ()
     for f, at in numbers.items():
-        c = kinds[f]
-        if c["DOUBLE"]:
-            n_int, lo, hi, huge = values[at:at + 4]
-        else:
-            (lo, hi), n_int, huge = values[at:at + 2], c["BIGINT"] + c["UBIGINT"], 0
-        n_double = c["DOUBLE"] - (n_int - c["BIGINT"] - c["UBIGINT"])  # big integers come as DOUBLE kinds
-        out[f] = VARCHAR if huge else type_from_profile(n_int, lo, hi, n_double, c["BOOLEAN"], 0, 0, 0, 0, 0)
+        n_int, lo, hi, huge = values[at:at + 4]
+        n_double = kinds[f]["NUMBER"] - n_int
+        out[f] = VARCHAR if huge else type_from_profile(n_int, lo, hi, n_double, kinds[f]["BOOLEAN"], 0, 0, 0, 0, 0)
     zoned = {f: values[at] for f, at in strings.items()}
     rest = [f for f in strings if zoned[f] != kinds[f]["VARCHAR"]]
     if rest:  # not all timestamps with a zone: dates? timestamps without one?
