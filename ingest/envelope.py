@@ -102,13 +102,24 @@ def encode_envelope(
 # ───────────────────────────────────────────────────────────── decoding ──
 
 
+def case_variant_reason(name: str, column: str) -> str:
+    """Why a row field spelled like a column but for case is refused: the warehouse (like MySQL) ignores
+    case in column names, so both spellings would be one column, and the row could not say which it meant."""
+    return f"row column name {name!r} differs from {column!r} only in case (column names ignore case); send it as {column!r}"
+
+
 def decode(raw: bytes | None, table: str, primary_key: Sequence[str], partition: int, offset: int) -> Change:
     """Validate one Kafka value read from the topic of `table`.
 
     Raises `Rejected` for anything the warehouse cannot take as a row change:
     not JSON, not an envelope, wrong table, unknown op, a pk that does not
-    match the table's declared primary key, a row that contradicts its pk, or
-    a `source_ts` without a time zone (versions could not be ordered).
+    match the table's declared primary key, a row that contradicts its pk or
+    spells one column two ways (or a pk column differently), or a
+    `source_ts` without a time zone (versions could not be ordered).
+
+    The landing adds one rule that needs the batch: a field spelled
+    differently from the column the table already has, or from the first
+    spelling in the batch, is refused the same way (`prepare.check_topic`).
     """
     if raw is None or len(raw) == 0:
         raise Rejected("empty message value (a Kafka tombstone or an empty produce); expected a JSON envelope")
@@ -138,9 +149,13 @@ def decode(raw: bytes | None, table: str, primary_key: Sequence[str], partition:
     if env.op == "upsert" and row is None:
         raise Rejected("op 'upsert' without a row; expected \"row\": {...}")
     if row is not None:
-        for col, value in row.items():
+        spelled = {c.lower(): c for c in primary_key}
+        for col in row:
             if not _ROW_COLUMN.match(col):
                 raise Rejected(f"row column name {col!r} is not usable (expected letters, digits and '_', starting with a letter)")
+            first = spelled.setdefault(col.lower(), col)
+            if first != col:
+                raise Rejected(case_variant_reason(col, first))
         for col in primary_key:
             # Same JSON type and value: 1 and 1.0, or 1 and "1", differ, as they do in the warehouse.
             if col in row and (type(row[col]) is not type(env.pk[col]) or row[col] != env.pk[col]):

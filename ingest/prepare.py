@@ -138,21 +138,39 @@ def check_topic(
     con.execute(sql.parse_messages(table, primary_key, names, kinded), {"topic": topic})
     seen = _ordered_names(con, valid_only=False)
     bad = [n for n in seen if not _ROW_COLUMN.fullmatch(n)]
-    new = [n for n in seen if n not in names and n not in bad]
-    if new or bad:  # names this table has not had yet: read again, with them
+    variants = case_variants([*primary_key, *names], [n for n in seen if n not in bad])
+    new = [n for n in seen if n not in names and n not in bad and n not in variants]
+    if new or bad or variants:  # names this table has not had yet: read again, with them
         names += new
         kinded += [n for n in new if n not in primary_key]
-        con.execute(sql.parse_messages(table, primary_key, names, kinded, bad), {"topic": topic})
+        con.execute(sql.parse_messages(table, primary_key, names, kinded, [*bad, *variants]), {"topic": topic})
     rejected, valid = con.execute(sql.count_verdicts()).fetchone()
     if rejected:  # the full chain says exactly what is wrong (or clears the message after all)
         con.execute(sql.check_envelopes(table, primary_key), {"topic": topic})
-        con.execute(sql.check_rows(primary_key, bad))
+        con.execute(sql.check_rows(primary_key, bad, variants))
         con.execute(sql.set_reasons("_suspects_checked"))
         rejected, valid = con.execute(sql.count_verdicts()).fetchone()
         fields = _ordered_names(con, valid_only=True)
     else:
         fields = seen
     return Checked(valid, rejected, fields, kinded)
+
+
+def case_variants(columns: Sequence[str], seen: Sequence[str]) -> dict[str, str]:
+    """Field names in `seen` (batch order) that differ only in case from a column or an earlier name → that one.
+
+    DuckDB, like MySQL, ignores case in column names (and in struct fields):
+    "Amount" would land in "amount", and a row carrying both could not be read
+    at all. So one spelling per name is kept — the table's, else the batch's
+    first — and rows using another are dead-lettered saying which to use.
+    """
+    spelling = {c.lower(): c for c in columns}
+    out: dict[str, str] = {}
+    for name in seen:
+        first = spelling.setdefault(name.lower(), name)
+        if first != name:
+            out[name] = first
+    return out
 
 
 def profile_fields(con: duckdb.DuckDBPyConnection, kinded: Sequence[str], fields: Sequence[str]) -> dict[str, str | None]:

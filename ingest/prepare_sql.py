@@ -23,8 +23,9 @@ registered Arrow table `_raw` or as parameters.
 from __future__ import annotations
 
 import json
-from typing import Collection, Sequence
+from typing import Collection, Mapping, Sequence
 
+from ingest.envelope import case_variant_reason
 from ingest.landing_sql import lit, q
 from ingest.schema import TSTZ_PATTERN
 
@@ -303,9 +304,11 @@ FROM fields
 """
 
 
-def check_rows(primary_key: Sequence[str], bad_names: Sequence[str]) -> str:
+def check_rows(primary_key: Sequence[str], bad_names: Sequence[str], variants: Mapping[str, str]) -> str:
     """`_suspects_checked`: `_suspects` with the row checks — no unusable field names
-    (`bad_names`, found by the caller among the batch's names), the row agrees with its pk."""
+    (`bad_names`, found by the caller among the batch's names), no other spelling of
+    a column (`variants`: spelling → the column's, see `prepare.case_variants`),
+    the row agrees with its pk."""
     bad = "[" + ", ".join(lit(f) for f in bad_names) + "]::VARCHAR[]"
     whens = ""
     if bad_names:
@@ -314,6 +317,10 @@ def check_rows(primary_key: Sequence[str], bad_names: Sequence[str]) -> str:
             + lit("row column name '") + f" || list_filter(row_keys, k -> list_contains({bad}, k))[1] || "
             + lit("' is not usable (expected letters, digits and '_', starting with a letter)")
         )
+    whens += "".join(
+        f"\n            WHEN list_contains(row_keys, {lit(name)}) THEN {lit(case_variant_reason(name, column))}"
+        for name, column in variants.items()
+    )
     structure = lit(json.dumps({c: "JSON" for c in primary_key}))
     whens += "".join(
         f"\n            WHEN list_contains(row_keys, {lit(c)}) AND (_c.{q(c)} IS NULL OR _c.{q(c)} <> pkv.{q(c)}) THEN "

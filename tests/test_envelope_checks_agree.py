@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.batch import Message, raw_batch
-from ingest.envelope import Rejected, decode
+from ingest.envelope import _ROW_COLUMN, Rejected, case_variant_reason, decode
 from ingest.prepare import check_topic
 
 TABLE, TOPIC = "orders", "p.orders"
@@ -27,7 +27,8 @@ timestamps = st.one_of(
                      "2026-11-24T10:00+0900", "2026-11-24T10:00:00", "2026-11-24", "yesterday", "2026-13-45T10:00:00+09:00", ""]),
     st.text(max_size=12),
 )
-column_names = st.one_of(st.sampled_from(["amount", "note", "a1", "_hidden", "1abc", "a b", "x-y", "é"]),
+column_names = st.one_of(st.sampled_from(["amount", "note", "a1", "_hidden", "1abc", "a b", "x-y", "é",
+                                          "Amount", "NOTE", "ORDER_ID", "Card_Id"]),  # other spellings of columns
                          st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,8}", fullmatch=True))
 
 
@@ -85,12 +86,32 @@ def sql_verdicts(values: list[bytes | None], primary_key: tuple[str, ...], colum
         con.close()
 
 
-def python_verdict(value: bytes | None, primary_key: tuple[str, ...]) -> str | None:
+def python_verdict(value: bytes | None, primary_key: tuple[str, ...], spelling: dict[str, str] | None = None) -> str | None:
+    """`envelope.decode`, plus the one rule that needs the batch: `spelling` (lower-cased name → the
+    column's spelling, from the table and then the batch) refuses a field spelled another way."""
     try:
-        decode(value, TABLE, primary_key, 0, 0)
-        return None
+        change = decode(value, TABLE, primary_key, 0, 0)
     except Rejected as exc:
         return str(exc)
+    for name in change.row or {}:
+        if spelling is not None and spelling[name.lower()] != name:
+            return case_variant_reason(name, spelling[name.lower()])
+    return None
+
+
+def batch_spelling(values: list[bytes | None], primary_key: tuple[str, ...], columns: dict) -> dict[str, str]:
+    """Each name's one spelling: the table's, else the first in the batch — every message's row counts."""
+    spelling = {c.lower(): c for c in [*primary_key, *columns]}
+    for value in values:
+        try:
+            env = json.loads(value) if value else None
+        except (ValueError, UnicodeDecodeError):
+            continue
+        row = env.get("row") if isinstance(env, dict) else None
+        for name in row if isinstance(row, dict) else ():
+            if _ROW_COLUMN.match(name):
+                spelling.setdefault(name.lower(), name)
+    return spelling
 
 
 @settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -101,8 +122,9 @@ def test_duckdb_checks_and_python_decode_agree(data):
     # A table that does not exist yet, or one whose columns are already known.
     columns = data.draw(st.sampled_from([{}, {"amount": "BIGINT", "note": "VARCHAR", "a1": "DOUBLE"}]))
     in_sql = sql_verdicts(values, primary_key, {**dict.fromkeys(primary_key, "VARCHAR"), **columns} if columns else {})
+    spelling = batch_spelling(values, primary_key, columns)
     for value, s in zip(values, in_sql):
-        p = python_verdict(value, primary_key)
+        p = python_verdict(value, primary_key, spelling)
         assert (s is None) == (p is None), f"{value!r}: DuckDB says {s!r}, Python says {p!r}"
 
 
@@ -121,6 +143,8 @@ def test_reasons_are_the_same_kind_of_sentence():
                       "source_ts": "2026-11-24T10:00:00+09:00", "v": 1}): "row says order_id=2 but pk says order_id=1",
         orjson.dumps({"table": "orders", "op": "upsert", "pk": {"order_id": 1}, "row": {"order_id": 1},
                       "source_ts": "2026-11-24T10:00:00", "v": 1}): "with a time zone",
+        orjson.dumps({"table": "orders", "op": "upsert", "pk": {"order_id": 1}, "row": {"order_id": 1, "Order_Id": 1},
+                      "source_ts": "2026-11-24T10:00:00+09:00", "v": 1}): "'Order_Id' differs from 'order_id' only in case",
     }
     values = list(cases)
     for value, reason in zip(values, sql_verdicts(values, ("order_id",))):
