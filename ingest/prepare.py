@@ -159,10 +159,11 @@ def check_topic(
 def case_variants(columns: Sequence[str], seen: Sequence[str]) -> dict[str, str]:
     """Field names in `seen` (batch order) that differ only in case from a column or an earlier name → that one.
 
-    DuckDB, like MySQL, ignores case in column names (and in struct fields):
-    "Amount" would land in "amount", and a row carrying both could not be read
-    at all. So one spelling per name is kept — the table's, else the batch's
-    first — and rows using another are dead-lettered saying which to use.
+    DuckDB, like MySQL, ignores case in column names and struct fields:
+    "Amount" is the column "amount" there (adding it fails), and a row
+    carrying both could not be read apart. So one spelling per name is kept —
+    the table's, else the batch's first — and rows using another are
+    dead-lettered saying which to use.
     """
     spelling = {c.lower(): c for c in columns}
     out: dict[str, str] = {}
@@ -177,10 +178,11 @@ def profile_fields(con: duckdb.DuckDBPyConnection, kinded: Sequence[str], fields
     """Column types for `fields` (all in `kinded`) from the valid messages in `_parsed`.
 
     The same answer as `schema.column_type` over the same values, for less:
-    the kinds `_parsed` already holds settle most fields (strings mixed with
-    anything else, objects: VARCHAR; booleans: BOOLEAN); only integer ranges
-    and the shapes of strings need the values, looked at in one scan (plus one
-    more for strings that are not all timestamps with a zone).
+    the values' kinds (`kind_counts`, one grouped scan) settle most fields
+    (strings mixed with anything else, objects: VARCHAR; booleans: BOOLEAN);
+    only numbers (integer or not, and their range) and the shapes of strings
+    need the values, looked at in one scan (plus one more for strings that
+    are not all timestamps with a zone).
     """
     if not fields:
         return {}
