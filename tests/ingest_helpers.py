@@ -6,6 +6,7 @@ produced — never by asking the warehouse what it holds.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -21,7 +22,10 @@ import duckdb
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from ingest.batch import Message, raw_batch
 from ingest.envelope import encode_envelope, encode_key
+from ingest.landing import Heartbeat, LandingResult, land_batch
+from ingest.prepare import Preparer
 
 ROOT = Path(__file__).resolve().parent.parent
 KST = timezone(timedelta(hours=9))
@@ -116,6 +120,20 @@ def messages_landed(path: Path) -> int:
 
 def dead_letter_count(path: Path) -> int:
     return warehouse_value(path, "SELECT count(*) FROM _meta.dead_letters")
+
+
+def land_upserts(con: duckdb.DuckDBPyConnection, preparer: Preparer, table: str, key: str, rows: list[dict],
+                 first_offset: int = 0) -> LandingResult:
+    """Upsert envelopes of `rows` on topic "p.<table>", partition 0, through the real decode stage and
+    landing into `con`. Built with json, not orjson: integers beyond 64 bits are part of some tests."""
+    msgs = [
+        Message(f"p.{table}", 0, first_offset + i, None,
+                json.dumps({"table": table, "op": "upsert", "pk": {key: r[key]}, "row": r,
+                            "source_ts": BASE_TS.isoformat(), "v": 1}).encode())
+        for i, r in enumerate(rows)
+    ]
+    heartbeat = Heartbeat("w", BASE_TS, "running", 1, "h", 0)
+    return land_batch(con, preparer.prepare(raw_batch(msgs)), heartbeat, [], BASE_TS)
 
 
 def read_only(path: Path) -> duckdb.DuckDBPyConnection:

@@ -8,18 +8,14 @@ stopped, and stopped again after each restart.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timedelta, timezone
-
 import duckdb
 
-from ingest.batch import Message, raw_batch
 from ingest.config import TableSpec
-from ingest.landing import Heartbeat, ensure_meta, land_batch
+from ingest.landing import ensure_meta
 from ingest.prepare import Preparer
+from tests.ingest_helpers import land_upserts
 
 TABLES = {"orders": TableSpec("orders", ("order_id",))}
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone(timedelta(hours=9)))
 
 
 class Landing:
@@ -32,13 +28,8 @@ class Landing:
         self.offset = 0
 
     def land(self, *rows: dict):
-        msgs = []
-        for row in rows:
-            envelope = {"table": "orders", "op": "upsert", "pk": {"order_id": row["order_id"]}, "row": row,
-                        "source_ts": NOW.isoformat(), "v": 1}
-            msgs.append(Message("p.orders", 0, self.offset, None, json.dumps(envelope).encode()))
-            self.offset += 1
-        result = land_batch(self.con, self.preparer.prepare(raw_batch(msgs)), Heartbeat("w", NOW, "running", 1, "h", 0), [], NOW)
+        result = land_upserts(self.con, self.preparer, "orders", "order_id", list(rows), self.offset)
+        self.offset += len(rows)
         self.preparer.know_columns(result.columns)
         return result
 

@@ -8,20 +8,19 @@ compare them with the values the envelopes were made of.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
 import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest.batch import Message, raw_batch
 from ingest.config import TableSpec
-from ingest.landing import Heartbeat, ensure_meta, land_batch
+from ingest.landing import ensure_meta
 from ingest.landing_sql import q
 from ingest.prepare import Preparer
+from tests.ingest_helpers import land_upserts
 
 TABLES = {"t": TableSpec("t", ("id",))}
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=timezone(timedelta(hours=9)))
 
 columns = {
     "n": st.one_of(st.integers(-2**40, 2**40), st.none()),
@@ -35,19 +34,13 @@ columns = {
 
 
 def _land(rows: list[dict], path) -> duckdb.DuckDBPyConnection:
-    msgs = [  # json, not orjson: integers beyond 64 bits are part of the test
-        Message("p.t", 0, i, None, json.dumps({"table": "t", "op": "upsert", "pk": {"id": r["id"]}, "row": r,
-                                               "source_ts": NOW.isoformat(), "v": 1}).encode())
-        for i, r in enumerate(rows)
-    ]
-    preparer = Preparer(TABLES, {"p.t": "t"})
-    try:
-        prepared = preparer.prepare(raw_batch(msgs))
-    finally:
-        preparer.close()
     con = duckdb.connect(str(path))
     ensure_meta(con)
-    land_batch(con, prepared, Heartbeat("w", NOW, "running", 1, "h", 0), [], NOW)
+    preparer = Preparer(TABLES, {"p.t": "t"})
+    try:
+        land_upserts(con, preparer, "t", "id", rows)
+    finally:
+        preparer.close()
     return con
 
 
