@@ -68,6 +68,7 @@ PROBE_SECONDS = 5.0
 READER_GAP_SECONDS = 0.03
 PREPARE_THREADS = 1
 GIL_SWITCH_SECONDS = 0.001
+QUIET_CUT_SECONDS = 0.3  # --until-idle: a batch is cut once nothing has arrived for this long
 
 
 class WorkerAlreadyRunning(RuntimeError):
@@ -453,7 +454,7 @@ class Worker:
                     len(pending) >= cfg.max_batch_rows
                     or now - batch_started >= cfg.max_batch_seconds
                     or self.stop.is_set()
-                    or (self.until_idle and not got and self.fetcher.out.empty() and now - last_message >= 0.3)
+                    or (self.until_idle and not got and self.fetcher.out.empty() and now - last_message >= QUIET_CUT_SECONDS)
                 )
                 if pending and due:
                     # Read this batch while the previous one lands: one batch ahead, in order.

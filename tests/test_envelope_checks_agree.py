@@ -10,7 +10,6 @@ import json
 
 import duckdb
 import orjson
-import pyarrow as pa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

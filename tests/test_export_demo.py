@@ -13,7 +13,6 @@ import logging
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import datetime, timedelta

@@ -12,7 +12,7 @@ from ingest.config import TableSpec
 from ingest.prepare import Preparer
 from ingest.schema import (
     BIGINT, BOOLEAN, DATE, DOUBLE, INTEGER, TIMESTAMP, TIMESTAMPTZ, VARCHAR, KNOWN_TYPES,
-    column_type, plan_columns, type_from_profile, value_type, widen,
+    column_type, plan_columns, value_type, widen,
 )
 
 types = st.sampled_from(sorted(KNOWN_TYPES))
