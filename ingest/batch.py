@@ -1,7 +1,7 @@
 """Kafka records → a raw batch: the bytes, where they came from, what they cover.
 
 Deliberately thin: Python only packs bytes into Arrow; decoding, validation
-and dedupe happen inside DuckDB in the decode stage (`prepare.py`), off the GIL.
+and dedupe happen inside DuckDB in the decode stage (`decode.py`), off the GIL.
 """
 
 from __future__ import annotations

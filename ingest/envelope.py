@@ -12,7 +12,7 @@ one row lands in one partition, in order.
 `encode_*` is used by the exporter. `decode` is the contract's reference
 reading, pure Python: it returns a `Change` or raises `Rejected` with a reason
 a person can act on. The worker applies the same checks inside DuckDB for
-speed (`prepare_sql`: a cheap test, then the full chain for what it does not
+speed (`decode_sql`: a cheap test, then the full chain for what it does not
 clear); a property test keeps the two in step.
 """
 
@@ -119,7 +119,7 @@ def decode(raw: bytes | None, table: str, primary_key: Sequence[str], partition:
 
     The landing adds one rule that needs the batch: a field spelled
     differently from the column the table already has, or from the first
-    spelling in the batch, is refused the same way (`prepare.check_topic`).
+    spelling in the batch, is refused the same way (`decode.check_topic`).
     """
     if raw is None or len(raw) == 0:
         raise Rejected("empty message value (a Kafka tombstone or an empty produce); expected a JSON envelope")

@@ -1,4 +1,4 @@
-"""A prepared batch (`prepare.py`) → the warehouse, in ONE transaction with the offsets that cover it.
+"""A decoded batch (`decode.py`) → the warehouse, in ONE transaction with the offsets that cover it.
 
 Everything a batch changes — new tables and columns, widened types, the rows
 (merged: newer wins), the dead letters, `_meta.offsets`, the `_meta.batches`
@@ -24,8 +24,9 @@ import duckdb
 import pyarrow as pa
 
 from ingest import landing_sql as sql
+from ingest.decode import DecodedBatch, DecodedTopic
 from ingest.failpoints import Failpoints
-from ingest.prepare import PreparedBatch, PreparedTopic
+from ingest.identifiers import SYSTEM_COLUMNS, own_columns
 from ingest.schema import normalise, plan_columns
 
 META_SQL = Path(__file__).with_name("sql") / "meta.sql"
@@ -95,13 +96,13 @@ def forget_offsets(con: duckdb.DuckDBPyConnection, topics: Sequence[str]) -> int
 
 def land_batch(
     con: duckdb.DuckDBPyConnection,
-    batch: PreparedBatch,
+    batch: DecodedBatch,
     heartbeat: Heartbeat,
     partitions: Sequence[PartitionState],
     started_at: datetime,
     failpoints: Failpoints | None = None,
 ) -> LandingResult:
-    """Land a prepared batch and everything that describes it in one transaction; then CHECKPOINT.
+    """Land a decoded batch and everything that describes it in one transaction; then CHECKPOINT.
 
     Returns only after the commit.
     """
@@ -114,9 +115,9 @@ def land_batch(
         result = LandingResult(batch_id=batch_id)
         existing = _existing_columns(con)
         landed_tables = []
-        for i, prepared in enumerate(batch.topics):
-            if _land_topic(con, prepared, existing, result):
-                landed_tables.append(prepared.table)
+        for i, decoded in enumerate(batch.topics):
+            if _land_topic(con, decoded, existing, result):
+                landed_tables.append(decoded.table)
             if i == 0:
                 fp.hit("mid_merge")
         _write_offsets(con, batch)
@@ -150,13 +151,13 @@ def land_batch(
     # Keep the WAL small so a restart after a crash replays little (DESIGN.md).
     con.execute("CHECKPOINT")
     result.seconds = time.perf_counter() - t0
-    result.columns = {t: sql.own_columns(cols) for t, cols in existing.items()}
+    result.columns = {t: own_columns(cols) for t, cols in existing.items()}
     return result
 
 
 def user_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
     """Every warehouse table's own columns and their types (the landing's system columns left out)."""
-    return {t: sql.own_columns(cols) for t, cols in _existing_columns(con).items()}
+    return {t: own_columns(cols) for t, cols in _existing_columns(con).items()}
 
 
 def write_heartbeat(con: duckdb.DuckDBPyConnection, heartbeat: Heartbeat, partitions: Sequence[PartitionState]) -> None:
@@ -191,34 +192,34 @@ def _existing_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str
 
 def _land_topic(
     con: duckdb.DuckDBPyConnection,
-    prepared: PreparedTopic,
+    decoded: DecodedTopic,
     existing: dict[str, dict[str, str]],
     result: LandingResult,
 ) -> bool:
-    """Dead-letter, evolve the schema and MERGE one topic's prepared changes.
+    """Dead-letter, evolve the schema and MERGE one topic's decoded changes.
 
     `existing` (table → column → type) is kept up to date with the DDL run
     here. Returns whether any valid change reached the table.
     """
-    table, primary_key = prepared.table, prepared.primary_key
-    if prepared.dead_letters is not None:
-        con.register("_dead", prepared.dead_letters)
+    table, primary_key = decoded.table, decoded.primary_key
+    if decoded.dead_letters is not None:
+        con.register("_dead", decoded.dead_letters)
         try:
             con.execute(sql.insert_dead_letters("_dead"), {"batch_id": result.batch_id})
         finally:
             con.unregister("_dead")
-        result.dead_letters += prepared.rejected
-    if prepared.stage is None:
+        result.dead_letters += decoded.rejected
+    if decoded.stage is None:
         return False
     table_columns = existing.get(table)
-    types, changes_needed = plan_columns(sql.own_columns(table_columns or {}), prepared.incoming)
+    types, changes_needed = plan_columns(own_columns(table_columns or {}), decoded.incoming)
 
     if table_columns is None:
         con.execute(sql.create_table(table, types))
         con.execute(sql.create_live_view(table))
         _record_schema_change(con, result.batch_id, table, None, "create_table", None, None)
         result.schema_changes.append(f"created {table}")
-        table_columns = existing[table] = {**types, **sql.SYSTEM_COLUMNS}
+        table_columns = existing[table] = {**types, **SYSTEM_COLUMNS}
     else:
         for ch in changes_needed:
             if ch.change == "add_column":
@@ -228,16 +229,16 @@ def _land_topic(
             table_columns[ch.column] = ch.new_type
             _record_schema_change(con, result.batch_id, table, ch.column, ch.change, ch.old_type, ch.new_type)
             result.schema_changes.append(f"{table}.{ch.column}: {ch.change} {ch.old_type or ''}→{ch.new_type}")
-    con.register("_stage", prepared.stage)
+    con.register("_stage", decoded.stage)
     try:
-        staged = set(primary_key) | set(prepared.fields)
-        applied = con.execute(sql.merge_changes(table, primary_key, sql.own_columns(table_columns), staged)).fetchall()
+        staged = set(primary_key) | set(decoded.fields)
+        applied = con.execute(sql.merge_changes(table, primary_key, own_columns(table_columns), staged)).fetchall()
     finally:
         con.unregister("_stage")
     deletes = sum(1 for (d,) in applied if d)
     result.deletes += deletes
     result.upserts += len(applied) - deletes
-    result.skipped_stale += prepared.valid - len(applied)
+    result.skipped_stale += decoded.valid - len(applied)
     return True
 
 
@@ -258,7 +259,7 @@ def _replace_partition_rows(con: duckdb.DuckDBPyConnection, target: str, columns
         con.unregister("_staging_rows")
 
 
-def _write_offsets(con: duckdb.DuckDBPyConnection, batch: PreparedBatch) -> None:
+def _write_offsets(con: duckdb.DuckDBPyConnection, batch: DecodedBatch) -> None:
     if not batch.offsets:
         return
     items = sorted(batch.offsets.items())

@@ -1,11 +1,11 @@
 """The landing's SQL, one function per statement: DDL, the MERGE, dead letters, bookkeeping.
 
 These run on the warehouse file inside the batch's one transaction; what
-they read comes ready from the decode stage (`prepare_sql`, registered as
+they read comes ready from the decode stage (`decode_sql`, registered as
 Arrow tables `_stage` and `_dead`).
 
 Identifiers come from the config (validated names) or from row fields that
-the decode stage has already restricted to `prepare_sql.ROW_COLUMN_PATTERN`;
+the decode stage has already restricted to the column-name rule (`identifiers.py`);
 they are always quoted. Message values never enter SQL text: they arrive in
 registered Arrow tables or as parameters.
 """
@@ -14,32 +14,7 @@ from __future__ import annotations
 
 from typing import Collection, Mapping, Sequence
 
-from ingest.schema import TIMESTAMPTZ
-
-# Columns the landing adds to every table (DESIGN.md warehouse layout).
-SYSTEM_COLUMNS: dict[str, str] = {
-    "_source_ts": TIMESTAMPTZ,
-    "_ingested_at": TIMESTAMPTZ,
-    "_deleted": "BOOLEAN",
-    "_kafka_partition": "INTEGER",
-    "_kafka_offset": "BIGINT",
-}
-HIDDEN_IN_VIEW = ("_deleted", "_kafka_partition", "_kafka_offset")
-
-
-def own_columns(columns: Mapping[str, str]) -> dict[str, str]:
-    """A table's columns without the ones the landing adds (`SYSTEM_COLUMNS`)."""
-    return {c: t for c, t in columns.items() if c not in SYSTEM_COLUMNS}
-
-
-def q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def lit(text: str) -> str:
-    """A string literal — only for config names and fixed text, never message data."""
-    return "'" + text.replace("'", "''") + "'"
-
+from ingest.identifiers import HIDDEN_IN_VIEW, SYSTEM_COLUMNS, q
 
 # ──────────────────────────────────────────────────────── dead letters ──
 
@@ -48,7 +23,7 @@ def insert_dead_letters(source: str) -> str:
     """New dead letters only: a re-delivered bad message is not recorded twice.
 
     `source` is a registered table of the rejected messages (topic, partition,
-    offset, key, value, reason) — `prepare.PreparedTopic.dead_letters`.
+    offset, key, value, reason) — `decode.DecodedTopic.dead_letters`.
     """
     return f"""
 INSERT INTO _meta.dead_letters
@@ -102,7 +77,7 @@ def table_columns() -> str:
 
 
 def merge_changes(table: str, primary_key: Sequence[str], columns: Mapping[str, str], staged: Collection[str]) -> str:
-    """Apply `_stage` (`prepare_sql.newest_changes`, values as text): newer wins, ties go to the later Kafka offset.
+    """Apply `_stage` (`decode_sql.newest_changes`, values as text): newer wins, ties go to the later Kafka offset.
 
     - an upsert, or a delete that carries its row, replaces the row's columns
       (a column the batch's rows do not carry — not in `staged` — becomes

@@ -142,7 +142,7 @@ def type_from_profile(
     n_str: int, n_tstz: int, n_date: int, n_ts: int,
 ) -> str | None:
     """The column type for one batch's values of a field, from the counts DuckDB
-    took of them (`prepare.profile_fields`); None when every value was null.
+    took of them (`decode.profile_fields`); None when every value was null.
 
     Same answer as `column_type` over the same values.
     """

@@ -12,8 +12,8 @@ Three threads, so that fetching, decoding and landing overlap:
 - the *main thread* cuts batches (max rows / max seconds) and lands each,
   in order, in one DuckDB transaction with its offsets (`landing.land_batch`),
   closing the file between batches so the app can read;
-- the *prepare* thread decodes the batch after the one being landed
-  (`prepare.Preparer`: checks, dead letters, dedupe, types — in its own
+- the *decode* thread decodes the batch after the one being landed
+  (`decode.Decoder`: checks, dead letters, dedupe, types — in its own
   in-memory DuckDB, off the GIL and off the warehouse's lock).
 
 Whatever kills the process, the restart seeks to the offsets committed with
@@ -56,7 +56,7 @@ from ingest.landing import (
     user_columns,
     write_heartbeat,
 )
-from ingest.prepare import PreparedBatch, Preparer
+from ingest.decode import DecodedBatch, Decoder
 from ingest.warehouse_file import WarehouseBusy, create_warehouse, open_writer
 
 log = logging.getLogger("ingest.worker")
@@ -66,7 +66,7 @@ POLL_RECORDS = 5000
 DISCOVERY_SECONDS = 5.0
 PROBE_SECONDS = 5.0
 READER_GAP_SECONDS = 0.03
-PREPARE_THREADS = 1
+DECODE_THREADS = 1
 GIL_SWITCH_SECONDS = 0.001
 QUIET_CUT_SECONDS = 0.3  # --until-idle: a batch is cut once nothing has arrived for this long
 
@@ -369,7 +369,7 @@ class Worker:
         self.fetcher: Fetcher | None = None
         # One DuckDB thread for decoding: the fetcher and the landing have the other core
         # (measured: two threads here oversubscribed two cores and slowed the whole worker).
-        self.preparer = Preparer(cfg.tables, self.topics, threads=PREPARE_THREADS)
+        self.decoder = Decoder(cfg.tables, self.topics, threads=DECODE_THREADS)
         self._host = socket.gethostname()
 
     # -- lifecycle
@@ -395,7 +395,7 @@ class Worker:
                 self.fetcher.join(timeout=15)
             problem = self._state_message()
             self._beat("stopped", "the worker was stopped" + (f"; before that: {problem}" if problem else ""), timeout=5)
-            self.preparer.close()
+            self.decoder.close()
             lock.release()
             log.info("worker stopped")
 
@@ -418,7 +418,7 @@ class Worker:
                 log.warning("transport reset: forgot %d stored offset(s); reading every topic from its start "
                             "(re-sent rows are harmless: older versions never overwrite newer ones)", n)
             self.committed = stored_offsets(con, list(self.topics))
-            self.preparer.know_columns(user_columns(con))
+            self.decoder.know_columns(user_columns(con))
             con.execute("CHECKPOINT")
 
     def _loop(self) -> None:
@@ -426,12 +426,12 @@ class Worker:
         assert self.fetcher is not None
         inbox: list = []  # records taken from the fetcher but not yet in a batch
         pending: list = []
-        inflight: Future | None = None  # the batch being prepared, landed next
+        inflight: Future | None = None  # the batch being decoded, landed next
         batch_started: float | None = None
         batch_started_at: datetime | None = None
         last_message = time.monotonic()
         last_beat = 0.0
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare") as prepare:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as decoding:
             while True:
                 if self.fetcher.error is not None:
                     raise RuntimeError(f"Kafka fetcher failed: {self.fetcher.error}") from self.fetcher.error
@@ -458,7 +458,7 @@ class Worker:
                 )
                 if pending and due:
                     # Read this batch while the previous one lands: one batch ahead, in order.
-                    following = prepare.submit(self._read_batch, pending, batch_started_at)
+                    following = decoding.submit(self._read_batch, pending, batch_started_at)
                     if inflight is not None:
                         self._land(*inflight.result())
                     inflight = following
@@ -487,11 +487,11 @@ class Worker:
                     return
 
     # -- decoding and landing
-    def _read_batch(self, records: list, started_at: datetime | None) -> tuple[PreparedBatch, datetime]:
-        """In the prepare thread: bytes → Arrow → checked, deduped, typed (`prepare.py`)."""
-        return self.preparer.prepare(raw_batch(records)), started_at or datetime.now().astimezone()
+    def _read_batch(self, records: list, started_at: datetime | None) -> tuple[DecodedBatch, datetime]:
+        """In the decode thread: bytes → Arrow → checked, deduped, typed (`decode.py`)."""
+        return self.decoder.decode_batch(raw_batch(records)), started_at or datetime.now().astimezone()
 
-    def _land(self, batch: PreparedBatch, started_at: datetime) -> None:
+    def _land(self, batch: DecodedBatch, started_at: datetime) -> None:
         # Offsets the batch will commit, for the partition states written with it.
         after = dict(self.committed)
         for key, (_first, nxt) in batch.offsets.items():
@@ -520,7 +520,7 @@ class Worker:
                 log.error("landing failed (%s); retrying in %d s — nothing is committed until it succeeds", exc, 2 ** attempt)
                 time.sleep(2 ** attempt)
         self.committed = after
-        self.preparer.know_columns(result.columns)
+        self.decoder.know_columns(result.columns)
         self._write_version(result.batch_id)
         assert self.fetcher is not None
         self.fetcher.request_commit({k: v for k, v in after.items() if k in batch.offsets})

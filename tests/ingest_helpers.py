@@ -25,7 +25,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from ingest.batch import Message, raw_batch
 from ingest.envelope import encode_envelope, encode_key
 from ingest.landing import Heartbeat, LandingResult, land_batch
-from ingest.prepare import Preparer
+from ingest.decode import Decoder
 
 ROOT = Path(__file__).resolve().parent.parent
 KST = timezone(timedelta(hours=9))
@@ -122,7 +122,7 @@ def dead_letter_count(path: Path) -> int:
     return warehouse_value(path, "SELECT count(*) FROM _meta.dead_letters")
 
 
-def land_upserts(con: duckdb.DuckDBPyConnection, preparer: Preparer, table: str, key: str, rows: list[dict],
+def land_upserts(con: duckdb.DuckDBPyConnection, decoder: Decoder, table: str, key: str, rows: list[dict],
                  first_offset: int = 0) -> LandingResult:
     """Upsert envelopes of `rows` on topic "p.<table>", partition 0, through the real decode stage and
     landing into `con`. Built with json, not orjson: integers beyond 64 bits are part of some tests."""
@@ -133,7 +133,7 @@ def land_upserts(con: duckdb.DuckDBPyConnection, preparer: Preparer, table: str,
         for i, r in enumerate(rows)
     ]
     heartbeat = Heartbeat("w", BASE_TS, "running", 1, "h", 0)
-    return land_batch(con, preparer.prepare(raw_batch(msgs)), heartbeat, [], BASE_TS)
+    return land_batch(con, decoder.decode_batch(raw_batch(msgs)), heartbeat, [], BASE_TS)
 
 
 def read_only(path: Path) -> duckdb.DuckDBPyConnection:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ingest.batch import Message, raw_batch
 from ingest.envelope import _ROW_COLUMN, Rejected, case_variant_reason, decode
-from ingest.prepare import check_topic
+from ingest.decode import check_topic
 
 TABLE, TOPIC = "orders", "p.orders"
 

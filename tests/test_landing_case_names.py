@@ -12,7 +12,7 @@ import duckdb
 
 from ingest.config import TableSpec
 from ingest.landing import ensure_meta
-from ingest.prepare import Preparer
+from ingest.decode import Decoder
 from tests.ingest_helpers import land_upserts
 
 TABLES = {"orders": TableSpec("orders", ("order_id",))}
@@ -22,15 +22,15 @@ class Landing:
     """Batches through the real decode stage into a real DuckDB file, offsets counted on."""
 
     def __init__(self, path):
-        self.preparer = Preparer(TABLES, {"p.orders": "orders"})
+        self.decoder = Decoder(TABLES, {"p.orders": "orders"})
         self.con = duckdb.connect(str(path))
         ensure_meta(self.con)
         self.offset = 0
 
     def land(self, *rows: dict):
-        result = land_upserts(self.con, self.preparer, "orders", "order_id", list(rows), self.offset)
+        result = land_upserts(self.con, self.decoder, "orders", "order_id", list(rows), self.offset)
         self.offset += len(rows)
-        self.preparer.know_columns(result.columns)
+        self.decoder.know_columns(result.columns)
         return result
 
     def rows(self) -> list[tuple]:

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from ingest.config import TableSpec
 from ingest.landing import ensure_meta
-from ingest.landing_sql import q
-from ingest.prepare import Preparer
+from ingest.identifiers import q
+from ingest.decode import Decoder
 from tests.ingest_helpers import land_upserts
 
 TABLES = {"t": TableSpec("t", ("id",))}
@@ -36,11 +36,11 @@ columns = {
 def _land(rows: list[dict], path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path))
     ensure_meta(con)
-    preparer = Preparer(TABLES, {"p.t": "t"})
+    decoder = Decoder(TABLES, {"p.t": "t"})
     try:
-        land_upserts(con, preparer, "t", "id", rows)
+        land_upserts(con, decoder, "t", "id", rows)
     finally:
-        preparer.close()
+        decoder.close()
     return con
 
 

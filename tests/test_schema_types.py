@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from ingest.batch import Message, raw_batch
 from ingest.config import TableSpec
-from ingest.prepare import Preparer
+from ingest.decode import Decoder
 from ingest.schema import (
     BIGINT, BOOLEAN, DATE, DOUBLE, INTEGER, TIMESTAMP, TIMESTAMPTZ, VARCHAR, KNOWN_TYPES,
     column_type, plan_columns, value_type, widen,
@@ -63,14 +63,14 @@ def _duckdb_type(vals: list, known: dict[str, str]) -> str | None:
         env = {"table": "t", "op": "upsert", "pk": {"id": i}, "row": {"id": i, "x": v},
                "source_ts": "2026-11-24T10:00:00+09:00", "v": 1}
         msgs.append(Message("p.t", 0, i, None, json.dumps(env).encode()))
-    preparer = Preparer({"t": TableSpec("t", ("id",))}, {"p.t": "t"})
-    preparer.know_columns({"t": known} if known else {})
+    decoder = Decoder({"t": TableSpec("t", ("id",))}, {"p.t": "t"})
+    decoder.know_columns({"t": known} if known else {})
     try:
-        (topic,) = preparer.prepare(raw_batch(msgs)).topics
+        (topic,) = decoder.decode_batch(raw_batch(msgs)).topics
         assert topic.rejected == 0
         return topic.incoming["x"]
     finally:
-        preparer.close()
+        decoder.close()
 
 
 @settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -24,17 +24,17 @@ from typing import Mapping, Sequence
 import duckdb
 import pyarrow as pa
 
-from ingest import prepare_sql as sql
+from ingest import decode_sql as sql
 from ingest.batch import RawBatch
 from ingest.config import TableSpec
-from ingest.landing_sql import own_columns
+from ingest.identifiers import own_columns
 from ingest.schema import DATE_PATTERN, TS_PATTERN, TSTZ_PATTERN, VARCHAR, normalise, type_from_profile, widen
 
 _ROW_COLUMN = re.compile(sql.ROW_COLUMN_PATTERN, re.ASCII)
 
 
 @dataclass
-class PreparedTopic:
+class DecodedTopic:
     topic: str
     table: str
     primary_key: tuple[str, ...]
@@ -50,9 +50,9 @@ class PreparedTopic:
 
 
 @dataclass
-class PreparedBatch:
+class DecodedBatch:
     raw: RawBatch
-    topics: list[PreparedTopic]
+    topics: list[DecodedTopic]
     seconds: float
 
     @property
@@ -64,8 +64,8 @@ class PreparedBatch:
         return self.raw.offsets
 
 
-class Preparer:
-    """Owns one in-memory DuckDB connection; not thread-safe (one thread prepares)."""
+class Decoder:
+    """Owns one in-memory DuckDB connection; not thread-safe (one thread decodes)."""
 
     def __init__(self, tables: Mapping[str, TableSpec], topics: Mapping[str, str], threads: int | None = None):
         self.tables = tables
@@ -82,21 +82,21 @@ class Preparer:
         """The warehouse's user columns after a landing: lets the next batches skip what is settled."""
         self.columns = {t: dict(cols) for t, cols in columns.items()}
 
-    def prepare(self, batch: RawBatch) -> PreparedBatch:
+    def decode_batch(self, batch: RawBatch) -> DecodedBatch:
         t0 = time.perf_counter()
         self.con.register("_raw", batch.records)
         try:
-            topics = [self._prepare_topic(topic, self.topics[topic]) for topic in batch.topics]
+            topics = [self._decode_topic(topic, self.topics[topic]) for topic in batch.topics]
         finally:
             self.con.unregister("_raw")
-        return PreparedBatch(batch, topics, time.perf_counter() - t0)
+        return DecodedBatch(batch, topics, time.perf_counter() - t0)
 
     # -- one topic
-    def _prepare_topic(self, topic: str, table: str) -> PreparedTopic:
+    def _decode_topic(self, topic: str, table: str) -> DecodedTopic:
         pk = tuple(self.tables[table].primary_key)
         checked = check_topic(self.con, topic, table, pk, self.columns.get(table, {}))
         dead = self.con.execute(sql.dead_letters(), {"topic": topic}).to_arrow_table() if checked.rejected else None
-        result = PreparedTopic(topic, table, pk, checked.valid, dead, None)
+        result = DecodedTopic(topic, table, pk, checked.valid, dead, None)
         if not checked.valid:
             return result
         result.fields = checked.fields

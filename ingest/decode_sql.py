@@ -1,6 +1,6 @@
 """The SQL that reads a batch's messages: one function per statement.
 
-It runs on the preparer's own in-memory DuckDB (`prepare.py`), never on the
+It runs on the decoder's own in-memory DuckDB (`decode.py`), never on the
 warehouse file, so none of it holds the warehouse's write lock.
 
 Two ways through, because nearly every message is a good one:
@@ -26,7 +26,7 @@ import json
 from typing import Collection, Mapping, Sequence
 
 from ingest.envelope import case_variant_reason
-from ingest.landing_sql import lit, q
+from ingest.identifiers import lit, q
 from ingest.schema import TSTZ_PATTERN
 
 # Row fields: letters, digits, '_', starting with a letter ('_…' names are the warehouse's own).
@@ -307,7 +307,7 @@ FROM fields
 def check_rows(primary_key: Sequence[str], bad_names: Sequence[str], variants: Mapping[str, str]) -> str:
     """`_suspects_checked`: `_suspects` with the row checks — no unusable field names
     (`bad_names`, found by the caller among the batch's names), no other spelling of
-    a column (`variants`: spelling → the column's, see `prepare.case_variants`),
+    a column (`variants`: spelling → the column's, see `decode.case_variants`),
     the row agrees with its pk."""
     bad = "[" + ", ".join(lit(f) for f in bad_names) + "]::VARCHAR[]"
     whens = ""
