@@ -84,6 +84,7 @@ class WorkerConfig:
     heartbeat_seconds: float = 10.0
     idle_exit_seconds: float = 5.0  # --until-idle: exit after this long without a message
     lock_timeout_seconds: float = 30.0  # how long to wait for readers to release the file
+    max_message_bytes: int = 1_048_576  # a larger Kafka message is a dead letter
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class TableSpec:
     watermark: str | None = None
     soft_delete: str | None = None
     absent_columns: tuple[str, ...] = ()  # source columns deliberately not exported (shown in the app)
+    on_type_mismatch: str | None = None  # "dead_letter" (default) | "widen": a value that does not fit its declared type
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -150,6 +152,11 @@ class PipelineConfig:
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
     pii_hash_key: bytes | None = None  # env PII_HASH_KEY
     failpoint: str | None = None  # env INGEST_FAILPOINT: tests make the worker die at a named step
+    # Tests only. env INGEST_POISON_MARKER: a message carrying this text makes the decode stage raise
+    # (a fault no check foresees); env INGEST_NARROWING=off: a failing batch stops the worker instead
+    # of being narrowed down (the negative control of the hostile-stream test).
+    poison_marker: str | None = None
+    narrowing: bool = True
 
     def topics(self) -> dict[str, str]:
         """topic name → table name, for every configured table."""
@@ -227,6 +234,8 @@ def load_config(
     key = env.get("PII_HASH_KEY")
     cfg["pii_hash_key"] = key.encode("utf-8") if key else None
     cfg["failpoint"] = env.get("INGEST_FAILPOINT") or None
+    cfg["poison_marker"] = env.get("INGEST_POISON_MARKER") or None
+    cfg["narrowing"] = env.get("INGEST_NARROWING", "on") != "off"
     return PipelineConfig(**cfg)
 
 
@@ -337,7 +346,8 @@ def _worker(v: _Validator, raw: Any) -> WorkerConfig:
     raw = v.section(raw, "worker")
     v.unknown_keys(
         raw,
-        {"max_batch_rows", "max_batch_seconds", "heartbeat_seconds", "idle_exit_seconds", "lock_timeout_seconds"},
+        {"max_batch_rows", "max_batch_seconds", "heartbeat_seconds", "idle_exit_seconds", "lock_timeout_seconds",
+         "max_message_bytes"},
         "worker",
     )
     return WorkerConfig(
@@ -346,6 +356,7 @@ def _worker(v: _Validator, raw: Any) -> WorkerConfig:
         heartbeat_seconds=float(v.get(raw, "worker", "heartbeat_seconds", "a number", 10.0, minimum=0.1)),
         idle_exit_seconds=float(v.get(raw, "worker", "idle_exit_seconds", "a number", 5.0, minimum=0.1)),
         lock_timeout_seconds=float(v.get(raw, "worker", "lock_timeout_seconds", "a number", 30.0, minimum=0.1)),
+        max_message_bytes=v.get(raw, "worker", "max_message_bytes", "a whole number", 1_048_576, minimum=1024),
     )
 
 
@@ -404,7 +415,8 @@ def _tables(v: _Validator, raw: Any, needs_watermark: bool) -> dict[str, TableSp
         if not _IDENT.match(name):
             raise v.fail(f"[{sec}]", "— a table name must be letters, digits and '_' (starting with a letter)")
         spec = v.section(spec, sec)
-        v.unknown_keys(spec, {"primary_key", "watermark", "soft_delete", "description", "columns", "absent_columns"}, sec)
+        v.unknown_keys(spec, {"primary_key", "watermark", "soft_delete", "description", "columns", "absent_columns",
+                              "on_type_mismatch"}, sec)
         if "primary_key" not in spec:
             raise v.fail(f"[{sec}] primary_key", f"is missing — list the key columns, e.g. primary_key = [\"{name.rstrip('s')}_id\"]")
         pk = tuple(v.get(spec, sec, "primary_key", "a list of strings"))
@@ -432,8 +444,19 @@ def _tables(v: _Validator, raw: Any, needs_watermark: bool) -> dict[str, TableSp
             watermark=watermark,
             soft_delete=soft_delete,
             absent_columns=tuple(v.get(spec, sec, "absent_columns", "a list of strings", [])),
+            on_type_mismatch=_type_mismatch(v, spec, sec),
         )
     return out
+
+
+def _type_mismatch(v: _Validator, spec: Mapping[str, Any], sec: str) -> str | None:
+    if "on_type_mismatch" not in spec:
+        return None
+    value = v.get(spec, sec, "on_type_mismatch", "a string")
+    if value not in ("dead_letter", "widen"):
+        raise v.fail(f"[{sec}] on_type_mismatch", f"= {value!r} — expected \"dead_letter\" (a value that does not fit its "
+                     "declared type becomes a dead letter) or \"widen\" (the column widens until it fits)")
+    return value
 
 
 def _columns(v: _Validator, raw: Any, sec: str) -> tuple[ColumnSpec, ...]:

@@ -14,10 +14,12 @@ Two ways through, because nearly every message is a good one:
   never too lenient). tests/test_envelope_checks_agree.py proves both ways
   accept and reject what `envelope.decode` does.
 
-Identifiers come from the config (validated names) or from row fields that
-match `ROW_COLUMN_PATTERN`; they are always quoted, and path expressions use
-only such names. Message values never enter SQL text: they arrive in the
-registered Arrow table `_raw` or as parameters.
+Nothing a message carries enters SQL text. Identifiers come from the config
+(validated names) or from row fields that follow the column-name rule
+(`identifiers.is_column_name`: no quote, no NUL, nothing that could end an
+identifier); they are always quoted. Everything else — values, field names
+that break the rule, the reasons naming them — arrives in the registered
+Arrow table `_raw` or as bound parameters ($topic, $structure, $bad_names…).
 """
 
 from __future__ import annotations
@@ -25,43 +27,63 @@ from __future__ import annotations
 import json
 from typing import Collection, Mapping, Sequence
 
-from ingest.envelope import case_variant_reason
+from ingest.envelope import MAX_VALUE_DEPTH, SCHEMA_OP, size_reason
 from ingest.identifiers import lit, q
-from ingest.schema import TSTZ_PATTERN
-
-# Row fields: letters, digits, '_', starting with a letter ('_…' names are the warehouse's own).
-ROW_COLUMN_PATTERN = r"[A-Za-z][A-Za-z0-9_]{0,62}"
+from ingest.schema import (
+    BOOLEAN, BOOLEAN_TEXTS, DATE, DATE_PATTERN, DECIMAL_TEXT, DOUBLE, DOUBLE_TEXT, INTEGER_TEXT, TIME, TIME_PATTERN,
+    TIMESTAMP, TIMESTAMPTZ, TS_PATTERN, TSTZ_PATTERN, VARCHAR, decimal_parts,
+)
 
 UNCHECKED = "?"  # `reason` of a message the cheap test did not clear (yet)
+SCHEMA_RECORD = "§schema"  # `reason` of a schema record: read apart (`decode.py`), never a change
+OFFSET_KEY = '"partition"::BIGINT * 4294967296 + "offset"'  # one number per message of a topic, for list parameters
+
+
+def offset_key(partition: int, offset: int) -> int:
+    """`OFFSET_KEY` in Python."""
+    return partition * 4294967296 + offset
 
 
 # ──────────────────────────────────────────────────────── the common way ──
 
 
-def parse_messages(
-    table: str, primary_key: Sequence[str], names: Sequence[str], kinded: Sequence[str], bad_names: Sequence[str] = (),
-) -> str:
+def message_structure(primary_key: Sequence[str], names: Sequence[str], kinded: Collection[str]) -> str:
+    """The `json_transform` structure `parse_messages` reads with ($structure)."""
+    row_struct = {f: ("JSON" if f in kinded else "VARCHAR") for f in names}
+    row_struct.update({c: "JSON" for c in primary_key})  # compared with the pk as JSON
+    return json.dumps({"table": "VARCHAR", "op": "VARCHAR", "source_ts": "VARCHAR", "v": "JSON", "exported_at": "JSON",
+                       "pk": "MAP(VARCHAR, JSON)", "row": row_struct})
+
+
+def parse_messages(table: str, primary_key: Sequence[str], names: Sequence[str], duplicate_fields: bool = False) -> str:
     """`_parsed`: every message of $topic, read once (one `json_transform`, one `json_keys`).
+
+    Parameters: $topic, $structure (`message_structure`), $max_bytes, and
+    $bad_names (field names in the batch that break the column-name rule).
 
     - `e`: the envelope — table/op/source_ts as text, `v` and `exported_at`
       as JSON snippets, `pk` as a map of JSON snippets (its keys are checked,
       and 1 and "1" stay apart), and the row's fields in `names`: as text,
-      except the `kinded` ones (whose column type is still to be decided)
-      and the pk columns, kept as JSON snippets: their kind is their first
-      character (`kind_counts`), `field_value` gives their text;
+      except the kinded ones (whose type is still to be decided, or declared
+      and checked) and the pk columns, kept as JSON snippets: their kind is
+      their first character (`kind_counts`), `field_value` gives their text;
     - `row_keys`: the field names each row carries, in order ([] when `row`
       is not an object);
-    - `reason`: NULL when the cheap test clears the message, else `UNCHECKED`.
+    - `reason`: NULL when the cheap test clears the message, `SCHEMA_RECORD`
+      for a schema record (`decode.py` reads those), else `UNCHECKED`.
+
+    The cheap test also bounds the size and the nesting of row values: a
+    value that starts an object or array may hold at most `MAX_VALUE_DEPTH`
+    brackets (more brackets than levels is possible: the full chain then
+    measures). With `duplicate_fields` (some row of the batch carries a field
+    twice) rows are checked for that too.
 
     Two readings, not five: `json_type`, `->>` and `json_keys` each read the
     whole text again (measured on 50k bench messages: 265 ms with five
     readings, 176 ms so; the kinds come from the snippets' first characters).
     """
-    row_struct = {f: ("JSON" if f in kinded else "VARCHAR") for f in names}
-    row_struct.update({c: "JSON" for c in primary_key})  # compared with the pk as JSON
-    structure = {"table": "VARCHAR", "op": "VARCHAR", "source_ts": "VARCHAR", "v": "JSON", "exported_at": "JSON",
-                 "pk": "MAP(VARCHAR, JSON)", "row": row_struct}
     clears = [
+        "octet_length(value) <= $max_bytes",
         f"e.{q('table')} = {lit(table)}",
         "e.op IN ('upsert', 'delete')",
         "list_sort(map_keys(e.pk)) = [" + ", ".join(lit(c) for c in sorted(primary_key)) + "]",
@@ -71,25 +93,35 @@ def parse_messages(
         # a row that is an object with fields (json_keys gives [] for anything else), or no row to a delete
         "(len(row_keys) > 0 OR (e.op = 'delete' AND e.row IS NULL))",
         "(e.exported_at IS NULL OR left(e.exported_at, 1) = '\"')",
+        "NOT list_has_any(row_keys, $bad_names::VARCHAR[])",
     ]
     for c in primary_key:
         pk_value = _pk_value(c)
         clears.append(f"(left({pk_value}, 1) = '\"' OR regexp_full_match({pk_value}, '-?[0-9]+'))")
         clears.append(f"(NOT list_contains(row_keys, {lit(c)}) OR {_row_field(c)} = {pk_value})")
-    if bad_names:
-        clears.append("NOT list_has_any(row_keys, [" + ", ".join(lit(n) for n in bad_names) + "]::VARCHAR[])")
+    clears += [_shallow(_row_field(f)) for f in names if f not in primary_key]
+    if duplicate_fields:
+        clears.append("len(list_distinct(row_keys)) = len(row_keys)")
     cleared = "\n        AND ".join(clears)
     return f"""
 CREATE OR REPLACE TEMP TABLE _parsed AS
 SELECT "partition", "offset", e, row_keys,
-    CASE WHEN ({cleared}) IS TRUE THEN NULL ELSE {lit(UNCHECKED)} END AS reason
+    CASE WHEN e.op = {lit(SCHEMA_OP)} THEN {lit(SCHEMA_RECORD)}
+         WHEN ({cleared}) IS TRUE THEN NULL
+         ELSE {lit(UNCHECKED)} END AS reason
 FROM (
-    SELECT "partition", "offset",
-           try(json_transform(txt, {lit(json.dumps(structure))})) AS e,
+    SELECT "partition", "offset", value,
+           try(json_transform(txt, $structure)) AS e,
            try(json_keys(txt, '$.row')) AS row_keys
-    FROM (SELECT "partition", "offset", try(decode(value)) AS txt FROM _raw WHERE topic = $topic)
+    FROM (SELECT "partition", "offset", value, try(decode(value)) AS txt FROM _raw WHERE topic = $topic)
 )
 """
+
+
+def _shallow(snippet: str) -> str:
+    """SQL: a row value that is no object or array, or one with few enough brackets to be shallow."""
+    return (f"(left({snippet}, 1) NOT IN ('{{', '[') OR {snippet} IS NULL OR "
+            f"strlen({snippet}) - strlen(replace(replace({snippet}, '{{', ''), '[', '')) <= {MAX_VALUE_DEPTH})")
 
 
 def _row_field(field: str) -> str:
@@ -247,6 +279,7 @@ def check_envelopes(table: str, primary_key: Sequence[str]) -> str:
     checks = [
         ("value IS NULL OR octet_length(value) = 0",
          lit("empty message value (a Kafka tombstone or an empty produce); expected a JSON envelope")),
+        ("octet_length(value) > $max_bytes", _size_reason_sql()),
         ("txt IS NULL", lit("not valid JSON: the value is not UTF-8 text")),
         ("e IS NULL", lit("not valid JSON: ") + " || left(txt, 60)"),
         ("NOT regexp_matches(txt, " + lit(r"^\s*\{") + ")", lit("not an envelope: expected a JSON object")),
@@ -289,7 +322,7 @@ WITH parsed AS (
     FROM (
         SELECT "partition", "offset", value, try(decode(value)) AS txt FROM _raw
         WHERE topic = $topic
-          AND ("partition", "offset") IN (SELECT ("partition", "offset") FROM _parsed WHERE reason IS NOT NULL)
+          AND ("partition", "offset") IN (SELECT ("partition", "offset") FROM _parsed WHERE reason = {lit(UNCHECKED)})
     )
 ), fields AS (
     SELECT *,
@@ -304,22 +337,37 @@ FROM fields
 """
 
 
-def check_rows(primary_key: Sequence[str], bad_names: Sequence[str], variants: Mapping[str, str]) -> str:
-    """`_suspects_checked`: `_suspects` with the row checks — no unusable field names
-    (`bad_names`, found by the caller among the batch's names), no other spelling of
-    a column (`variants`: spelling → the column's, see `decode.case_variants`),
-    the row agrees with its pk."""
-    bad = "[" + ", ".join(lit(f) for f in bad_names) + "]::VARCHAR[]"
-    whens = ""
-    if bad_names:
-        whens += (
-            f"\n            WHEN list_has_any(row_keys, {bad}) THEN "
-            + lit("row column name '") + f" || list_filter(row_keys, k -> list_contains({bad}, k))[1] || "
-            + lit("' is not usable (expected letters, digits and '_', starting with a letter)")
-        )
-    whens += "".join(
-        f"\n            WHEN list_contains(row_keys, {lit(name)}) THEN {lit(case_variant_reason(name, column))}"
-        for name, column in variants.items()
+def _size_reason_sql() -> str:
+    """SQL: `envelope.size_reason` for the message at hand (the same sentence, its numbers filled in)."""
+    before, after = size_reason(111111111, 999999999).split("111,111,111")
+    middle, end = after.split("999,999,999")
+    return (f"{lit(before)} || format('{{:,}}', octet_length(value)) || {lit(middle)} || "
+            f"format('{{:,}}', $max_bytes::BIGINT) || {lit(end)}")
+
+
+def check_rows(primary_key: Sequence[str]) -> str:
+    """`_suspects_checked`: `_suspects` with the row checks, in `envelope.decode`'s order.
+
+    Parameters, found by the caller among the batch's names and rows:
+    $bad_names / $bad_reasons (names that break the column-name rule, and
+    why); $variant_names / $variant_reasons (other spellings of a column, see
+    `decode.case_variants`); $deep_keys / $deep_reasons (`OFFSET_KEY`s of rows
+    with a value nested deeper than `MAX_VALUE_DEPTH`, measured in Python).
+    Then a field given twice, and the row agrees with its pk.
+    """
+    def first_of(names: str) -> str:
+        return f"list_filter(row_keys, k -> list_contains({names}::VARCHAR[], k))[1]"
+
+    whens = (
+        "\n            WHEN list_has_any(row_keys, $bad_names::VARCHAR[]) THEN "
+        f"$bad_reasons[list_position($bad_names, {first_of('$bad_names')})]"
+        "\n            WHEN len(list_distinct(row_keys)) < len(row_keys) THEN "
+        + lit("row carries field '") + " || list_filter(row_keys, (k, i) -> list_position(row_keys, k) < i)[1] || "
+        + lit("' twice; send each field once")
+        + "\n            WHEN list_has_any(row_keys, $variant_names::VARCHAR[]) THEN "
+        f"$variant_reasons[list_position($variant_names, {first_of('$variant_names')})]"
+        f"\n            WHEN list_contains($deep_keys::BIGINT[], {OFFSET_KEY}) THEN "
+        f"$deep_reasons[list_position($deep_keys::BIGINT[], {OFFSET_KEY})]"
     )
     structure = lit(json.dumps({c: "JSON" for c in primary_key}))
     whens += "".join(
@@ -333,3 +381,94 @@ SELECT "partition", "offset", CASE WHEN reason IS NOT NULL THEN reason{whens} EN
 FROM (SELECT *, CASE WHEN reason IS NULL AND left(e.row, 1) = '{{' THEN json_transform(e.row, {structure}) END AS _c
       FROM _suspects)
 """
+
+
+def deep_candidates() -> str:
+    """Suspects whose row holds more brackets than its values may nest: their row text, to be measured."""
+    return (
+        f'SELECT "partition", "offset", e.row::VARCHAR FROM _suspects WHERE reason IS NULL AND left(e.row, 1) = \'{{\' '
+        f"AND strlen(e.row) - strlen(replace(replace(e.row, '{{', ''), '[', '')) > {MAX_VALUE_DEPTH + 1}"
+    )
+
+
+# ──────────────────────────────────────────── values against declared types ──
+
+
+def fits(text: str, declared: str) -> str | None:
+    """SQL: the value text `text` can be stored as `declared` without loss — `schema.value_fits`.
+
+    None when every value fits (VARCHAR, or a type the worker does not
+    check). Two steps, a pattern and DuckDB's cast, because the cast alone is
+    lenient ('1.5' → BIGINT gives 2, 'inf' → DATE gives 9999-12-31).
+    """
+    def shaped(pattern: str, cast: str) -> str:
+        return f"(regexp_full_match({text}, {lit(pattern)}) AND TRY_CAST({text} AS {cast}) IS NOT NULL)"
+
+    if declared == VARCHAR:
+        return None
+    if declared == BOOLEAN:
+        return f"{text} IN ({', '.join(lit(b) for b in BOOLEAN_TEXTS)})"
+    if declared in ("SMALLINT", "INTEGER", "BIGINT", "HUGEINT"):
+        return shaped(INTEGER_TEXT, declared)
+    parts = decimal_parts(declared)
+    if parts is not None:
+        fraction = f"rtrim(regexp_extract({text}, '\\.([0-9]*)$', 1), '0')"
+        return f"({shaped(DECIMAL_TEXT, declared)} AND length({fraction}) <= {parts[1]})"
+    if declared == DOUBLE:
+        return f"({shaped(DOUBLE_TEXT, DOUBLE)} AND isfinite(TRY_CAST({text} AS DOUBLE)))"
+    patterns = {DATE: DATE_PATTERN, TIME: TIME_PATTERN, TIMESTAMP: TS_PATTERN, TIMESTAMPTZ: TSTZ_PATTERN}
+    if declared in patterns:
+        return shaped(patterns[declared], declared)
+    return None
+
+
+def type_checks(declared: Mapping[str, str], primary_key: Sequence[str]) -> str | None:
+    """Mark valid messages whose values do not fit their declared types (`declared`: field → type).
+
+    The reason reads like `schema.misfit_reason`: `amount_krw: '1,000원' is not BIGINT`.
+    None when nothing needs checking. Fields must be kinded (read as JSON).
+    """
+    whens = []
+    for name, type_ in declared.items():
+        key = name in primary_key
+        text = f"({key_text(name) if key else field_value(name, kinded=True)})"
+        cond = fits(text, type_)
+        if cond is None:
+            continue
+        snippet = _pk_value(name) if key else _row_field(name)
+        shown = (f"CASE WHEN left({snippet}, 1) = '\"' THEN '''' || left({text}, 40) || "
+                 f"CASE WHEN length({text}) > 40 THEN '…' ELSE '' END || '''' ELSE left({text}, 40) END")
+        hint = " (expected ISO-8601 with a time zone offset)" if type_ == TIMESTAMPTZ else ""
+        whens.append((f"{text} IS NOT NULL AND NOT coalesce({cond}, false)",
+                      f"{lit(name + ': ')} || {shown} || {lit(' is not ' + type_ + hint)}"))
+    if not whens:
+        return None
+    cases = "".join(f"\n        WHEN {c} THEN {r}" for c, r in whens)
+    return f"""
+UPDATE _parsed SET reason = CASE{cases}
+    END
+WHERE reason IS NULL AND ({" OR ".join(f"({c})" for c, _ in whens)})
+"""
+
+
+# ─────────────────────────────────────────────────────── schema records ──
+
+
+def schema_records() -> str:
+    """The schema records of $topic, oldest first, with their bytes."""
+    return (
+        'SELECT p."partition", p."offset", r.value FROM _parsed p JOIN _raw r '
+        'ON r.topic = $topic AND r."partition" = p."partition" AND r."offset" = p."offset" '
+        f'WHERE p.reason = {lit(SCHEMA_RECORD)} ORDER BY p."offset", p."partition"'
+    )
+
+
+def drop_schema_records() -> str:
+    """Valid schema records leave `_parsed` (they are no change); $keys: their `OFFSET_KEY`s."""
+    return f"DELETE FROM _parsed WHERE list_contains($keys::BIGINT[], {OFFSET_KEY})"
+
+
+def reject_schema_records() -> str:
+    """Bad schema records keep a reason ($keys / $reasons), so they become dead letters."""
+    return (f"UPDATE _parsed SET reason = $reasons[list_position($keys::BIGINT[], {OFFSET_KEY})] "
+            f"WHERE list_contains($keys::BIGINT[], {OFFSET_KEY})")

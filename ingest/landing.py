@@ -129,6 +129,7 @@ def land_batch(
         con.execute(
             sql.insert_batch(),
             {
+                "kind": "kafka",
                 "batch_id": batch_id,
                 "started_at": started_at,
                 "messages": batch.messages,
@@ -153,6 +154,14 @@ def land_batch(
     result.seconds = time.perf_counter() - t0
     result.columns = {t: own_columns(cols) for t, cols in existing.items()}
     return result
+
+
+def declared_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
+    """Every table's declared column types, as the newest schema record said (`_meta.declared_columns`)."""
+    out: dict[str, dict[str, str]] = {}
+    for table, column, type_ in con.execute(sql.declared_columns()).fetchall():
+        out.setdefault(table, {})[column] = type_
+    return out
 
 
 def user_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
@@ -209,26 +218,11 @@ def _land_topic(
         finally:
             con.unregister("_dead")
         result.dead_letters += decoded.rejected
+    if decoded.schema is not None:
+        _declare(con, decoded, existing, result)
     if decoded.stage is None:
         return False
-    table_columns = existing.get(table)
-    types, changes_needed = plan_columns(own_columns(table_columns or {}), decoded.incoming)
-
-    if table_columns is None:
-        con.execute(sql.create_table(table, types))
-        con.execute(sql.create_live_view(table))
-        _record_schema_change(con, result.batch_id, table, None, "create_table", None, None)
-        result.schema_changes.append(f"created {table}")
-        table_columns = existing[table] = {**types, **SYSTEM_COLUMNS}
-    else:
-        for ch in changes_needed:
-            if ch.change == "add_column":
-                con.execute(sql.add_column(table, ch.column, ch.new_type))
-            else:
-                con.execute(sql.widen_column(table, ch.column, ch.new_type))
-            table_columns[ch.column] = ch.new_type
-            _record_schema_change(con, result.batch_id, table, ch.column, ch.change, ch.old_type, ch.new_type)
-            result.schema_changes.append(f"{table}.{ch.column}: {ch.change} {ch.old_type or ''}→{ch.new_type}")
+    table_columns = _evolve(con, table, decoded.incoming, existing, result)
     con.register("_stage", decoded.stage)
     try:
         staged = set(primary_key) | set(decoded.fields)
@@ -240,6 +234,60 @@ def _land_topic(
     result.upserts += len(applied) - deletes
     result.skipped_stale += decoded.valid - len(applied)
     return True
+
+
+def _evolve(con: duckdb.DuckDBPyConnection, table: str, incoming: dict[str, str | None],
+            existing: dict[str, dict[str, str]], result: LandingResult) -> dict[str, str]:
+    """Create the table, add and widen columns so that `incoming` (column → type its values need) fits.
+
+    Returns the table's columns after the change (kept in `existing` too).
+    """
+    table_columns = existing.get(table)
+    types, changes_needed = plan_columns(own_columns(table_columns or {}), incoming)
+    if table_columns is None:
+        con.execute(sql.create_table(table, types))
+        con.execute(sql.create_live_view(table))
+        _record_schema_change(con, result.batch_id, table, None, "create_table", None, None)
+        result.schema_changes.append(f"created {table}")
+        table_columns = existing[table] = {**types, **SYSTEM_COLUMNS}
+        return table_columns
+    for ch in changes_needed:
+        if ch.change == "add_column":
+            con.execute(sql.add_column(table, ch.column, ch.new_type))
+        else:
+            con.execute(sql.widen_column(table, ch.column, ch.new_type))
+        table_columns[ch.column] = ch.new_type
+        _record_schema_change(con, result.batch_id, table, ch.column, ch.change, ch.old_type, ch.new_type)
+        result.schema_changes.append(f"{table}.{ch.column}: {ch.change} {ch.old_type or ''}→{ch.new_type}")
+    return table_columns
+
+
+def _declare(con: duckdb.DuckDBPyConnection, decoded: DecodedTopic, existing: dict[str, dict[str, str]],
+             result: LandingResult) -> None:
+    """A schema record: remember the declared types, and give the table every declared column.
+
+    A column's type follows its declaration where that widens it (INTEGER →
+    BIGINT after a migration at the source); a column already wider keeps
+    its type (the values are still checked against the declaration).
+    """
+    schema, table = decoded.schema, decoded.table
+    assert schema is not None
+    rows = con.execute("SELECT column_name, declared_type, schema_id FROM _meta.declared_columns WHERE table_name = $t",
+                       {"t": table}).fetchall()
+    before = {c: t for c, t, _ in rows}
+    if rows and rows[0][2] == schema.schema_id and table in existing:
+        return
+    if before != schema.columns:
+        for column in dict.fromkeys([*before, *schema.columns]):
+            old, new = before.get(column), schema.columns.get(column)
+            if old != new:
+                _record_schema_change(con, result.batch_id, table, column, "declare", old, new)
+                result.schema_changes.append(f"{table}.{column}: declared {old or '-'}→{new or '-'}")
+        con.execute(sql.replace_declared_columns(), {
+            "table": table, "names": list(schema.columns), "types": list(schema.columns.values()),
+            "schema_id": schema.schema_id, "batch_id": result.batch_id,
+        })
+    _evolve(con, table, dict(schema.columns), existing, result)
 
 
 def _record_schema_change(con, batch_id, table, column, change, old, new) -> None:

@@ -26,7 +26,7 @@ def insert_dead_letters(source: str) -> str:
     offset, key, value, reason) — `decode.DecodedTopic.dead_letters`.
     """
     return f"""
-INSERT INTO _meta.dead_letters
+INSERT INTO _meta.dead_letters (batch_id, topic, "partition", "offset", key, raw, raw_sha256, reason, received_at)
 SELECT $batch_id, s.topic, s."partition", s."offset", s.key, s.value,
        sha256(coalesce(s.value, ''::BLOB)), s.reason, now()
 FROM {source} s
@@ -138,9 +138,9 @@ def insert_partition_rows(target: str, staging: str) -> str:
 def insert_batch() -> str:
     return (
         "INSERT INTO _meta.batches (batch_id, started_at, committed_at, messages, upserts, deletes, "
-        "skipped_stale, dead_letters, seconds, tables, offsets, lag_messages) "
+        "skipped_stale, dead_letters, seconds, tables, offsets, lag_messages, kind) "
         "VALUES ($batch_id, $started_at, now(), $messages, $upserts, $deletes, $skipped, $dead, $seconds, "
-        "$tables, $offsets, $lag)"
+        "$tables, $offsets, $lag, $kind)"
     )
 
 
@@ -157,3 +157,19 @@ def insert_heartbeat() -> str:
 
 def insert_schema_change() -> str:
     return "INSERT INTO _meta.schema_changes VALUES ($batch_id, now(), $table, $column, $change, $old, $new)"
+
+
+# ──────────────────────────────────────────────────────── declared types ──
+
+
+def declared_columns() -> str:
+    return "SELECT table_name, column_name, declared_type FROM _meta.declared_columns ORDER BY table_name, rowid"
+
+
+def replace_declared_columns() -> str:
+    """$table's declared types become $names / $types (one schema record)."""
+    return (
+        "DELETE FROM _meta.declared_columns WHERE table_name = $table; "
+        "INSERT INTO _meta.declared_columns "
+        "SELECT $table, unnest($names::VARCHAR[]), unnest($types::VARCHAR[]), $schema_id, $batch_id, now()"
+    )

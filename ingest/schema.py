@@ -1,12 +1,21 @@
-"""Column types from JSON values, and how they widen. Pure functions.
+"""Column types: declared by the source, or inferred from JSON values; how they widen. Pure functions.
 
-A new field in the envelope adds a column; a value that no longer fits a
-column's type widens the column — it never fails a batch (DESIGN.md):
+Two ways a column gets its type:
+
+- **declared**: the exporter reads each allow-listed column's type at the
+  source and publishes it in a schema record (docs/contracts.md). The worker
+  creates and alters columns from those types, and (per table,
+  `on_type_mismatch = "dead_letter"`, the default) a value that does not fit
+  its declared type is a dead letter (`value_fits`, `misfit_reason`);
+- **inferred**, for producers that send no types: a new field adds a column
+  and a value that no longer fits widens the column, never failing a batch:
 
     BOOLEAN
-    INTEGER → BIGINT → DOUBLE → VARCHAR
+    SMALLINT → INTEGER → BIGINT → HUGEINT ─┐
+    DECIMAL(p,s) (room for both) ──────────┴→ DOUBLE → VARCHAR
     DATE → TIMESTAMP → VARCHAR          (ISO strings without an offset)
     TIMESTAMPTZ → VARCHAR               (ISO strings with an offset)
+    TIME → VARCHAR
 
 Any two types from different families meet at VARCHAR, which holds anything
 (numbers as their JSON text, objects as JSON).
@@ -20,17 +29,18 @@ from typing import Any, Iterable, Mapping
 
 
 BOOLEAN, INTEGER, BIGINT, DOUBLE, VARCHAR = "BOOLEAN", "INTEGER", "BIGINT", "DOUBLE", "VARCHAR"
+SMALLINT, HUGEINT, TIME = "SMALLINT", "HUGEINT", "TIME"
 DATE, TIMESTAMP, TIMESTAMPTZ = "DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE"
 
-_CHAINS = (
-    (INTEGER, BIGINT, DOUBLE, VARCHAR),
-    (DATE, TIMESTAMP, VARCHAR),
-    (TIMESTAMPTZ, VARCHAR),
-    (BOOLEAN, VARCHAR),
-)
 # DuckDB spells some types differently in its catalog; normalise to ours.
-_ALIASES = {"TIMESTAMPTZ": TIMESTAMPTZ, "INT": INTEGER, "INT4": INTEGER, "INT8": BIGINT, "FLOAT8": DOUBLE, "BOOL": BOOLEAN}
-KNOWN_TYPES = frozenset(t for chain in _CHAINS for t in chain)
+_ALIASES = {"TIMESTAMPTZ": TIMESTAMPTZ, "INT": INTEGER, "INT4": INTEGER, "INT8": BIGINT, "FLOAT8": DOUBLE,
+            "BOOL": BOOLEAN, "INT2": SMALLINT, "INT16": SMALLINT, "INT128": HUGEINT}
+_INTEGERS = (SMALLINT, INTEGER, BIGINT, HUGEINT)
+_INTEGER_DIGITS = {SMALLINT: 5, INTEGER: 10, BIGINT: 19, HUGEINT: 39}  # decimal digits each holds
+MAX_DECIMAL_PRECISION = 38
+_DECIMAL = re.compile(r"DECIMAL\((\d{1,2})(?:,\s*(\d{1,2}))?\)")
+# Every type the worker creates or accepts in a schema record; DECIMAL(p,s) besides.
+KNOWN_TYPES = frozenset({BOOLEAN, *_INTEGERS, DOUBLE, DATE, TIMESTAMP, TIMESTAMPTZ, TIME, VARCHAR})
 
 _INT32 = 2**31
 _INT64 = 2**63
@@ -44,8 +54,44 @@ _TSTZ = re.compile(f"^{TSTZ_PATTERN}$", re.ASCII)
 
 
 def normalise(duckdb_type: str) -> str:
-    t = duckdb_type.upper()
-    return _ALIASES.get(t, t)
+    t = " ".join(duckdb_type.upper().split())
+    t = _ALIASES.get(t, t)
+    m = _DECIMAL.fullmatch(t.replace(" ", ""))
+    if m:
+        return decimal(int(m.group(1)), int(m.group(2) or 0))
+    return t
+
+
+def decimal(precision: int, scale: int) -> str:
+    return f"DECIMAL({precision},{scale})"
+
+
+def decimal_parts(type_: str) -> tuple[int, int] | None:
+    """(precision, scale) of a normalised DECIMAL type, else None."""
+    m = _DECIMAL.fullmatch(type_)
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else None
+
+
+def is_known(type_: str) -> bool:
+    """A type the worker itself creates and widens (an operator's other types are kept as they are)."""
+    return type_ in KNOWN_TYPES or decimal_parts(type_) is not None
+
+
+def parse_declared_type(text: object) -> str | None:
+    """A column type as a schema record declares it → our spelling, or None if it is not one we know.
+
+    Only these reach DDL, rebuilt from their parts, so a schema record's text never does:
+    BOOLEAN, SMALLINT, INTEGER, BIGINT, HUGEINT, DOUBLE, DECIMAL(p,s) (1 ≤ p ≤ 38, 0 ≤ s ≤ p),
+    DATE, TIME, TIMESTAMP, TIMESTAMP WITH TIME ZONE (or TIMESTAMPTZ), VARCHAR.
+    """
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    t = normalise(text)
+    parts = decimal_parts(t)
+    if parts is not None:
+        p, s = parts
+        return t if 1 <= p <= MAX_DECIMAL_PRECISION and s <= p else None
+    return t if t in KNOWN_TYPES else None
 
 
 def value_type(value: Any) -> str | None:
@@ -73,15 +119,55 @@ def value_type(value: Any) -> str | None:
 
 
 def widen(a: str | None, b: str | None) -> str | None:
-    """The narrowest type both `a` and `b` fit in (None = unknown yet)."""
+    """The narrowest type both `a` and `b` fit in (None = unknown yet).
+
+    Integers widen to wider integers, integers and decimals to a decimal with
+    room for both (DOUBLE past 38 digits), any number with a DOUBLE to DOUBLE,
+    DATE to TIMESTAMP; types of different families meet at VARCHAR.
+    """
     if a is None or a == b:
         return b
     if b is None:
         return a
+    na, nb = _numeric(a), _numeric(b)
+    if na is not None and nb is not None:
+        return _numeric_type(na, nb)
     for chain in _CHAINS:
         if a in chain and b in chain:
             return chain[max(chain.index(a), chain.index(b))]
     return VARCHAR
+
+
+_CHAINS = (
+    (DATE, TIMESTAMP, VARCHAR),
+    (TIMESTAMPTZ, VARCHAR),
+    (TIME, VARCHAR),
+    (BOOLEAN, VARCHAR),
+)
+
+
+def _numeric(t: str) -> tuple | None:
+    """('int', rank) | ('dec', integer digits, scale) | ('float',) for number types, else None."""
+    if t in _INTEGERS:
+        return ("int", _INTEGERS.index(t))
+    if t == DOUBLE:
+        return ("float",)
+    parts = decimal_parts(t)
+    if parts is not None:
+        return ("dec", parts[0] - parts[1], parts[1])
+    return None
+
+
+def _numeric_type(a: tuple, b: tuple) -> str:
+    if a[0] == "float" or b[0] == "float":
+        return DOUBLE
+    if a[0] == "int" and b[0] == "int":
+        return _INTEGERS[max(a[1], b[1])]
+    digits = [x[1] if x[0] == "dec" else _INTEGER_DIGITS[_INTEGERS[x[1]]] for x in (a, b)]
+    scale = max(x[2] if x[0] == "dec" else 0 for x in (a, b))
+    if max(digits) + scale > MAX_DECIMAL_PRECISION:
+        return DOUBLE
+    return decimal(max(digits) + scale, scale)
 
 
 def column_type(values: Iterable[Any]) -> str | None:
@@ -127,7 +213,7 @@ def plan_columns(existing: Mapping[str, str], incoming: Mapping[str, str | None]
             changes.append(ColumnChange(col, "add_column", None, target))
         else:
             old_n = normalise(old)
-            if old_n in KNOWN_TYPES:
+            if is_known(old_n):
                 target = widen(old_n, new)
             else:
                 target = old_n if new in (None, old_n) else VARCHAR
@@ -169,3 +255,81 @@ def type_from_profile(
         else:
             result = VARCHAR
     return result
+
+
+# ─────────────────────────────────────────────── values against declared types ──
+
+INTEGER_TEXT = r"-?[0-9]+"
+DECIMAL_TEXT = r"-?[0-9]+(\.[0-9]+)?"
+DOUBLE_TEXT = r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?"
+TIME_PATTERN = r"\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?"
+BOOLEAN_TEXTS = ("true", "false", "0", "1")
+_INTEGER_RANGE = {SMALLINT: 2**15, INTEGER: 2**31, BIGINT: 2**63, HUGEINT: 2**127}
+
+
+def value_text(value: Any) -> str | None:
+    """A JSON value as the warehouse reads it into a typed column: strings as themselves, the rest as JSON."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if value is True or value is False:
+        return "true" if value else "false"
+    import json
+
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def value_fits(value: Any, declared: str) -> bool:
+    """Whether a JSON value can be stored in a column of the declared type without losing anything.
+
+    Strict on purpose (DuckDB's casts are lenient: '1.5' → BIGINT gives 2,
+    '0x10' gives 16, 'inf' → DATE gives 9999-12-31): integers must be written
+    as integers, decimals may not carry more fractional digits than the scale,
+    timestamps WITH TIME ZONE need their offset. Null fits anything. The
+    worker's SQL (`decode_sql.type_checks`) applies the same rules.
+    """
+    from datetime import date, datetime, time as dtime
+    import math
+
+    if value is None or declared == VARCHAR:
+        return True
+    if isinstance(value, (dict, list)):
+        return False
+    text = value_text(value)
+    if declared == BOOLEAN:
+        return text in BOOLEAN_TEXTS
+    if declared in _INTEGER_RANGE:
+        if not re.fullmatch(INTEGER_TEXT, text, re.ASCII):
+            return False
+        limit = _INTEGER_RANGE[declared]
+        return -limit <= int(text) < limit
+    parts = decimal_parts(declared)
+    if parts is not None:
+        if not re.fullmatch(DECIMAL_TEXT, text, re.ASCII):
+            return False
+        whole, _, fraction = text.lstrip("-").partition(".")
+        fraction = fraction.rstrip("0")
+        return len(fraction) <= parts[1] and len(whole.lstrip("0")) <= parts[0] - parts[1]
+    if declared == DOUBLE:
+        return bool(re.fullmatch(DOUBLE_TEXT, text, re.ASCII)) and math.isfinite(float(text))
+    try:
+        if declared == DATE:
+            return bool(_DATE.match(text)) and date.fromisoformat(text) is not None
+        if declared == TIME:
+            return bool(re.fullmatch(TIME_PATTERN, text, re.ASCII)) and dtime.fromisoformat(text) is not None
+        if declared == TIMESTAMP:
+            return bool(_TS.match(text)) and datetime.fromisoformat(text) is not None
+        if declared == TIMESTAMPTZ:
+            return bool(_TSTZ.match(text)) and datetime.fromisoformat(text.replace("Z", "+00:00")) is not None
+    except ValueError:
+        return False
+    return True  # a type the worker does not check (an operator's own): DuckDB's cast decides
+
+
+def misfit_reason(column: str, value: Any, declared: str) -> str:
+    """Why a value is a dead letter: `amount_krw: '1,000원' is not BIGINT`."""
+    text = value_text(value) or "null"
+    shown = repr(text[:40] + ("…" if len(text) > 40 else "")) if isinstance(value, str) else text[:40]
+    hint = " (expected ISO-8601 with a time zone offset)" if declared == TIMESTAMPTZ else ""
+    return f"{column}: {shown} is not {declared}{hint}"

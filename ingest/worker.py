@@ -20,6 +20,15 @@ Whatever kills the process, the restart seeks to the offsets committed with
 the rows, so nothing is landed twice or lost: a batch that was decoded but not
 landed is simply fetched again. Kafka's own committed offsets are written
 after each batch too, but only as a courtesy to lag tools.
+
+No message stops the worker. Bad messages are dead letters by the checks;
+and should decoding or landing a batch still raise (a case no check
+foresaw), the batch is narrowed down (`_land_narrowed`): its halves are
+decoded and landed one after the other, down to single messages, so every
+good message lands in order and a message that fails alone becomes a dead
+letter carrying the error. Only faults of the environment (disk full, the
+warehouse unreadable, out of memory) stop the worker, with one line saying
+what to fix; the restart resumes from the stored offsets.
 """
 
 from __future__ import annotations
@@ -39,16 +48,19 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError, OffsetOutOfRangeError
 from kafka.structs import OffsetAndMetadata
 
-from ingest.batch import raw_batch
+from ingest.batch import RawBatch, halves, raw_batch
 from ingest.config import PipelineConfig
 from ingest.failpoints import Failpoints
+from ingest.decode import DecodedTopic
 from ingest.landing import (
     Heartbeat,
     PartitionState,
+    declared_columns,
     ensure_meta,
     forget_offsets,
     land_batch,
@@ -369,7 +381,9 @@ class Worker:
         self.fetcher: Fetcher | None = None
         # One DuckDB thread for decoding: the fetcher and the landing have the other core
         # (measured: two threads here oversubscribed two cores and slowed the whole worker).
-        self.decoder = Decoder(cfg.tables, self.topics, threads=DECODE_THREADS)
+        self.decoder = Decoder(cfg.tables, self.topics, threads=DECODE_THREADS,
+                               max_message_bytes=cfg.worker.max_message_bytes)
+        self._decoding: ThreadPoolExecutor | None = None
         self._host = socket.gethostname()
 
     # -- lifecycle
@@ -415,10 +429,11 @@ class Worker:
             ensure_meta(con)
             if self.transport_reset:
                 n = forget_offsets(con, list(self.topics))
-                log.warning("transport reset: forgot %d stored offset(s); reading every topic from its start "
-                            "(re-sent rows are harmless: older versions never overwrite newer ones)", n)
+                log.info("transport reset: forgot %d stored offset(s); reading every topic from its start "
+                         "(re-sent rows are harmless: older versions never overwrite newer ones)", n)
             self.committed = stored_offsets(con, list(self.topics))
             self.decoder.know_columns(user_columns(con))
+            self.decoder.know_declared(declared_columns(con))
             con.execute("CHECKPOINT")
 
     def _loop(self) -> None:
@@ -432,6 +447,7 @@ class Worker:
         last_message = time.monotonic()
         last_beat = 0.0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as decoding:
+            self._decoding = decoding
             while True:
                 if self.fetcher.error is not None:
                     raise RuntimeError(f"Kafka fetcher failed: {self.fetcher.error}") from self.fetcher.error
@@ -460,12 +476,12 @@ class Worker:
                     # Read this batch while the previous one lands: one batch ahead, in order.
                     following = decoding.submit(self._read_batch, pending, batch_started_at)
                     if inflight is not None:
-                        self._land(*inflight.result())
+                        self._land_decoded(inflight.result())
                     inflight = following
                     pending, batch_started = [], None
                     continue
                 if inflight is not None and (inflight.done() or self.stop.is_set()):
-                    self._land(*inflight.result())
+                    self._land_decoded(inflight.result())
                     inflight = None
                     last_beat = time.monotonic()
                     continue
@@ -487,9 +503,76 @@ class Worker:
                     return
 
     # -- decoding and landing
-    def _read_batch(self, records: list, started_at: datetime | None) -> tuple[DecodedBatch, datetime]:
-        """In the decode thread: bytes → Arrow → checked, deduped, typed (`decode.py`)."""
-        return self.decoder.decode_batch(raw_batch(records)), started_at or datetime.now().astimezone()
+    def _read_batch(self, records: list, started_at: datetime | None) -> "_Decoded":
+        """In the decode thread: bytes → Arrow → checked, deduped, typed (`decode.py`).
+
+        A failure is returned, not raised: the main thread then narrows the batch down.
+        """
+        raw = raw_batch(records)
+        return self._decode(raw, started_at or datetime.now().astimezone())
+
+    def _decode(self, raw: RawBatch, started_at: datetime) -> "_Decoded":
+        try:
+            if self.cfg.poison_marker:  # tests: a fault no check foresees (see config.poison_marker)
+                self._plant_fault(raw)
+            return _Decoded(raw, started_at, self.decoder.decode_batch(raw), None)
+        except Exception as exc:  # noqa: BLE001 - any failure is narrowed down, never fatal here
+            if _environment_fault(exc):
+                raise
+            return _Decoded(raw, started_at, None, exc)
+
+    def _plant_fault(self, raw: RawBatch) -> None:
+        marker = self.cfg.poison_marker.encode()
+        for value in raw.records.column("value").to_pylist():
+            if value is not None and marker in value:
+                raise RuntimeError(f"planted fault: a message carries the marker {self.cfg.poison_marker!r}")
+
+    def _land_decoded(self, decoded: "_Decoded") -> None:
+        if decoded.error is not None:
+            self._land_narrowed(decoded.raw, decoded.started_at, decoded.error)
+            return
+        assert decoded.batch is not None
+        try:
+            self._land(decoded.batch, decoded.started_at)
+        except _DataFault as fault:
+            self._land_narrowed(decoded.raw, decoded.started_at, fault.__cause__ or fault)
+
+    def _land_narrowed(self, raw: RawBatch, started_at: datetime, error: BaseException) -> None:
+        """Land a batch that failed as a whole: halves, quarters… down to single messages.
+
+        In order, so offsets only move forward; a message that fails alone is
+        a dead letter whose reason carries the error. Exactly once as ever:
+        each part commits its rows with the offsets that cover them.
+        """
+        if not self.cfg.narrowing:  # tests only: the negative control of the hostile-stream test
+            raise RuntimeError(f"a batch failed and narrowing is off: {_one_line(error)}") from error
+        log.warning("a batch of %s messages failed (%s); narrowing it down to the message(s) at fault — "
+                    "the others land as usual", f"{raw.messages:,}", _one_line(error))
+        culprits = self._narrow(raw, started_at, error)
+        log.warning("narrowed: %d message(s) failed alone and are dead letters carrying the error; the rest landed",
+                    culprits)
+
+    def _narrow(self, part: RawBatch, started_at: datetime, error: BaseException) -> int:
+        """Land `part`, which failed as a whole with `error`: each half in turn, narrowing a failing half further."""
+        if part.messages == 1:
+            try:
+                self._land(_dead_letter_batch(part, self.topics, error), started_at)
+            except _DataFault as fault:
+                raise RuntimeError(f"could not even record a dead letter: {_one_line(fault.__cause__ or fault)}") from fault
+            return 1
+        culprits = 0
+        for half in halves(part):
+            assert self._decoding is not None  # the decoder is not thread-safe: decode in its own thread
+            decoded = self._decoding.submit(self._decode, half, started_at).result()
+            half_error = decoded.error
+            if half_error is None:
+                try:
+                    self._land(decoded.batch, started_at)
+                    continue
+                except _DataFault as fault:
+                    half_error = fault.__cause__ or fault
+            culprits += self._narrow(half, started_at, half_error)
+        return culprits
 
     def _land(self, batch: DecodedBatch, started_at: datetime) -> None:
         # Offsets the batch will commit, for the partition states written with it.
@@ -511,13 +594,18 @@ class Worker:
                 break
             except WarehouseBusy:
                 if not waited_for_readers:
-                    log.warning("warehouse busy (a reader holds it); batch kept in memory, retrying")
+                    log.info("warehouse busy (a reader holds it); batch kept in memory, retrying")
                     waited_for_readers = True
-            except duckdb.Error as exc:
+            except Exception as exc:  # noqa: BLE001 - sorted into the environment's faults and the data's
+                hint = _environment_fault(exc)
+                if hint is None:
+                    raise _DataFault(str(exc)) from exc
                 attempt += 1
                 if attempt >= 3:
-                    raise RuntimeError(f"landing failed 3 times, last: {exc}") from exc
-                log.error("landing failed (%s); retrying in %d s — nothing is committed until it succeeds", exc, 2 ** attempt)
+                    raise RuntimeError(f"landing into {self.cfg.warehouse.path} failed 3 times: {_one_line(exc)} — {hint}; "
+                                       "the worker resumes from the stored offsets when restarted") from exc
+                log.error("landing failed (%s); retrying in %d s — nothing is committed until it succeeds",
+                          _one_line(exc), 2 ** attempt)
                 time.sleep(2 ** attempt)
         self.committed = after
         self.decoder.know_columns(result.columns)
@@ -603,6 +691,55 @@ class Worker:
             log.debug("heartbeat skipped: a reader holds the warehouse")
         except duckdb.Error as exc:
             log.warning("heartbeat not written: %s", exc)
+
+
+@dataclass
+class _Decoded:
+    """A batch as the decode thread hands it over: decoded, or the error that stopped its decoding."""
+
+    raw: RawBatch
+    started_at: datetime
+    batch: DecodedBatch | None
+    error: BaseException | None
+
+
+class _DataFault(Exception):
+    """Landing a batch failed because of what it carries (not the environment): narrow it down."""
+
+
+def _environment_fault(exc: BaseException) -> str | None:
+    """What to fix when `exc` is a fault of the machine rather than of the data; None for the data's faults."""
+    text = str(exc).lower()
+    if isinstance(exc, (MemoryError, duckdb.OutOfMemoryException)):
+        return "the worker ran out of memory: lower [worker] max_batch_rows or give it more memory"
+    if "no space left" in text or "disk full" in text:
+        return "the disk is full: free space next to the warehouse"
+    if isinstance(exc, (duckdb.PermissionException, PermissionError)) or "permission denied" in text:
+        return "the worker may not write the warehouse: check the file's owner and mode"
+    if isinstance(exc, (duckdb.IOException, OSError)):
+        return "the warehouse file cannot be read or written: check the disk and the file"
+    if isinstance(exc, (duckdb.FatalException, duckdb.InternalException)):
+        return "DuckDB stopped the database after an internal error: restart the worker"
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:300]}"
+
+
+def _dead_letter_batch(part: RawBatch, topics: dict[str, str], error: BaseException) -> DecodedBatch:
+    """One message that fails alone, as a batch that only dead-letters it (with the error as its reason)."""
+    records = part.records
+    topic = records.column("topic")[0].as_py()
+    reason = f"the worker could not decode or land this message: {_one_line(error)}"
+    dead = pa.table({
+        "topic": records.column("topic"), "partition": records.column("partition"),
+        "offset": records.column("offset"), "key": records.column("key"), "value": records.column("value"),
+        "reason": pa.array([reason], pa.string()),
+    })
+    table = topics[topic]
+    return DecodedBatch(part, [DecodedTopic(topic, table, (), 0, dead, None)], 0.0)
 
 
 def run_worker(cfg: PipelineConfig, until_idle: bool = False, transport_reset: bool = False, from_beginning: bool = False) -> int:

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.batch import Message, raw_batch
-from ingest.envelope import _ROW_COLUMN, Rejected, case_variant_reason, decode
+from ingest.envelope import Rejected, case_variant_reason, decode
+from ingest.identifiers import is_column_name
 from ingest.decode import check_topic
 
 TABLE, TOPIC = "orders", "p.orders"
@@ -108,7 +109,7 @@ def batch_spelling(values: list[bytes | None], primary_key: tuple[str, ...], col
             continue
         row = env.get("row") if isinstance(env, dict) else None
         for name in row if isinstance(row, dict) else ():
-            if _ROW_COLUMN.match(name):
+            if is_column_name(name):
                 spelling.setdefault(name.lower(), name)
     return spelling
 

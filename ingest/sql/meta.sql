@@ -77,3 +77,23 @@ CREATE TABLE IF NOT EXISTS _meta.schema_changes (
     old_type     VARCHAR,
     new_type     VARCHAR
 );
+
+-- The column types the source declares (schema records, docs/contracts.md): one row
+-- per column of the newest schema seen for each table. Values are checked against them.
+CREATE TABLE IF NOT EXISTS _meta.declared_columns (
+    table_name     VARCHAR NOT NULL,
+    column_name    VARCHAR NOT NULL,
+    declared_type  VARCHAR NOT NULL,
+    schema_id      VARCHAR NOT NULL,
+    batch_id       BIGINT NOT NULL,      -- the batch that brought this schema
+    declared_at    TIMESTAMPTZ NOT NULL
+);
+
+-- Added after the first release; IF NOT EXISTS keeps older warehouses working.
+-- Dead letters that `python -m ingest replay` later landed (or re-checked).
+ALTER TABLE _meta.dead_letters ADD COLUMN IF NOT EXISTS replayed_at TIMESTAMPTZ;     -- landed by a replay
+ALTER TABLE _meta.dead_letters ADD COLUMN IF NOT EXISTS replay_batch_id BIGINT;      -- in this _meta.batches row
+ALTER TABLE _meta.dead_letters ADD COLUMN IF NOT EXISTS last_replay_at TIMESTAMPTZ;  -- last time a replay tried it
+ALTER TABLE _meta.dead_letters ADD COLUMN IF NOT EXISTS last_replay_reason VARCHAR;  -- why it still fails today
+-- 'kafka': a batch read from Kafka; 'replay': dead letters landed by a replay (its offsets are {}).
+ALTER TABLE _meta.batches ADD COLUMN IF NOT EXISTS kind VARCHAR DEFAULT 'kafka';
