@@ -32,7 +32,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from ingest.broker import free_port, start_broker  # noqa: E402
 from ingest.config import load_config  # noqa: E402
-from ingest.export import Exporter, Publisher, _ensure_topics, _prepare_readers  # noqa: E402
+from ingest.export import Exporter, Publisher, _ensure_topics, _describe_tables  # noqa: E402
 from ingest.simulate import create_demo_schema  # noqa: E402
 from ingest.source import connect  # noqa: E402
 from ingest.watermarks import WatermarkStore  # noqa: E402
@@ -108,7 +108,7 @@ def main() -> int:
             print(f"source: {args.rows:,} payments generated in {time.monotonic() - t0:.1f} s")
 
             src = connect(cfg.source)
-            readers, _ = _prepare_readers(cfg, src)
+            readers, _ = _describe_tables(cfg, src)
             exporter = Exporter(cfg, Publisher(cfg.kafka), WatermarkStore(cfg.exporter.state_path), readers)
             exporter.engine = src
             _ensure_topics(exporter, [cfg.kafka.topic_for("payments")])

@@ -1,6 +1,9 @@
 """Source → Kafka: copy changed rows of every configured table, without personal data.
 
-One pass, per table: start at the stored watermark minus `overlap_seconds`
+One pass, per table: read the table's column types at the source and, when
+they are new to this process, publish a schema record to every partition of
+the table's topic first (so each partition carries the types ahead of the
+rows that need them); then start at the stored watermark minus `overlap_seconds`
 (rows whose transaction committed late are re-read; the worker's `source_ts`
 rule drops what it already has), read keyset chunks of `chunk_rows` on
 (watermark column, primary key), check each chunk for personal-looking values,
@@ -16,7 +19,8 @@ Promises:
 - the watermark never moves past a row the broker did not acknowledge; while
   the broker is unreachable the exporter retries with backoff, logging the
   outage once and the recovery once;
-- the exporter never waits for, or looks at, the worker.
+- the exporter never waits for, or looks at, the worker;
+- one log line per pass that sent anything, warnings only for what needs a person.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ingest.config import ConfigError, KafkaConfig, PipelineConfig, TableSpec
-from ingest.envelope import encode_envelope, encode_key
+from ingest.envelope import SCHEMA_KEY, encode_envelope, encode_key, encode_schema_record, schema_id
 from ingest.pii import PiiDetected, find_pii, keyed_hash
 from ingest.source import (
     SEOUL,
@@ -73,12 +77,18 @@ def require_hash_key(cfg: PipelineConfig) -> None:
                 )
 
 
-def envelope_for(spec: TableSpec, row: SourceRow, hash_key: bytes | None, exported_at: str) -> tuple[bytes, bytes]:
-    """(Kafka key, Kafka value) of one source row. Soft-deleted rows go out as op=delete."""
+def envelope_for(spec: TableSpec, row: SourceRow, hash_key: bytes | None, exported_at: str,
+                 to_json: dict | None = None) -> tuple[bytes, bytes]:
+    """(Kafka key, Kafka value) of one source row. Soft-deleted rows go out as op=delete.
+
+    `to_json` (column → converter, `TableReader.to_json`) sends each value as
+    its declared type wants it; without it, `to_json_value`.
+    """
     out: dict[str, Any] = {}
     for col in spec.columns:
         value = row.values[col.name]
-        out[col.name] = keyed_hash(value, hash_key) if col.hash else to_json_value(value)  # type: ignore[arg-type]
+        convert = to_json.get(col.name, to_json_value) if to_json else to_json_value
+        out[col.name] = keyed_hash(value, hash_key) if col.hash else convert(value)  # type: ignore[arg-type]
     pk = {k: out[k] for k in spec.primary_key}
     deleted = spec.soft_delete is not None and row.values.get(spec.soft_delete) is not None
     value = encode_envelope(
@@ -212,6 +222,23 @@ class Publisher:
                 self.reset()
                 raise BrokerUnavailable(f"send to {topic} not acknowledged: {reason}")
 
+    def publish_everywhere(self, topic: str, key: bytes, value: bytes) -> int:
+        """Send one message to every partition of `topic`; returns how many, once all are acknowledged."""
+        from kafka.errors import KafkaError
+
+        producer = self._connect()
+        try:
+            partitions = sorted(producer.partitions_for(topic) or ())
+            futures = [producer.send(topic, key=key, value=value, partition=p) for p in partitions]
+            producer.flush(timeout=self.delivery_timeout_s)
+        except KafkaError as exc:
+            self.reset()
+            raise BrokerUnavailable(f"send to {topic} failed: {exc}") from None
+        if not partitions or any(not f.is_done or f.failed() for f in futures):
+            self.reset()
+            raise BrokerUnavailable(f"schema record to {topic} not acknowledged")
+        return len(partitions)
+
     def reset(self) -> None:
         """Drop the producer after a failure; the next chunk starts with a fresh connection."""
         if self._producer is not None:
@@ -254,6 +281,7 @@ class Exporter:
     stop: threading.Event = field(default_factory=threading.Event)
     stopped_tables: dict[str, str] = field(default_factory=dict)  # table → reason
     source_errors: dict[str, str] = field(default_factory=dict)  # table → last read failure (retried)
+    sent_schemas: dict[str, str] = field(default_factory=dict)  # table → schema id published by this process
     _broker_down: bool = False
     _failpoint: _Failpoint | None = None
 
@@ -262,12 +290,15 @@ class Exporter:
         self.engine = None
 
     def run_pass(self) -> dict[str, int]:
-        """One pass over every healthy table; returns rows sent per table."""
+        """One pass over every healthy table; returns rows sent per table (and logs one line if any were)."""
         sent: dict[str, int] = {}
-        for name, reader in self.readers.items():
+        started = time.monotonic()
+        for name in list(self.readers):
             if name in self.stopped_tables or self.stop.is_set():
                 continue
             try:
+                reader = self.readers[name] = self.refresh(self.readers[name])
+                self.publish_schema(reader)
                 sent[name] = self.export_table(reader)
             except PiiDetected as exc:
                 self.stopped_tables[name] = str(exc)
@@ -281,7 +312,48 @@ class Exporter:
                 # Only the driver's message: SQLAlchemy's text would add the statement.
                 self.source_errors[name] = f"source read failed: {exc.orig}"
                 log.warning("table %s: source read failed (%s); retrying next pass", name, exc.orig)
+        if any(sent.values()):
+            marks = {name: self.state.get(name) for name in sent if sent[name]}
+            log.info("pass: %s row(s) sent in %.1f s — %s", f"{sum(sent.values()):,}", time.monotonic() - started,
+                     ", ".join(f"{name} {n:,} (to {marks[name].ts if marks[name] else '-'})"
+                               for name, n in sent.items() if n))
         return sent
+
+    def refresh(self, reader: TableReader) -> TableReader:
+        """The table's reader with its column types as the source has them now (a migration may change them)."""
+        if self.engine is None:
+            return reader
+        fresh = describe(self.engine, reader.spec)
+        if fresh.declared != reader.declared:
+            changed = sorted(c for c in fresh.declared if fresh.declared[c] != reader.declared.get(c))
+            log.info("table %s: column types changed at the source (%s)", reader.spec.name, ", ".join(changed))
+        return fresh
+
+    def publish_schema(self, reader: TableReader) -> None:
+        """A schema record to every partition of the table's topic, when this process has not sent this schema yet.
+
+        Sent, and acknowledged, before any row of the pass: within a partition
+        it precedes every change that needs it.
+        """
+        spec = reader.spec
+        declared = {c: t for c, t in reader.declared.items() if t is not None}
+        sid = schema_id(spec.primary_key, declared)
+        if self.sent_schemas.get(spec.name) == sid:
+            return
+        topic = self.cfg.kafka.topic_for(spec.name)
+        value = encode_schema_record(spec.name, spec.primary_key, declared, now_iso())
+        delay = 0.5
+        while True:
+            try:
+                self.publisher.publish_everywhere(topic, SCHEMA_KEY, value)
+                break
+            except BrokerUnavailable as exc:
+                self._note_broker_down(str(exc))
+                if self.stop.wait(delay):
+                    raise _Stopping() from None
+                delay = min(delay * 2, 15.0)
+        self.sent_schemas[spec.name] = sid
+        log.debug("table %s: schema %s published (%d column types)", spec.name, sid, len(declared))
 
     def export_table(self, reader: TableReader) -> int:
         spec = reader.spec
@@ -299,7 +371,7 @@ class Exporter:
             if finding is not None:
                 raise PiiDetected(finding)
             exported_at = now_iso()
-            messages = [envelope_for(spec, r, self.cfg.pii_hash_key, exported_at) for r in rows]
+            messages = [envelope_for(spec, r, self.cfg.pii_hash_key, exported_at, reader.to_json) for r in rows]
             self._publish_until_acknowledged(topic, messages)
             self._failpoint.chunks += 1
             self._failpoint.hit("before_save")
@@ -312,8 +384,6 @@ class Exporter:
             if len(rows) < ex.chunk_rows:
                 break
             cursor = Cursor(ts=last.ts, pk=last.pk)
-        if total:
-            log.info("%s: %d row(s) sent, watermark %s", spec.name, total, mark.ts if mark else "-")
         return total
 
     def _publish_until_acknowledged(self, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
@@ -343,7 +413,7 @@ class _Stopping(Exception):
     """SIGTERM/SIGINT while waiting for the broker: abandon the unacknowledged chunk."""
 
 
-def _prepare_readers(cfg: PipelineConfig, engine) -> tuple[dict[str, TableReader], dict[str, str]]:
+def _describe_tables(cfg: PipelineConfig, engine) -> tuple[dict[str, TableReader], dict[str, str]]:
     readers, failed = {}, {}
     for name, spec in cfg.tables.items():
         try:
@@ -370,7 +440,7 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
     if reset_watermarks:
         log.info("watermarks reset: every table is exported from its first row")
         state.reset()
-    readers, failed = _prepare_readers(cfg, engine)
+    readers, failed = _describe_tables(cfg, engine)
     publisher = Publisher(cfg.kafka)
     exporter = Exporter(cfg, publisher, state, readers, stopped_tables=dict(failed))
     exporter.engine = engine

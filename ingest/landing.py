@@ -278,12 +278,17 @@ def _declare(con: duckdb.DuckDBPyConnection, decoded: DecodedTopic, existing: di
     if rows and rows[0][2] == schema.schema_id and table in existing:
         return
     if before != schema.columns:
+        changed = []
         for column in dict.fromkeys([*before, *schema.columns]):
             old, new = before.get(column), schema.columns.get(column)
             if old != new:
                 _record_schema_change(con, result.batch_id, table, column, "declare", old, new)
-                result.schema_changes.append(f"{table}.{column}: declared {old or '-'}→{new or '-'}")
-        con.execute(sql.replace_declared_columns(), {
+                changed.append(f"{column} {old or '-'}→{new or '-'}")
+        result.schema_changes.append(
+            f"{table}: column types declared by the source ({len(schema.columns)} columns)" if not before
+            else f"{table}: declared types changed: {', '.join(changed)}")
+        con.execute(sql.forget_declared_columns(), {"table": table})
+        con.execute(sql.insert_declared_columns(), {
             "table": table, "names": list(schema.columns), "types": list(schema.columns.values()),
             "schema_id": schema.schema_id, "batch_id": result.batch_id,
         })

@@ -166,10 +166,13 @@ def declared_columns() -> str:
     return "SELECT table_name, column_name, declared_type FROM _meta.declared_columns ORDER BY table_name, rowid"
 
 
-def replace_declared_columns() -> str:
-    """$table's declared types become $names / $types (one schema record)."""
+def forget_declared_columns() -> str:
+    return "DELETE FROM _meta.declared_columns WHERE table_name = $table"
+
+
+def insert_declared_columns() -> str:
+    """$table's declared types: $names / $types, from one schema record."""
     return (
-        "DELETE FROM _meta.declared_columns WHERE table_name = $table; "
         "INSERT INTO _meta.declared_columns "
         "SELECT $table, unnest($names::VARCHAR[]), unnest($types::VARCHAR[]), $schema_id, $batch_id, now()"
     )

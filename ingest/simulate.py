@@ -68,8 +68,14 @@ def _pick(rng: random.Random, weights: dict[Any, float]) -> Any:
 # ───────────────────────────────────────────────────────────────── schema ──
 
 
+class _IsoText(sa.String):
+    """ISO-8601 text whose column SQLite declares DATETIME, so the exporter reads the column as a timestamp."""
+
+    __visit_name__ = "DATETIME"
+
+
 class SeoulTimestamp(sa.TypeDecorator):
-    """Asia/Seoul timestamp: ISO text with +09:00 on SQLite, DATETIME(6) local time on MySQL/MariaDB."""
+    """Asia/Seoul timestamp: ISO text with +09:00 on SQLite (declared DATETIME), DATETIME(6) local time on MySQL/MariaDB."""
 
     impl = sa.String(32)
     cache_ok = True
@@ -77,7 +83,7 @@ class SeoulTimestamp(sa.TypeDecorator):
     def load_dialect_impl(self, dialect):
         if dialect.name in ("mysql", "mariadb"):
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(sa.String(32))
+        return dialect.type_descriptor(_IsoText(32))
 
     def process_bind_param(self, value, dialect):
         if value is None:

@@ -29,6 +29,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ingest.config import SourceConfig, TableSpec
+from ingest.schema import (
+    BIGINT, BOOLEAN, DATE, DOUBLE, HUGEINT, INTEGER, MAX_DECIMAL_PRECISION, SMALLINT, TIME, TIMESTAMPTZ, VARCHAR,
+    decimal, decimal_parts,
+)
 
 log = logging.getLogger("ingest.source")
 
@@ -84,6 +88,94 @@ def to_json_value(value: Any) -> Any:
     return str(value)
 
 
+def declared_type(column: sa.Column, hashed: bool = False) -> str | None:
+    """The warehouse type for a source column, from its reflected SQLAlchemy type; None when the source says nothing.
+
+    Timestamps become TIMESTAMP WITH TIME ZONE because the exporter sends
+    them with their offset (naive source values are Asia/Seoul time); hashed
+    columns are hex text; unsigned integers take the next wider type. A
+    DECIMAL wider than 38 digits stays exact as VARCHAR.
+    """
+    if hashed:
+        return VARCHAR
+    t = column.type
+    if isinstance(t, sa.types.NullType):
+        return None  # SQLite column without a declared type: the worker infers one
+    if isinstance(t, sa.Boolean):
+        return BOOLEAN
+    if isinstance(t, sa.Integer):
+        name = type(t).__name__.upper()
+        unsigned = bool(getattr(t, "unsigned", False))
+        if name in ("TINYINT", "SMALLINT", "YEAR"):
+            ladder = (SMALLINT, INTEGER)
+        elif name in ("MEDIUMINT", "INTEGER", "INT"):
+            ladder = (INTEGER, BIGINT)
+        elif isinstance(t, sa.BigInteger) or name == "BIGINT":
+            ladder = (BIGINT, HUGEINT)
+        elif isinstance(t, sa.SmallInteger):
+            ladder = (SMALLINT, INTEGER)
+        else:
+            ladder = (INTEGER, BIGINT)
+        return ladder[1] if unsigned else ladder[0]
+    if isinstance(t, sa.Float):
+        return DOUBLE
+    if isinstance(t, sa.Numeric):
+        precision, scale = t.precision, t.scale
+        if precision is None:
+            return DOUBLE
+        if precision > MAX_DECIMAL_PRECISION:
+            return VARCHAR
+        return decimal(precision, scale or 0)
+    if isinstance(t, sa.DateTime):
+        return TIMESTAMPTZ
+    if isinstance(t, sa.Date):
+        return DATE
+    if isinstance(t, sa.Time):
+        return TIME
+    return VARCHAR  # strings, text, enums, JSON (as its text), binary (as hex)
+
+
+def json_value_for(declared: str | None):
+    """A function turning a source value into the envelope's JSON value for a column of type `declared`.
+
+    Decimals go out as strings of their exact digits (a JSON number would be
+    read as a double somewhere on the way); timestamps as ISO-8601 with their
+    offset, naive ones taken as Asia/Seoul time; the rest as `to_json_value`.
+    """
+    if declared == TIMESTAMPTZ:
+        return _timestamp_value
+    if declared is not None and decimal_parts(declared) is not None:
+        return _decimal_value
+    if declared == TIME:
+        return _time_value
+    if declared == BOOLEAN:
+        return lambda v: bool(v) if isinstance(v, int) and v in (0, 1) else to_json_value(v)
+    return to_json_value
+
+
+def _timestamp_value(value: Any) -> Any:
+    if isinstance(value, (datetime, str)):
+        try:
+            return iso_seoul(value)
+        except ValueError:
+            return value  # not a timestamp after all: the worker says so (a dead letter with its reason)
+    return to_json_value(value)
+
+
+def _decimal_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return format(Decimal(str(value)), "f")
+    return to_json_value(value)
+
+
+def _time_value(value: Any) -> Any:
+    if isinstance(value, timedelta) and timedelta(0) <= value < timedelta(days=1):  # MySQL TIME via PyMySQL
+        return (datetime.min + value).time().isoformat()
+    return to_json_value(value)
+
+
 # ──────────────────────────────────────────────────────────────── reading ──
 
 
@@ -105,14 +197,27 @@ class SourceRow:
 class TableReader:
     """Reads one configured table: only its allow-listed columns, in (watermark, pk) order."""
 
-    def __init__(self, spec: TableSpec, table: sa.Table, watermark_is_text: bool, index_name: str | None = None):
+    def __init__(self, spec: TableSpec, table: sa.Table, watermark_is_text: bool, index_name: str | None = None,
+                 raw_temporal: bool = False):
         self.spec = spec
         self.table = table
         self.watermark_is_text = watermark_is_text
         self.index_name = index_name  # an index starting with the watermark column, if the source has one
-        self._wm = table.c[spec.watermark]
-        self._pk = [table.c[k] for k in spec.primary_key]
-        self._columns = [table.c[c] for c in spec.column_names]
+        # The declared type of every exported column (schema records), and how its values go out.
+        hashed = {c.name for c in spec.columns if c.hash}
+        self.declared = {c: declared_type(table.c[c], c in hashed) for c in spec.column_names}
+        self.to_json = {c: json_value_for(t) for c, t in self.declared.items()}
+
+        def read(column: sa.Column) -> sa.ColumnElement:
+            # SQLite keeps the demo's timestamps as ISO text: read and compare them as the text they are
+            # (SQLAlchemy's SQLite DATETIME would re-parse them and lose the offset).
+            if raw_temporal and isinstance(column.type, (sa.DateTime, sa.Date, sa.Time)):
+                return sa.type_coerce(column, sa.String())
+            return column
+
+        self._wm = read(table.c[spec.watermark])
+        self._pk = [read(table.c[k]) for k in spec.primary_key]
+        self._columns = [read(table.c[c]).label(c) for c in spec.column_names]
 
     def _bind_ts(self, ts: datetime) -> Any:
         """The watermark as the source compares it: ISO text (SQLite demo) or naive Seoul time (DATETIME)."""
@@ -180,8 +285,9 @@ def describe(engine: Engine, spec: TableSpec) -> TableReader:
             f"are not in the source table — fix [tables.{spec.name}]"
         )
     wm_type = table.c[spec.watermark].type
-    is_text = not isinstance(wm_type, (sa.DateTime, sa.Date))
-    return TableReader(spec, table, watermark_is_text=is_text, index_name=watermark_index(engine, spec))
+    sqlite = engine.dialect.name == "sqlite"
+    is_text = sqlite or not isinstance(wm_type, (sa.DateTime, sa.Date))
+    return TableReader(spec, table, watermark_is_text=is_text, index_name=watermark_index(engine, spec), raw_temporal=sqlite)
 
 
 def watermark_index(engine: Engine, spec: TableSpec) -> str | None:

@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS _meta.schema_changes (
     changed_at   TIMESTAMPTZ NOT NULL,
     table_name   VARCHAR NOT NULL,
     column_name  VARCHAR,
-    change       VARCHAR NOT NULL,       -- create_table | add_column | widen
+    change       VARCHAR NOT NULL,       -- create_table | add_column | widen | declare (a schema record)
     old_type     VARCHAR,
     new_type     VARCHAR
 );
