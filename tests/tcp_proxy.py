@@ -1,21 +1,31 @@
 """A tiny TCP proxy for outage tests: cut, then restore, the worker's road to the broker.
 
 The embedded broker keeps topics in memory, so stopping it would lose them;
-cutting the network in between is the honest way to test an outage
-(DESIGN.md). The broker must advertise the proxy's address, or clients would
-reconnect around it.
+cutting the network in between is the honest way to test an outage. The
+broker must advertise the proxy's address, or clients would reconnect
+around it.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 
 
 class TcpProxy:
+    """Forwards 127.0.0.1:listen_port to `target` until cut; counts the connections it refused while cut.
+
+    A cut resets every new connection at once (the client sees its connection
+    refused/reset, as with a closed port) instead of closing the port: the
+    listener stays, so `refused` can count the client's reconnect attempts and
+    a test can wait for "it retried N times" instead of sleeping.
+    """
+
     def __init__(self, listen_port: int, target: tuple[str, int]):
         self.listen_port = listen_port
         self.target = target
+        self.refused = 0  # connections reset while cut
         self._server: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -33,15 +43,25 @@ class TcpProxy:
     def cut(self) -> None:
         """Refuse new connections and drop the open ones."""
         self._open = False
-        if self._server is not None:
+        self._drop_connections()
+
+    def restore(self) -> None:
+        self._open = True
+
+    def stop(self) -> None:
+        self._open = False
+        server, self._server = self._server, None
+        if server is not None:
             # close() alone does not wake a thread blocked in accept(): the
             # socket would go on accepting. shutdown() does.
             try:
-                self._server.shutdown(socket.SHUT_RDWR)
+                server.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            self._server.close()
-            self._server = None
+            server.close()
+        self._drop_connections()
+
+    def _drop_connections(self) -> None:
         with self._lock:
             for c in self._conns:
                 try:
@@ -51,21 +71,18 @@ class TcpProxy:
                 c.close()
             self._conns.clear()
 
-    def restore(self) -> None:
-        self.start()
-
-    def stop(self) -> None:
-        self.cut()
-
     def _accept(self, server: socket.socket) -> None:
-        while self._open:
+        while True:
             try:
                 client, _ = server.accept()
             except OSError:
-                return
+                return  # stopped
             if not self._open:
+                self.refused += 1
+                # Linger 0: close() sends a reset, not an orderly end of stream.
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 client.close()
-                return
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
             except OSError:

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import orjson
 import pytest
@@ -69,7 +68,12 @@ def test_watermark_holds_while_broker_is_unreachable(export_config, tmp_path, pr
         wait_for(lambda: saved_pk(cfg.exporter.state_path) == 300, 60, "the first 300 rows")
         proxy.cut()
         add_entries(engine, 301, 600)
-        time.sleep(8)  # several passes try to send and fail
+        # The exporter read the new rows and failed to send them (it says so when a send fails),
+        # then kept trying: several reconnects refused.
+        wait_for(lambda: "Kafka unavailable" in log_path.read_text() or proc.poll() is not None, 60,
+                 "the exporter to fail to send the new rows")
+        noticed = proxy.refused
+        wait_for(lambda: proxy.refused >= noticed + 4 or proc.poll() is not None, 60, "4 more reconnect attempts")
         assert proc.poll() is None, log_path.read_text()
         assert saved_pk(cfg.exporter.state_path) == 300  # nothing acknowledged, nothing recorded
         proxy.restore()

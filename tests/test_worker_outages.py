@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 
@@ -24,6 +23,8 @@ from tests.ingest_helpers import (
 from tests.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.slow
+
+RETRIES = 4  # reconnect attempts the proxy must refuse after the worker noticed, before an outage ends
 
 
 @pytest.fixture
@@ -65,7 +66,9 @@ def test_network_cut_to_the_broker_is_ridden_out_and_nothing_is_lost(proxied_bro
     try:
         proxy.cut()
         wait_for(lambda: "unreachable" in log.read_text(), 30, "the worker to notice the outage")
-        time.sleep(3)  # stay down a while: the worker must not flood the log
+        # Stay down until the worker has tried again and again: it must still say so only once.
+        noticed = proxy.refused
+        wait_for(lambda: proxy.refused >= noticed + RETRIES, 60, f"{RETRIES} more reconnect attempts")
         proxy.restore()
         produce(bootstrap, second)
         wait_for(lambda: messages_landed(warehouse) >= len(scenario.messages), 90, "everything to land after the outage")
@@ -105,10 +108,15 @@ def test_a_worker_started_during_an_outage_waits_for_the_broker(proxied_broker, 
                           worker={"max_batch_rows": 2000, "max_batch_seconds": 0.3})
     warehouse = tmp_path / "warehouse.duckdb"
     proxy.cut()
-    worker = start_worker(config, log=tmp_path / "worker.log")
+    log = tmp_path / "worker.log"
+    worker = start_worker(config, log=log)
     try:
-        time.sleep(4)
-        assert worker.poll() is None, "the worker must wait for the broker, not exit"
+        # kafka-python gives up bootstrapping after 30 s; the worker must then keep trying.
+        wait_for(lambda: "unreachable" in log.read_text() or worker.poll() is not None, 90, "the worker to meet the outage")
+        noticed = proxy.refused
+        wait_for(lambda: proxy.refused >= noticed + RETRIES or worker.poll() is not None, 60,
+                 f"{RETRIES} more connection attempts after the first failure")
+        assert worker.poll() is None, "the worker must wait for the broker, not exit: " + log.read_text()[-2000:]
         proxy.restore()
         produce(bootstrap, scenario.messages)
         wait_for(lambda: messages_landed(warehouse) >= len(scenario.messages), 120, "everything to land once the broker answers")
