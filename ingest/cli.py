@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--from-beginning", action="store_true",
                    help="re-read every topic from its first offset (re-delivery is harmless: newer rows are never overwritten)")
 
+    rp = with_config(sub.add_parser("replay", help="land dead letters that pass today's rules (after a fix), exactly once"))
+    rp.add_argument("--table", metavar="T", help="only this table's dead letters")
+    rp.add_argument("--since", metavar="TIME", type=_timestamp,
+                    help="only dead letters received since TIME (ISO-8601, e.g. 2026-11-24 or 2026-11-24T09:00+09:00)")
+
     d = with_config(sub.add_parser("watchdog", help="e-mail when the worker stops, and when it recovers"))
     d.add_argument("--once", action="store_true", help="check once and exit")
 
@@ -53,6 +58,18 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--port", type=int, default=8501, help="Streamlit port")
     r.add_argument("--broker-port", type=int, default=9092)
     return p
+
+
+def _timestamp(text: str):
+    """--since: ISO-8601; a date or a time without an offset is Asia/Seoul time."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time, e.g. 2026-11-24 or 2026-11-24T09:00+09:00") from None
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo("Asia/Seoul"))
 
 
 def _setup_logging(command: str) -> None:
@@ -113,6 +130,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ingest.simulate import run_simulator
 
         return run_simulator(cfg, once=args.once, seed=args.seed)
+    if args.command == "replay":
+        cfg = load_config(args.config, needs=("kafka", "warehouse", "tables"))
+        from ingest.replay import run_replay
+
+        return run_replay(cfg, table=args.table, since=args.since)
     if args.command == "watchdog":
         cfg = load_config(args.config, needs=("warehouse", "alerts"))
         from ingest.watchdog import run_watchdog

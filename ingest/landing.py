@@ -13,6 +13,7 @@ because the batch is deduped first and then MERGEd on the key.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -154,6 +155,64 @@ def land_batch(
     result.seconds = time.perf_counter() - t0
     result.columns = {t: own_columns(cols) for t, cols in existing.items()}
     return result
+
+
+@dataclass
+class ReplayLanding:
+    batch_id: int
+    replayed: int  # dead letters that pass today's rules (applied, or older than what the warehouse holds)
+    skipped_stale: int
+    dead_letters: int  # still failing
+    reasons: dict[str, int]  # why they still fail → how many
+    schema_changes: list[str]
+
+
+def land_replay(con: duckdb.DuckDBPyConnection, batch: DecodedBatch, started_at: datetime) -> ReplayLanding:
+    """Land dead letters decoded again (`ingest.replay`) in ONE transaction with their "replayed" marks.
+
+    Those that pass land like any change (newer wins); those that still fail
+    stay dead letters, with when they were tried and why they still fail. A
+    `_meta.batches` row of kind 'replay' (no offsets) records the run and
+    moves the data version.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        batch_id = con.execute(sql.next_batch_id()).fetchone()[0]
+        result = LandingResult(batch_id=batch_id)
+        existing = _existing_columns(con)
+        still: list[pa.Table] = []
+        reasons: dict[str, int] = {}
+        for decoded in batch.topics:
+            if decoded.dead_letters is not None:
+                still.append(decoded.dead_letters.select(["topic", "partition", "offset", "reason"]))
+                for reason in decoded.dead_letters.column("reason").to_pylist():
+                    reasons[reason] = reasons.get(reason, 0) + 1
+            if _land_topic(con, dataclasses.replace(decoded, dead_letters=None), existing, result):
+                result.tables.append(decoded.table)
+        failing = pa.concat_tables(still) if still else pa.table({
+            "topic": pa.array([], pa.string()), "partition": pa.array([], pa.int32()),
+            "offset": pa.array([], pa.int64()), "reason": pa.array([], pa.string())})
+        tried = batch.raw.records.select(["topic", "partition", "offset"])
+        con.register("_tried", tried)
+        con.register("_failing", failing)
+        try:
+            con.execute(sql.note_replay_failures("_failing"))
+            replayed = con.execute(sql.mark_replayed("_tried", "_failing"), {"batch_id": batch_id}).fetchall()
+        finally:
+            con.unregister("_tried")
+            con.unregister("_failing")
+        con.execute(sql.insert_batch(), {
+            "kind": "replay", "batch_id": batch_id, "started_at": started_at, "messages": batch.messages,
+            "upserts": result.upserts, "deletes": result.deletes, "skipped": result.skipped_stale,
+            "dead": failing.num_rows, "seconds": 0.0, "tables": sorted(set(result.tables)), "offsets": "{}", "lag": None,
+        })
+        con.execute("COMMIT")
+    except BaseException:
+        _rollback(con)
+        raise
+    con.execute("CHECKPOINT")
+    return ReplayLanding(batch_id, len({tuple(r) for r in replayed}), result.skipped_stale, failing.num_rows, reasons,
+                         result.schema_changes)
 
 
 def declared_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:

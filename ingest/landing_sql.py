@@ -36,6 +36,28 @@ WHERE NOT EXISTS (SELECT 1 FROM _meta.dead_letters d
 """
 
 
+def note_replay_failures(failing: str) -> str:
+    """Dead letters a replay tried that still fail: when, and why (today's reason)."""
+    return f"""
+UPDATE _meta.dead_letters d SET last_replay_at = now(), last_replay_reason = f.reason
+FROM {failing} f
+WHERE d.topic = f.topic AND d."partition" = f."partition" AND d."offset" = f."offset" AND d.replayed_at IS NULL
+"""
+
+
+def mark_replayed(tried: str, failing: str) -> str:
+    """Dead letters a replay tried that pass today's rules: replayed now, in batch $batch_id."""
+    return f"""
+UPDATE _meta.dead_letters d SET replayed_at = now(), replay_batch_id = $batch_id, last_replay_at = now(),
+       last_replay_reason = NULL
+FROM {tried} t
+WHERE d.topic = t.topic AND d."partition" = t."partition" AND d."offset" = t."offset" AND d.replayed_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM {failing} f
+                  WHERE f.topic = t.topic AND f."partition" = t."partition" AND f."offset" = t."offset")
+RETURNING d.topic, d."partition", d."offset"
+"""
+
+
 # ──────────────────────────────────────────────────────── table DDL ──
 
 

@@ -262,7 +262,7 @@ def type_from_profile(
 INTEGER_TEXT = r"-?[0-9]+"
 DECIMAL_TEXT = r"-?[0-9]+(\.[0-9]+)?"
 DOUBLE_TEXT = r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?"
-TIME_PATTERN = r"\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?"
+TIME_PATTERN = r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
 BOOLEAN_TEXTS = ("true", "false", "0", "1")
 _INTEGER_RANGE = {SMALLINT: 2**15, INTEGER: 2**31, BIGINT: 2**63, HUGEINT: 2**127}
 

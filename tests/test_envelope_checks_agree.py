@@ -19,16 +19,28 @@ from ingest.identifiers import is_column_name
 from ingest.decode import check_topic
 
 TABLE, TOPIC = "orders", "p.orders"
+MAX_BYTES = 4096  # a small limit, so that sizes around it are cheap to generate
+
+def nested(depth: int):
+    value: object = 1
+    for i in range(depth):
+        value = [value] if i % 2 else {"n": value}
+    return value
+
 
 scalars = st.one_of(st.integers(-2**70, 2**70), st.text(max_size=8), st.booleans(), st.none(),
-                    st.floats(allow_nan=False, allow_infinity=False), st.just({"nested": 1}), st.just([1, 2]))
+                    st.floats(allow_nan=False, allow_infinity=False), st.just({"nested": 1}), st.just([1, 2]),
+                    st.sampled_from([1e308, -0.0, "NaN", "[[[[{{{{", nested(32), nested(33), nested(80)]),
+                    st.just([[i] for i in range(40)]))  # more brackets than the depth limit, yet shallow
 timestamps = st.one_of(
     st.sampled_from(["2026-11-24T10:00:00+09:00", "2026-11-24 10:00:00.123456+09:00", "2026-11-24T01:00:00Z",
                      "2026-11-24T10:00+0900", "2026-11-24T10:00:00", "2026-11-24", "yesterday", "2026-13-45T10:00:00+09:00", ""]),
     st.text(max_size=12),
 )
 column_names = st.one_of(st.sampled_from(["amount", "note", "a1", "_hidden", "1abc", "a b", "x-y", "é",
-                                          "Amount", "NOTE", "ORDER_ID", "Card_Id"]),  # other spellings of columns
+                                          "Amount", "NOTE", "ORDER_ID", "Card_Id",  # other spellings of columns
+                                          "a\x00b", "a'b", 'a"b', "a\\b", "a\nb", "\u200fabc", "😀", "x" * 300, "",
+                                          "_deleted", "금액", "가" * 63, "가" * 64, "select"]),
                          st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,8}", fullmatch=True))
 
 
@@ -41,7 +53,7 @@ def envelopes(draw, primary_key):
     env = {"table": TABLE, "op": draw(st.sampled_from(["upsert", "delete"])), "pk": pk, "row": row,
            "source_ts": "2026-11-24T10:00:00+09:00", "exported_at": "2026-11-24T10:00:05+09:00", "v": 1}
     breakage = draw(st.sampled_from(["none", "none", "drop", "retype", "op", "v", "table", "pk_keys", "pk_value",
-                                     "row_none", "row_pk", "ts", "not_object", "bytes", "empty"]))
+                                     "row_none", "row_pk", "ts", "not_object", "bytes", "empty", "big", "twice"]))
     if breakage == "drop":
         env.pop(draw(st.sampled_from(sorted(env))))
     elif breakage == "retype":
@@ -68,7 +80,14 @@ def envelopes(draw, primary_key):
         return draw(st.sampled_from([b"\xff\xfe{}", b"{not json", b"  ", b"{\"table\": }"]))
     if breakage == "empty":
         return draw(st.sampled_from([b"", None]))
-    return json.dumps(env, ensure_ascii=False).encode()
+    text = json.dumps(env, ensure_ascii=False)
+    if breakage == "big":  # over the size limit, or just under it
+        env["row"] = {**(env.get("row") or {}), "note": "x" * (MAX_BYTES - len(text) + draw(st.sampled_from([-40, 40])))}
+        text = json.dumps(env, ensure_ascii=False)
+    if breakage == "twice" and isinstance(env.get("row"), dict) and env["row"]:
+        first = next(iter(env["row"]))
+        text = text.replace('"row": {', '"row": {' + json.dumps(first) + ": 0, ", 1)
+    return text.encode()
 
 
 def sql_verdicts(values: list[bytes | None], primary_key: tuple[str, ...], columns: dict | None = None) -> list[str | None]:
@@ -80,7 +99,7 @@ def sql_verdicts(values: list[bytes | None], primary_key: tuple[str, ...], colum
     con = duckdb.connect()
     try:
         con.register("_raw", batch.records)
-        check_topic(con, TOPIC, TABLE, primary_key, columns or {})
+        check_topic(con, TOPIC, TABLE, primary_key, columns or {}, max_bytes=MAX_BYTES)
         return [r for (r,) in con.execute('SELECT reason FROM _parsed ORDER BY "offset"').fetchall()]
     finally:
         con.close()
@@ -90,7 +109,7 @@ def python_verdict(value: bytes | None, primary_key: tuple[str, ...], spelling: 
     """`envelope.decode`, plus the one rule that needs the batch: `spelling` (lower-cased name → the
     column's spelling, from the table and then the batch) refuses a field spelled another way."""
     try:
-        change = decode(value, TABLE, primary_key, 0, 0)
+        change = decode(value, TABLE, primary_key, 0, 0, max_bytes=MAX_BYTES)
     except Rejected as exc:
         return str(exc)
     for name in change.row or {}:
@@ -105,7 +124,7 @@ def batch_spelling(values: list[bytes | None], primary_key: tuple[str, ...], col
     for value in values:
         try:
             env = json.loads(value) if value else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             continue
         row = env.get("row") if isinstance(env, dict) else None
         for name in row if isinstance(row, dict) else ():
@@ -114,7 +133,7 @@ def batch_spelling(values: list[bytes | None], primary_key: tuple[str, ...], col
     return spelling
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
 def test_duckdb_checks_and_python_decode_agree(data):
     primary_key = data.draw(st.sampled_from([("order_id",), ("card_id", "day")]))
