@@ -92,11 +92,33 @@ def batch_history(query: QueryFn, limit: int = 500) -> pd.DataFrame:
     )
 
 
+def dead_letter_counts(query: QueryFn) -> tuple[int, int]:
+    """(remaining, replayed): dead letters still waiting, and those `python -m ingest replay` landed."""
+    if not _has_replay_columns(query):
+        return int(query("SELECT count(*) AS n FROM _meta.dead_letters", []).iat[0, 0]), 0
+    df = query("SELECT count(*) FILTER (replayed_at IS NULL) AS remaining, count(replayed_at) AS replayed "
+               "FROM _meta.dead_letters", [])
+    return int(df.iat[0, 0]), int(df.iat[0, 1])
+
+
+def _has_replay_columns(query: QueryFn) -> bool:
+    """Warehouses from before replay existed lack the columns until a newer worker starts on them."""
+    df = query("SELECT count(*) FROM information_schema.columns WHERE table_schema = '_meta' "
+               "AND table_name = 'dead_letters' AND column_name = 'replayed_at'", [])
+    return bool(df.iat[0, 0])
+
+
 def dead_letters(query: QueryFn, limit: int = 1000) -> pd.DataFrame:
-    """Newest first: where it came from, why, and the payload as text (raw_text full, raw_preview cut)."""
+    """Remaining ones first, newest first: where it came from, why, and the payload as text
+    (raw_text full, raw_preview cut); `replayed_at` once a replay landed it, `last_replay_reason`
+    when a replay tried it and it still fails."""
+    replay = ("replayed_at, last_replay_reason" if _has_replay_columns(query)
+              else "NULL::TIMESTAMPTZ AS replayed_at, NULL::VARCHAR AS last_replay_reason")
     df = query(
-        'SELECT received_at, topic, "partition", "offset", batch_id, reason, key, raw, octet_length(raw) AS raw_bytes, raw_sha256 '
-        "FROM _meta.dead_letters ORDER BY received_at DESC, topic, \"partition\", \"offset\" LIMIT ?",
+        'SELECT received_at, topic, "partition", "offset", batch_id, reason, key, raw, octet_length(raw) AS raw_bytes, '
+        f"raw_sha256, {replay} "
+        "FROM _meta.dead_letters ORDER BY replayed_at IS NOT NULL, received_at DESC, topic, \"partition\", \"offset\" "
+        "LIMIT ?",
         [int(limit)],
     )
     df["key"] = [_text(v) for v in df["key"]]

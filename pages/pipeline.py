@@ -153,13 +153,24 @@ dead = guarded(ph.dead_letters, wh.query) if "dead_letters" in meta else pd.Data
 if dead.empty:
     st.caption(pick("없습니다. / None."))
 else:
+    remaining, replayed = guarded(ph.dead_letter_counts, wh.query)
+    st.caption(pick(
+        f"남은 것 {i18n.fmt_number(remaining)}건 · 재처리되어 적재된 것 {i18n.fmt_number(replayed)}건. 설정이나 원본 스키마를 "
+        "고친 뒤 `python -m ingest replay` 로 남은 것을 다시 처리할 수 있습니다. / "
+        f"{i18n.fmt_number(remaining)} remaining · {i18n.fmt_number(replayed)} replayed and landed. After fixing the "
+        "configuration or the source schema, `python -m ingest replay` lands the remaining ones that now pass."))
     st.dataframe(pd.DataFrame({
+        pick("상태 / State"): [pick("재처리됨 / replayed") if pd.notna(v) else pick("남음 / remaining")
+                             for v in dead["replayed_at"]],
         pick("받은 시각 / Received"): [fmt_time(v) for v in dead["received_at"]],
         pick("토픽 / Topic"): dead["topic"], pick("파티션 / Partition"): dead["partition"], pick("오프셋 / Offset"): dead["offset"],
-        pick("사유 / Reason"): dead["reason"], pick("크기(바이트) / Bytes"): dead["raw_bytes"],
+        pick("사유 / Reason"): dead["reason"],
+        pick("마지막 재처리 결과 / Last replay"): [v if isinstance(v, str) else "" for v in dead["last_replay_reason"]],
+        pick("크기(바이트) / Bytes"): dead["raw_bytes"],
         pick("내용 (앞부분) / Payload (start)"): dead["raw_preview"],
     }), hide_index=True, width="stretch", key="p_dead")
-    full = dead[["received_at", "topic", "partition", "offset", "batch_id", "reason", "key", "raw_text", "raw_bytes", "raw_sha256"]]
+    full = dead[["received_at", "topic", "partition", "offset", "batch_id", "reason", "replayed_at", "last_replay_reason",
+                 "key", "raw_text", "raw_bytes", "raw_sha256"]]
     downloads.download_buttons(
         lambda: pa.Table.from_pandas(full, preserve_index=False),
         basename=f"dead_letters_{datetime.now(i18n.SEOUL):%Y-%m-%d}",

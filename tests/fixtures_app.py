@@ -157,7 +157,7 @@ def build_warehouse(path: Path, rows: dict[str, pd.DataFrame], batch_id: int = 1
             con.unregister("staging")
             con.execute(landing_sql.create_live_view(table))
         con.execute(
-            "INSERT INTO _meta.batches VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0.1, ?, '{}', 0)",
+            "INSERT INTO _meta.batches (batch_id, started_at, committed_at, messages, upserts, deletes, skipped_stale, dead_letters, seconds, tables, offsets, lag_messages) VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0.1, ?, '{}', 0)",
             [batch_id, now - timedelta(seconds=3), now, sum(len(f) for f in rows.values()),
              sum(len(f) for f in rows.values()), list(rows)],
         )

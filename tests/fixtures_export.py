@@ -86,11 +86,16 @@ def load(path: Path, hash_key: str | None = HASH_KEY, **env):
     return load_config(path, needs=("source", "kafka", "exporter", "tables"), environ=environ)
 
 
-def read_topic(bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0) -> list:
-    """Every message of `topic` (raw ConsumerRecords), read without a consumer group.
+def read_topic(bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0,
+               schema_records: bool = False) -> list:
+    """Every change message of `topic` (raw ConsumerRecords), read without a consumer group.
 
-    Reads until `expect` messages were seen, or until nothing new arrived for 1.5 s.
+    Reads until `expect` changes were seen, or until nothing new arrived for
+    1.5 s. The exporter's schema records (one per partition, ahead of the
+    rows) are left out unless `schema_records`.
     """
+    from ingest.envelope import SCHEMA_KEY
+
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
@@ -109,14 +114,16 @@ def read_topic(bootstrap: str, topic: str, expect: int | None = None, timeout: f
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
         out: list = []
+        changes = 0
         quiet_since = time.monotonic()
         while time.monotonic() < deadline:
             batch = consumer.poll(timeout_ms=300, max_records=10_000)
             got = [r for recs in batch.values() for r in recs]
             if got:
-                out.extend(got)
+                changes += sum(1 for r in got if r.key != SCHEMA_KEY)
+                out.extend(r for r in got if schema_records or r.key != SCHEMA_KEY)
                 quiet_since = time.monotonic()
-            if expect is not None and len(out) >= expect:
+            if expect is not None and changes >= expect:
                 break
             if expect is None and time.monotonic() - quiet_since > 1.5:
                 break

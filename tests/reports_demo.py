@@ -257,7 +257,7 @@ def add_pipeline_meta(con: duckdb.DuckDBPyConnection, now: dt.datetime) -> None:
     for b in range(1, META_BATCHES + 1):
         committed = now - dt.timedelta(minutes=2 * (META_BATCHES - b))
         con.execute(
-            "INSERT INTO _meta.batches VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?)",
+            "INSERT INTO _meta.batches (batch_id, started_at, committed_at, messages, upserts, deletes, skipped_stale, dead_letters, seconds, tables, offsets, lag_messages) VALUES (?, ?, ?, ?, ?, 0, 0, ?, ?, ?, ?, ?)",
             [b, committed - dt.timedelta(seconds=1), committed, 100 * b, 100 * b - (1 if b in (3, 7) else 0),
              1 if b in (3, 7) else 0, 0.1 * b, ["payments", "topups"], json.dumps({"prepaid.payments/0": [0, 100 * b]}), 10 * (META_BATCHES - b)],
         )
@@ -271,11 +271,11 @@ def add_pipeline_meta(con: duckdb.DuckDBPyConnection, now: dt.datetime) -> None:
             )
             con.execute("INSERT INTO _meta.offsets VALUES (?, ?, ?, ?)", [f"prepaid.{table}", part, 1000 + part, now])
     con.execute(
-        "INSERT INTO _meta.dead_letters VALUES (3, 'prepaid.payments', 1, 4242, ?, ?, ?, ?, ?)",
+        "INSERT INTO _meta.dead_letters (batch_id, topic, \"partition\", \"offset\", key, raw, raw_sha256, reason, received_at) VALUES (3, 'prepaid.payments', 1, 4242, ?, ?, ?, ?, ?)",
         [b'{"payment_id": 7}', b"\xff\xfenot json", hashlib.sha256(b"\xff\xfenot json").hexdigest(), DEAD_LETTER_REASONS[0], now - dt.timedelta(minutes=18)],
     )
     con.execute(
-        "INSERT INTO _meta.dead_letters VALUES (7, 'prepaid.payments', 0, 4343, ?, ?, ?, ?, ?)",
+        "INSERT INTO _meta.dead_letters (batch_id, topic, \"partition\", \"offset\", key, raw, raw_sha256, reason, received_at) VALUES (7, 'prepaid.payments', 0, 4343, ?, ?, ?, ?, ?)",
         [b'{"payment_id": 7}', LONG_RAW, hashlib.sha256(LONG_RAW).hexdigest(), DEAD_LETTER_REASONS[1], now - dt.timedelta(minutes=10)],
     )
     con.execute(

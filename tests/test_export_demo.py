@@ -28,6 +28,7 @@ from ingest.export import run_exporter
 from ingest.simulate import PII_COLUMNS, tick
 from ingest.source import SEOUL
 from ingest.watermarks import WatermarkStore
+from ingest.envelope import SCHEMA_KEY
 from tests.fixtures_export import HASH_KEY, LEDGER, ROOT, export_env, latest_by_key, load, read_topic, run_export_cli
 from tests.ingest_helpers import wait_for
 from tests.pii_scan import file_bytes, find_in_text, find_in_warehouse
@@ -44,7 +45,7 @@ def run_worker_until_idle(config: Path) -> subprocess.CompletedProcess:
 
 def all_messages(cfg, expect_counts: dict[str, int] | None = None) -> dict[str, list]:
     return {t: read_topic(cfg.kafka.bootstrap_servers, cfg.kafka.topic_for(t),
-                          expect=(expect_counts or {}).get(t)) for t in TABLES}
+                          expect=(expect_counts or {}).get(t), schema_records=True) for t in TABLES}
 
 
 def source_rows(url: str, table: str) -> list[dict]:
@@ -183,7 +184,8 @@ def test_whole_pipeline_carries_no_personal_data_and_reconciles(export_config, d
     expect_hashed = {hmac.new(key, str(m["member_id"]).encode(), hashlib.sha256).hexdigest() for m in src_members}
     plain = {hashlib.sha256(str(m["member_id"]).encode()).hexdigest() for m in src_members}
     assert wh_members == expect_hashed and not (wh_members & plain)
-    card_members = {orjson.loads(r.value)["row"]["member_id"] for r in messages["cards"]}
+    changes = {t: [r for r in recs if r.key != SCHEMA_KEY] for t, recs in messages.items()}
+    card_members = {orjson.loads(r.value)["row"]["member_id"] for r in changes["cards"]}
     assert card_members <= expect_hashed
 
     # 6. Everything arrived: counts, soft deletes, balances equal the source.
@@ -195,7 +197,10 @@ def test_whole_pipeline_carries_no_personal_data_and_reconciles(export_config, d
     # Every envelope row carries exactly the allow-listed columns.
     for table in TABLES:
         allowed = set(cfg.tables[table].column_names)
-        assert all(set(orjson.loads(r.value)["row"]) == allowed for r in messages[table])
+        assert all(set(orjson.loads(r.value)["row"]) == allowed for r in changes[table])
+        # ... and the schema record declares exactly those columns' types.
+        declared = [orjson.loads(r.value)["columns"] for r in messages[table] if r.key == SCHEMA_KEY]
+        assert len(declared) == cfg.kafka.partitions and all(set(d) == allowed for d in declared)
 
 
 def exporter_caught_up(cfg, engine: sa.Engine) -> bool:

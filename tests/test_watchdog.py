@@ -180,7 +180,7 @@ def set_heartbeat(path: Path, beat_at: datetime, state: str = "running", lag: in
 def add_dead_letter(path: Path, raw: bytes, reason: str) -> None:
     with open_writer(path) as con:
         con.execute(
-            "INSERT INTO _meta.dead_letters VALUES (1, 'prepaid.members', 0, 7, NULL, ?, 'x', ?, now())", [raw, reason]
+            "INSERT INTO _meta.dead_letters (batch_id, topic, \"partition\", \"offset\", key, raw, raw_sha256, reason, received_at) VALUES (1, 'prepaid.members', 0, 7, NULL, ?, 'x', ?, now())", [raw, reason]
         )
 
 

@@ -94,7 +94,7 @@ def make_warehouse(path: Path, batches: int) -> None:
         for b in range(1, batches + 1):
             con.execute("INSERT INTO main.topups SELECT range + ?, 1000 FROM range(100)", [b * 100])
             con.execute(
-                "INSERT INTO _meta.batches VALUES (?, ?, ?, 100, 100, 0, 0, 0, 0.1, ['topups'], '{}', 0)", [b, now, now]
+                "INSERT INTO _meta.batches (batch_id, started_at, committed_at, messages, upserts, deletes, skipped_stale, dead_letters, seconds, tables, offsets, lag_messages) VALUES (?, ?, ?, 100, 100, 0, 0, 0, 0.1, ['topups'], '{}', 0)", [b, now, now]
             )
 
 
@@ -112,7 +112,7 @@ def test_backup_waits_for_the_writer_copies_consistently_and_rotates(tmp_path):
         with open_writer(wh) as con:
             holding.set()
             con.execute("INSERT INTO main.topups SELECT range + 10000, 1000 FROM range(100)")
-            con.execute("INSERT INTO _meta.batches SELECT 4, now(), now(), 100, 100, 0, 0, 0, 0.1, ['topups'], '{}', 0")
+            con.execute("INSERT INTO _meta.batches (batch_id, started_at, committed_at, messages, upserts, deletes, skipped_stale, dead_letters, seconds, tables, offsets, lag_messages) SELECT 4, now(), now(), 100, 100, 0, 0, 0, 0.1, ['topups'], '{}', 0")
             time.sleep(1.5)
 
     t = threading.Thread(target=writer)
