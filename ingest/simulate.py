@@ -562,7 +562,8 @@ def _span(seconds: float) -> str:
         return f"{seconds / DAY:.1f} days"
     if seconds >= 2 * 3600:
         return f"{seconds / 3600:.1f} hours"
-    return f"{seconds / 60:.0f} minutes"
+    minutes = round(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def run_simulator(
@@ -609,7 +610,7 @@ def run_simulator(
         if gap > 60:
             started = time.monotonic()
             rows = live_until(engine, business, time.time())
-            log.info("lived through the %s since the demo last ran: %s rows in %.1f s", _span(gap), f"{rows:,}",
+            log.info("lived through the %s since the demo last ran: %s row(s) in %.1f s", _span(gap), f"{rows:,}",
                      time.monotonic() - started)
         if once or stop.is_set():
             return 0
