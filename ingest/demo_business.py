@@ -69,6 +69,7 @@ PAYMENTS_PER_CARD_DAY = 0.18
 TOPUPS_PER_CARD_DAY = 0.05
 SUSPENSIONS_PER_CARD_DAY = 0.0008
 LEAVES_PER_MEMBER_DAY = 0.0003
+MIN_LEAVES_PER_DAY = 0.8  # even a small business (tests seed 300 members) loses a member now and then
 SUSPENSION_MEAN_DAYS = 2.0
 CANCEL_SHARE, CANCEL_WITHIN_DAYS = 0.03, 2
 REFUND_SHARE, REFUND_WITHIN_DAYS = 0.02, 7
@@ -161,10 +162,10 @@ class People:
 
     def __init__(self, rng: random.Random):
         self.rng = rng
-        self.last, self.first, self.addresses, self.user_names = _person_vocabulary()
 
     def name(self) -> str:
-        return self.last.pick(self.rng) + self.first.pick(self.rng)
+        last, first, _, _ = _person_vocabulary()
+        return last.pick(self.rng) + first.pick(self.rng)
 
     def phone(self) -> str:
         r = self.rng
@@ -173,8 +174,9 @@ class People:
     def person(self, at: float) -> tuple[str, str, str, date, str]:
         """(name, phone, e-mail, birth date, address) of someone 14 to 80 years old at `at`."""
         r = self.rng
-        email = f"{r.choice(self.user_names)}{r.randrange(100)}@{r.choice(('example.com', 'example.net', 'example.org'))}"
-        address = f"{r.choice(self.addresses)} {r.randrange(101, 116)}동 {r.randrange(1, 26)}{r.randrange(1, 9):02d}호"
+        _, _, addresses, user_names = _person_vocabulary()
+        email = f"{r.choice(user_names)}{r.randrange(100)}@{r.choice(('example.com', 'example.net', 'example.org'))}"
+        address = f"{r.choice(addresses)} {r.randrange(101, 116)}동 {r.randrange(1, 26)}{r.randrange(1, 9):02d}호"
         birth = date(1970, 1, 1) + timedelta(days=local_day(at) - int(r.uniform(14, 80) * 365.25))
         return self.name(), self.phone(), email, birth, address
 
@@ -393,15 +395,16 @@ class Business:
         if until <= self.clock:
             return
         self.floor = t = self.clock
-        rates = (("payment", PAYMENTS_PER_CARD_DAY, self.usable), ("topup", TOPUPS_PER_CARD_DAY, self.usable),
-                 ("suspension", SUSPENSIONS_PER_CARD_DAY, self.usable), ("leave", LEAVES_PER_MEMBER_DAY, self.in_service))
+        arrivals = self._arrivals
         while t < until:
             stop = min(until, next_hour(t))
-            for kind, per_day, base in rates:
-                for at in self._arrivals[kind].between(t, stop, per_day * len(base)):
+            cards, members = len(self.usable), len(self.in_service)
+            for kind, per_day in (("payment", PAYMENTS_PER_CARD_DAY * cards), ("topup", TOPUPS_PER_CARD_DAY * cards),
+                                  ("suspension", SUSPENSIONS_PER_CARD_DAY * cards),
+                                  ("leave", max(LEAVES_PER_MEMBER_DAY * members, MIN_LEAVES_PER_DAY) if members else 0.0),
+                                  ("join", self.join_per_day)):
+                for at in arrivals[kind].between(t, stop, per_day):
                     self.schedule(at, kind)
-            for at in self._arrivals["join"].between(t, stop, self.join_per_day):
-                self.schedule(at, "join")
             queue, handlers = self._queue, self._handlers
             while queue and queue[0][0] <= stop:
                 at, _, kind, subject = heapq.heappop(queue)

@@ -219,9 +219,10 @@ def _seoul_parts(t: float) -> tuple[int, int]:
 
 
 def iso_seoul(t: float) -> str:
-    """Epoch seconds as SeoulTimestamp writes them on SQLite ("2026-11-24T10:00:00.000000+09:00"), ~10× faster.
+    """Epoch seconds as SeoulTimestamp writes them on SQLite ("2026-11-24T10:00:00.000000+09:00").
 
-    tests/test_simulate.py checks the two agree.
+    Made here without a zone-aware datetime per value (the history has a
+    million of them); tests/test_simulate.py checks the two agree.
     """
     seconds, us = _seoul_parts(t)
     day, s = divmod(seconds, 86_400)
@@ -248,7 +249,7 @@ def epoch(value: Any) -> float | None:
 
 
 class _Writer:
-    """Writes the business's changes with the driver's executemany: the history is ~500k rows.
+    """Writes the business's changes with the driver's executemany: the history is ~375k rows.
 
     Plain driver statements (no per-value type processing) are what keep
     seeding in seconds; the timestamp format is SeoulTimestamp's, made by
@@ -359,11 +360,12 @@ def seed_history(
     t0, t_end = start.timestamp(), end.timestamp()
 
     merchant_rows = []
+    categories, regions = Weights(CATEGORIES), Weights(REGIONS)
     for mid in range(1, max(20, members_count // 12) + 1):
-        created = t0 - rng.random() * 1000 * DAY
-        category = Weights(CATEGORIES).pick(rng)
+        created = t0 - rng.random() * 1000 * DAY  # shops were there before the card
+        category = categories.pick(rng)
         merchant_rows.append((mid, _merchant_name(rng, category, mid), people.name(), people.phone(),
-                              _business_reg_no(rng), category, Weights(REGIONS).pick(rng), created, created))
+                              _business_reg_no(rng), category, regions.pick(rng), created, created))
     business = Business(rng, people, [(r[0], r[5]) for r in merchant_rows], clock=t0)
     for at in sign_up_times(rng, members_count, t0, t_end, midnight=t0):
         business.schedule(at, "join")
@@ -463,8 +465,8 @@ def live_until(engine: Engine, business: Business, until: float, step: float = C
 def keep_business_moving(
     engine: Engine,
     business: Business,
+    wait: Callable[[float], bool],
     clock: Callable[[], float] = time.time,
-    wait: Callable[[float], bool] = threading.Event().wait,
     tick_seconds: float = 2.0,
     rng: random.Random | None = None,
 ) -> Business:
