@@ -375,3 +375,28 @@ def test_stop_and_start_again_at_once_on_the_same_ports(tmp_path):
         for pid in seen:  # last resort, only PIDs this test saw under its own children
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_port_left_in_time_wait_is_free_and_a_listening_port_is_busy():
+    """The check `make run` makes before starting: busy only while something listens."""
+    import socket
+
+    from ingest.supervisor import port_in_use
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and Tansu bind
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert port_in_use(port)
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first and keeps the port in TIME_WAIT, as after Ctrl-C
+        client.recv(1)
+        client.close()
+    deadline = time.monotonic() + 5
+    while time_wait_on(port) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert time_wait_on(port) > 0
+    assert plain_bind_refused(port)  # negative control: what the old check saw as "in use"
+    assert not port_in_use(port)
