@@ -44,7 +44,7 @@ from functools import lru_cache
 from itertools import accumulate
 from typing import Any, Callable
 
-from ingest.demo_pace import DAY, HOUR, Arrivals, local_day, next_hour, unit, weekday
+from ingest.demo_pace import DAY, HOUR, HOUR_WEIGHTS, Arrivals, local_day, next_hour, unit, weekday
 
 # ──────────────────────────────────────────────────────────── vocabulary ──
 
@@ -288,8 +288,6 @@ def sign_up_times(rng: random.Random, count: int, start: float, end: float, midn
     `midnight` is a Seoul midnight at or before `start`; times of day follow the
     same hour-of-day pattern as everything else.
     """
-    from ingest.demo_pace import HOUR_WEIGHTS
-
     span = (end - start) / DAY
     launch = min(LAUNCH_DAYS, span * 0.1)
     growth = math.log(JOIN_GROWTH) / max(span - launch, 1.0)

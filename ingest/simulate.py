@@ -47,10 +47,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from ingest.config import PipelineConfig
 from ingest.demo_business import (  # noqa: F401  (CHANNELS, PRODUCTS, card_number: re-exported, tests import them from here)
-    CATEGORIES, CHANNELS, INSERT_COLUMNS, KEYS, PRODUCTS, REGIONS, UPDATE_COLUMNS, Business, People, Weights,
-    card_number, sign_up_times,
+    CATEGORIES, CHANNELS, INSERT_COLUMNS, KEYS, PAYMENTS_PER_CARD_DAY, PRODUCTS, REGIONS, TOPUPS_PER_CARD_DAY,
+    UPDATE_COLUMNS, Business, People, Weights, card_number, sign_up_times,
 )
-from ingest.demo_pace import DAY, SEOUL_OFFSET
+from ingest.demo_pace import DAY, SEOUL_OFFSET, expected
 from ingest.source import SEOUL, connect
 
 log = logging.getLogger("ingest.simulate")
@@ -616,6 +616,11 @@ def run_simulator(
                      time.monotonic() - started)
         if once or stop.is_set():
             return 0
+        today = datetime.now(SEOUL).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        cards = len(business.usable)
+        log.info("the business goes on at its history's pace: %s cards in use, about %s payments and %s top-ups "
+                 "today", f"{cards:,}", f"{expected(PAYMENTS_PER_CARD_DAY * cards, today, today + DAY):,.0f}",
+                 f"{expected(TOPUPS_PER_CARD_DAY * cards, today, today + DAY):,.0f}")
         keep_business_moving(engine, business, wait=stop.wait, tick_seconds=tick_seconds, rng=rng)
         return 0
     finally:

@@ -18,8 +18,8 @@ so through env INGEST_LOG_PREFIXED; Streamlit through its logger options):
               the new broker never had; the source_ts rule makes re-sent rows harmless;
    watchdog   `python -m ingest watchdog`;
    app        `streamlit run streamlit_app.py` on 127.0.0.1:N, URL printed once healthy
-              (Streamlit's own welcome lines and INFO log are off: they would
-              name addresses the demo does not listen on).
+              (Streamlit's welcome lines and INFO log are off: this line says
+              where to go, once the app answers).
 
 It refuses a [source] that is not SQLite (the simulator writes invented rows
 into the source) and drops an inherited SOURCE_URL / SOURCE_PASSWORD.
