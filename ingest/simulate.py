@@ -476,11 +476,17 @@ def keep_business_moving(
     simulator; a test passes a simulated clock to live a week in seconds. The
     pace does not depend on the tick: `ingest.demo_pace.Arrivals`.
     """
+    refused = 0
     while not wait(tick_seconds):
         try:
             live_until(engine, business, clock())
+            refused = 0
         except sa.exc.OperationalError as exc:  # e.g. SQLite busy for longer than its timeout
-            log.warning("the demo source refused a write (%s); reloading the business from it and going on", exc.orig)
+            refused += 1
+            # Once is weather (the next tick lives the same time again); a source that keeps refusing needs a person.
+            (log.warning if refused >= 3 else log.info)(
+                "the demo source refused a write %d time(s) in a row (%s); reloading the business from it and going on",
+                refused, exc.orig)
             with engine.connect() as conn:
                 business = load_business(conn, rng or business.rng)
     return business
