@@ -430,3 +430,39 @@ def test_fast_timestamps_are_seoul_timestamps():
         moment = datetime.fromtimestamp(t, SEOUL)
         assert iso_seoul(t) == column.process_bind_param(moment, sqlite.dialect())
         assert naive_seoul(t) == column.process_bind_param(moment, mysql.dialect())
+
+
+def test_a_refused_write_is_lived_again_from_the_source(tmp_path, caplog):
+    """Another writer holds the SQLite file: the ticks meanwhile fail, the business reloads from the source
+    and lives that time again — no hour goes missing, balances still reconcile."""
+    path = tmp_path / "demo.sqlite"
+    end = datetime(2026, 11, 24, 8, 0, tzinfo=SEOUL)
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.2})
+    create_demo_schema(engine)
+    seed_history(engine, members_count=2000, seed=6, end=end)
+    with engine.connect() as conn:
+        business = load_business(conn, random.Random(3))
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # what the simulator's writes now meet
+    now, ticks = [end.timestamp()], [0]
+
+    def wait(seconds: float) -> bool:
+        ticks[0] += 1
+        if ticks[0] == 4:
+            blocker.execute("COMMIT")  # the other writer is done after three refused ticks
+        if ticks[0] > 8:
+            return True
+        now[0] += seconds
+        return False
+
+    with caplog.at_level("INFO", logger="ingest.simulate"):
+        keep_business_moving(engine, business, wait=wait, clock=lambda: now[0], tick_seconds=3600)
+    engine.dispose()
+    blocker.close()
+    refusals = [r for r in caplog.records if "refused a write" in r.getMessage()]
+    assert [r.levelname for r in refusals] == ["INFO", "INFO", "WARNING"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT reached_at FROM simulator_clock").fetchone()[0] == iso_seoul(end.timestamp() + 8 * 3600)
+        hours = counts_by(conn, "SELECT created_at FROM payments WHERE created_at >= ?", (end.isoformat(),), lambda t: t.hour)
+        assert all(hours[h] > 0 for h in range(8, 16)), hours  # 08:00–16:00, the three refused hours included
+        assert [r for r in conn.execute(MOVEMENTS).fetchall() if r[1] != r[2]] == []
