@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, time as dtime
+from datetime import datetime, time as dtime, timedelta as dtime_delta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -400,3 +400,37 @@ def test_a_port_left_in_time_wait_is_free_and_a_listening_port_is_busy():
     assert time_wait_on(port) > 0
     assert plain_bind_refused(port)  # negative control: what the old check saw as "in use"
     assert not port_in_use(port)
+
+
+def test_log_lines_carry_seoul_time_whatever_the_machines_zone(tmp_path):
+    """Alone, a process stamps its lines in Asia/Seoul with the offset; under `ingest run` (INGEST_LOG_PREFIXED=1)
+    it leaves time and name to the supervisor's prefix and names the level only from WARNING up."""
+    import sqlalchemy as sa
+
+    from ingest.simulate import create_demo_schema, seed_history
+
+    source = tmp_path / "demo.sqlite"
+    engine = sa.create_engine(f"sqlite:///{source}")
+    create_demo_schema(engine)
+    seed_history(engine, members_count=200, days=5, seed=1, end=datetime.now(SEOUL) - dtime_delta(hours=3))
+    engine.dispose()
+    stopped = shutil.copy(source, tmp_path / "stopped.sqlite")
+    text = (ROOT / "pipeline.toml").read_text().replace('url = "sqlite:///data/demo_source.sqlite"', f'url = "sqlite:///{source}"')
+    (tmp_path / "pipeline.toml").write_text(text, encoding="utf-8")
+    env = {**os.environ, "TZ": "America/New_York"}
+    env.pop("INGEST_LOG_PREFIXED", None)
+    cmd = [sys.executable, "-m", "ingest", "simulate", "--config", str(tmp_path / "pipeline.toml"), "--once"]
+    alone = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 0, alone.stderr
+    line = next(x for x in alone.stderr.splitlines() if "lived through" in x)
+    m = re.match(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\+09:00 simulate INFO lived through the 3\.0 hours", line)
+    assert m, line
+    stamp = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=SEOUL)
+    assert abs((datetime.now(SEOUL) - stamp).total_seconds()) < 120  # Seoul's clock, not New York's
+
+    shutil.copy(stopped, source)  # stopped three hours ago again
+    under_run = subprocess.run(cmd, cwd=ROOT, env={**env, "INGEST_LOG_PREFIXED": "1"}, capture_output=True, text=True,
+                               timeout=120)
+    assert under_run.returncode == 0, under_run.stderr
+    assert [x for x in under_run.stderr.splitlines() if x.startswith("lived through the 3.0 hours")], under_run.stderr
+    assert all(not re.match(r"^\d{4}-", x) and not x.startswith("INFO") for x in under_run.stderr.splitlines())
