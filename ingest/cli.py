@@ -12,6 +12,8 @@ import argparse
 import logging
 import os
 import sys
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from ingest.config import ConfigError, load_config
 
@@ -60,26 +62,45 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+# Every time stamp in the logs is Seoul time, the business's zone: the data, the
+# exporter's watermarks and the reports' days are all Asia/Seoul, whatever the
+# machine's own zone (a server in UTC printed 00:16 beside watermarks of 09:16).
+LOG_ZONE = ZoneInfo("Asia/Seoul")
+# Set by `python -m ingest run`, whose supervisor already starts every line with the time and the process name.
+PREFIXED_ENV = "INGEST_LOG_PREFIXED"
+
+
+class _LogFormatter(logging.Formatter):
+    """`2026-11-24 09:13:55+09:00 worker WARNING …` alone; `WARNING: …` (nothing for INFO) under the supervisor."""
+
+    def __init__(self, command: str, prefixed: bool):
+        super().__init__()
+        self.command, self.prefixed = command, prefixed
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        if self.prefixed:
+            return text if record.levelno < logging.WARNING else f"{record.levelname}: {text}"
+        stamp = datetime.fromtimestamp(record.created, LOG_ZONE).isoformat(sep=" ", timespec="seconds")
+        return f"{stamp} {self.command} {record.levelname} {text}"
+
+
 def _timestamp(text: str):
     """--since: ISO-8601; a date or a time without an offset is Asia/Seoul time."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 time, e.g. 2026-11-24 or 2026-11-24T09:00+09:00") from None
-    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo("Asia/Seoul"))
+    return value if value.tzinfo else value.replace(tzinfo=LOG_ZONE)
 
 
 def _setup_logging(command: str) -> None:
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format=f"%(asctime)s {command} %(levelname)s %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter(command, prefixed=os.environ.get(PREFIXED_ENV) == "1"))
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])
     # kafka-python logs every reconnect attempt at WARNING/ERROR; our own
     # worker says once when the broker goes away and once when it is back.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)

@@ -1,17 +1,23 @@
 """The demo source: a believable prepaid-card business in SQLite (or MariaDB, for tests).
 
-`python -m ingest simulate` creates the schema, seeds a reproducible history
-(a few hundred thousand rows by default, generated in seconds) and then keeps
-the business moving: every few seconds new top-ups and payments, and updates —
-cancellations, refunds, card suspensions, members leaving (a soft delete).
+`python -m ingest simulate` creates the schema, seeds a reproducible history —
+13 full months before the current one, every event table from the launch on
+(about half a million rows, generated in seconds) — and then keeps the
+business moving at the pace of that same history: the live simulator and the
+history are one model (ingest/demo_business.py, ingest/demo_pace.py), so
+"today vs yesterday" compares like with like. A source that already exists is
+continued from the moment it reached (`simulator_clock`), and the time the
+demo was stopped is lived through first, so the days in between are not empty.
 
 What the rest of the pipeline relies on:
 - members, cards and merchants carry personal data (name, phone, e-mail, birth
   date, address, card number, owner name/phone, business registration number)
-  generated with Faker ko_KR; none of it is in pipeline.toml's allow-list;
+  in the shape Faker ko_KR gives it; none of it is in pipeline.toml's allow-list;
 - every table has `updated_at` and an index on (updated_at, pk); every change
-  of a row, including every balance change of a card, moves its `updated_at`;
-- balances reconcile exactly (DESIGN.md balance rule):
+  of a row, including every balance change of a card, moves its `updated_at`,
+  and every write is stamped at or after the previous one (the exporter's
+  watermark never has to look back further than its overlap);
+- balances reconcile exactly:
   cards.balance_krw = Σ topups − Σ payments (approved) + Σ refunds;
 - timestamps are Asia/Seoul: ISO-8601 text with +09:00 in SQLite (so text order
   is time order), DATETIME(6) local time on MariaDB.
@@ -19,50 +25,35 @@ What the rest of the pipeline relies on:
 
 from __future__ import annotations
 
-import heapq
+import fcntl
+import gc
 import logging
+import math
 import random
 import signal
+import sys
 import threading
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from ingest.config import PipelineConfig
-from ingest.pii import luhn_ok
+from ingest.demo_business import (  # noqa: F401  (CHANNELS, PRODUCTS, card_number: re-exported, tests import them from here)
+    CATEGORIES, CHANNELS, INSERT_COLUMNS, KEYS, PAYMENTS_PER_CARD_DAY, PRODUCTS, REGIONS, TOPUPS_PER_CARD_DAY,
+    UPDATE_COLUMNS, Business, People, Weights, card_number, sign_up_times,
+)
+from ingest.demo_pace import DAY, SEOUL_OFFSET, expected
 from ingest.source import SEOUL, connect
 
 log = logging.getLogger("ingest.simulate")
-
-# ──────────────────────────────────────────────────────────── vocabulary ──
-
-PRODUCTS = {"standard": 0.55, "transit": 0.25, "gift": 0.08, "youth": 0.12}
-CHANNELS = {"bank_transfer": 0.30, "card": 0.20, "convenience_store": 0.15, "mobile": 0.30, "auto_charge": 0.05}
-CATEGORIES = {"convenience": 0.24, "cafe": 0.18, "restaurant": 0.18, "transport": 0.20, "online": 0.10, "culture": 0.04, "retail": 0.06}
-REGIONS = {
-    "서울": 0.19, "경기": 0.26, "인천": 0.06, "부산": 0.065, "대구": 0.045, "대전": 0.03, "광주": 0.03, "울산": 0.02,
-    "세종": 0.008, "강원": 0.03, "충북": 0.03, "충남": 0.04, "전북": 0.035, "전남": 0.035, "경북": 0.05, "경남": 0.065, "제주": 0.013,
-}
-REFUND_REASONS = {"customer_request": 0.5, "defective": 0.15, "duplicate_charge": 0.1, "partial_return": 0.25}
-# Relative activity per hour of day (commute, lunch, evening) and per weekday (Mon=0).
-HOUR_WEIGHTS = (0.3, 0.15, 0.1, 0.08, 0.1, 0.35, 1.0, 2.3, 3.0, 2.0, 1.8, 2.6, 3.4, 2.6, 1.9, 1.8, 2.0, 2.6, 3.2, 2.9, 2.3, 1.8, 1.2, 0.7)
-WEEKDAY_FACTOR = (0.95, 0.97, 1.0, 1.02, 1.15, 1.25, 1.05)
-WEEKEND_CATEGORY_BOOST = {"transport": 0.5, "cafe": 1.3, "culture": 2.0, "restaurant": 1.3, "retail": 1.4}
-AMOUNTS = {  # category → (min, max) KRW, rounded to 100
-    "convenience": (1_000, 15_000), "cafe": (3_500, 9_000), "restaurant": (8_000, 45_000),
-    "transport": (1_250, 2_800), "online": (9_900, 120_000), "culture": (12_000, 60_000), "retail": (5_000, 90_000),
-}
-TOPUP_AMOUNTS = {10_000: 0.25, 20_000: 0.2, 30_000: 0.2, 50_000: 0.25, 100_000: 0.1}
-
-
-def _pick(rng: random.Random, weights: dict[Any, float]) -> Any:
-    return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
 # ───────────────────────────────────────────────────────────────── schema ──
@@ -195,16 +186,129 @@ def create_demo_schema(engine: Engine) -> None:
     metadata.create_all(engine)
 
 
+# ─────────────────────────────────────────────────────── the simulator's own ──
+
+# How far the business has been lived. Not in pipeline.toml, so never exported;
+# without it a restarted simulator would have to guess from the newest row and
+# would live the quiet minutes after it twice.
+simulator_clock = sa.Table(
+    "simulator_clock", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("reached_at", sa.String(40), nullable=False),  # ISO-8601, +09:00
+)
+
+DEMO_MEMBERS = 6_000  # ~375k rows over 13–14 months: the demo re-exports them all on every start
+HISTORY_MONTHS = 13  # full months before the current one
+SETTLED_AFTER_DAYS = 8  # a payment older than this can no longer be cancelled or refunded
+CATCH_UP_STEP = 6 * 3600.0  # the time the demo was stopped is lived in 6-hour transactions
+
+
+# ──────────────────────────────────────────────────────────── reading/writing ──
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+@lru_cache(maxsize=2048)
+def _day_text(day: int) -> str:
+    return date.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+
+
+def _seoul_parts(t: float) -> tuple[int, int]:
+    """(whole seconds of Seoul wall-clock time since 1970, microseconds), rounded as datetime.fromtimestamp does."""
+    frac, whole = math.modf(t)
+    us = round(frac * 1_000_000)  # half-even on the fraction, like CPython's fromtimestamp
+    seconds = int(whole) + int(SEOUL_OFFSET)
+    if us >= 1_000_000:
+        seconds, us = seconds + 1, us - 1_000_000
+    return seconds, us
+
+
+def iso_seoul(t: float) -> str:
+    """Epoch seconds as SeoulTimestamp writes them on SQLite ("2026-11-24T10:00:00.000000+09:00").
+
+    Made here without a zone-aware datetime per value (the history has a
+    million of them); tests/test_simulate.py checks the two agree.
+    """
+    seconds, us = _seoul_parts(t)
+    day, s = divmod(seconds, 86_400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return f"{_day_text(day)}T{h:02d}:{m:02d}:{s:02d}.{us:06d}+09:00"
+
+
+def naive_seoul(t: float) -> datetime:
+    """Epoch seconds as SeoulTimestamp writes them on MySQL/MariaDB: Seoul wall-clock time, no zone."""
+    seconds, us = _seoul_parts(t)
+    return datetime(1970, 1, 1) + timedelta(seconds=seconds, microseconds=us)
+
+
+def epoch(value: Any) -> float | None:
+    """A timestamp as the source returns it (ISO text, naive Seoul DATETIME, aware datetime) → epoch seconds."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=SEOUL)
+    return value.timestamp()
+
+
+class _Writer:
+    """Writes the business's changes with the driver's executemany: the history is ~375k rows.
+
+    Plain driver statements (no per-value type processing) are what keep
+    seeding in seconds; the timestamp format is SeoulTimestamp's, made by
+    `iso_seoul` / `naive_seoul`. Table and column names come from the code,
+    never from data.
+    """
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+        self.mysql = conn.dialect.name in ("mysql", "mariadb")
+        self.mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        self.stamp: Callable[[float], Any] = naive_seoul if self.mysql else iso_seoul
+        self.day: Callable[[date], Any] = (lambda d: d) if self.mysql else date.isoformat
+        self.rows: dict[str, int] = {}
+
+    def insert(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if rows:
+            marks = ", ".join([self.mark] * len(columns))
+            self.conn.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+            self.rows[table] = self.rows.get(table, 0) + len(rows)
+
+    def update(self, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if rows:
+            sets = ", ".join(f"{c} = {self.mark}" for c in columns)
+            self.conn.exec_driver_sql(f"UPDATE {table} SET {sets} WHERE {KEYS[table]} = {self.mark}", rows)
+
+    def changes(self, business: Business, settled_before: float | None = None) -> None:
+        out = business.changes(self.stamp, self.day, settled_before=settled_before)
+        for table in ("members", "cards", "topups", "payments", "refunds"):
+            if table in out:
+                inserts, updates = out[table]
+                self.insert(table, INSERT_COLUMNS[table], inserts)
+                self.update(table, UPDATE_COLUMNS.get(table, ()), updates)
+
+    def clock(self, t: float) -> None:
+        self.conn.execute(simulator_clock.delete())
+        self.conn.execute(simulator_clock.insert().values(id=1, reached_at=iso_seoul(t)))
+
+
+@contextmanager
+def _without_gc() -> Iterator[None]:
+    """The business is hundreds of thousands of small objects, none of them garbage while it runs:
+    Python's cycle collector re-scanning them costs a third of the seeding time, for nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 # ──────────────────────────────────────────────────────────────── history ──
-
-
-def card_number(rng: random.Random) -> str:
-    """A 16-digit Luhn-valid number in a made-up prepaid BIN range (9410…)."""
-    body = "9410" + "".join(str(rng.randrange(10)) for _ in range(11))
-    for check in "0123456789":
-        if luhn_ok(body + check):
-            return body + check
-    raise AssertionError("unreachable")
 
 
 def _business_reg_no(rng: random.Random) -> str:
@@ -224,245 +328,177 @@ def _merchant_name(rng: random.Random, category: str, merchant_id: int) -> str:
     return f"{rng.choice(_BRANDS)}{_SHOP_WORDS[category]} {merchant_id}호점"
 
 
-def _round100(x: float) -> int:
-    return max(100, int(round(x / 100.0)) * 100)
+def history_start(end: datetime, days: int | None) -> datetime:
+    """Midnight `days` days before `end`; by default the first day of the month HISTORY_MONTHS full months back."""
+    end = end.astimezone(SEOUL)
+    if days is not None:
+        return (end - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    months = end.year * 12 + end.month - 1 - HISTORY_MONTHS
+    return datetime(months // 12, months % 12 + 1, 1, tzinfo=SEOUL)
 
 
 @dataclass
 class HistoryStats:
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-@dataclass
-class _Card:
-    card_id: int
-    member_id: int
-    issued_at: datetime
-    balance: int = 0
-    status: str = "active"
-    updated_at: datetime | None = None
-    last_used_at: datetime | None = None
-    deleted_at: datetime | None = None
-
-
-def _moment(rng: random.Random, day: datetime) -> datetime:
-    hour = rng.choices(range(24), weights=HOUR_WEIGHTS)[0]
-    return day + timedelta(hours=hour, seconds=rng.random() * 3600)
+    start: datetime | None = None
+    end: datetime | None = None
 
 
 def seed_history(
     engine: Engine,
-    members_count: int = 20_000,
-    days: int = 60,
+    members_count: int = DEMO_MEMBERS,
+    days: int | None = None,
     seed: int | None = None,
     end: datetime | None = None,
 ) -> HistoryStats:
-    """Fill an empty demo schema with `days` of business ending at `end` (default: now).
+    """Fill an empty demo schema with the business from its launch to `end` (default: now), in one transaction.
 
-    About 15 rows per member: members=20,000 gives ~300k rows in a few seconds.
+    The launch is HISTORY_MONTHS full months before `end`'s month (or `days`
+    days before `end`); exactly `members_count` members sign up in between.
     The same seed and end give the same rows.
     """
-    from faker import Faker
-
     started = time.monotonic()
     rng = random.Random(seed)
-    fake = Faker("ko_KR")
-    fake.seed_instance(seed if seed is not None else rng.randrange(2**31))
+    people = People(rng)
     end = (end or datetime.now(SEOUL)).astimezone(SEOUL)
-    start = (end - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
-
-    # Members: most joined before the window, some during it.
-    member_rows: list[dict[str, Any]] = []
-    for mid in range(1, members_count + 1):
-        if rng.random() < 0.75:
-            joined = start - timedelta(seconds=rng.random() * 730 * 86400)
-        else:
-            joined = _moment(rng, start + timedelta(days=rng.randrange(days)))
-            joined = min(joined, end - timedelta(minutes=1))
-        birth = fake.date_of_birth(minimum_age=14, maximum_age=80)
-        member_rows.append({
-            "member_id": mid, "name": fake.name(), "phone": fake.phone_number(), "email": fake.email(),
-            "birth_date": birth, "address": fake.address(), "birth_year": birth.year,
-            "region": _pick(rng, REGIONS), "status": "active",
-            "joined_at": joined, "updated_at": joined, "deleted_at": None,
-        })
-
-    # Cards: one per member, a quarter have a second one.
-    card_list: list[_Card] = []
-    card_rows_extra: dict[int, dict[str, Any]] = {}
-    for m in member_rows:
-        for n in range(2 if rng.random() < 0.25 else 1):
-            issued = m["joined_at"] + timedelta(seconds=rng.random() * (3600 if n == 0 else 90 * 86400))
-            issued = min(issued, end - timedelta(seconds=30))
-            c = _Card(len(card_list) + 1, m["member_id"], issued, updated_at=issued)
-            card_list.append(c)
-            card_rows_extra[c.card_id] = {"card_number": card_number(rng), "product": _pick(rng, PRODUCTS)}
+    start = history_start(end, days)
+    t0, t_end = start.timestamp(), end.timestamp()
 
     merchant_rows = []
+    categories, regions = Weights(CATEGORIES), Weights(REGIONS)
     for mid in range(1, max(20, members_count // 12) + 1):
-        created = start - timedelta(seconds=rng.random() * 1000 * 86400)
-        merchant_rows.append({
-            "merchant_id": mid, "merchant_name": _merchant_name(rng, category := _pick(rng, CATEGORIES), mid),
-            "owner_name": fake.name(), "owner_phone": fake.phone_number(), "business_reg_no": _business_reg_no(rng),
-            "category": category, "region": _pick(rng, REGIONS), "created_at": created, "updated_at": created,
-        })
-    by_category: dict[str, list[int]] = {}
-    for m in merchant_rows:
-        by_category.setdefault(m["category"], []).append(m["merchant_id"])
+        created = t0 - rng.random() * 1000 * DAY  # shops were there before the card
+        category = categories.pick(rng)
+        merchant_rows.append((mid, _merchant_name(rng, category, mid), people.name(), people.phone(),
+                              _business_reg_no(rng), category, regions.pick(rng), created, created))
+    business = Business(rng, people, [(r[0], r[5]) for r in merchant_rows], clock=t0)
+    for at in sign_up_times(rng, members_count, t0, t_end, midnight=t0):
+        business.schedule(at, "join")
 
-    # Events, processed in time order so that balances are right at every moment.
-    events: list[tuple[datetime, int, str, Any]] = []
-    seq = 0
-
-    def push(t: datetime, kind: str, data: Any = None) -> None:
-        nonlocal seq
-        seq += 1
-        heapq.heappush(events, (t, seq, kind, data))
-
-    per_day = members_count * 0.15
-    for d in range(days + 1):
-        day = start + timedelta(days=d)
-        factor = WEEKDAY_FACTOR[day.weekday()] * rng.uniform(0.9, 1.1)
-        for _ in range(int(per_day * factor)):
-            push(_moment(rng, day), "payment")
-        for _ in range(int(per_day * factor * 0.2)):
-            push(_moment(rng, day), "topup")
-        for _ in range(max(1, int(members_count * 0.001))):
-            push(_moment(rng, day), "card_status")
-        if rng.random() < 0.9:
-            for _ in range(max(1, int(members_count * 0.0004))):
-                push(_moment(rng, day), "member_leaves")
-
-    topup_rows: list[dict[str, Any]] = []
-    payment_rows: list[dict[str, Any]] = []
-    refund_rows: list[dict[str, Any]] = []
-    refunded: dict[int, int] = {}
-    member_by_id = {m["member_id"]: m for m in member_rows}
-    cards_by_member: dict[int, list[_Card]] = {}
-    for c in card_list:
-        cards_by_member.setdefault(c.member_id, []).append(c)
-
-    def usable_card(t: datetime) -> _Card | None:
-        for _ in range(20):
-            c = card_list[rng.randrange(len(card_list))]
-            if c.status == "active" and c.issued_at <= t:
-                return c
-        return None
-
-    def topup(c: _Card, t: datetime, amount: int, channel: str) -> None:
-        topup_rows.append({"topup_id": len(topup_rows) + 1, "card_id": c.card_id, "channel": channel,
-                           "amount_krw": amount, "created_at": t, "updated_at": t})
-        c.balance += amount
-        c.updated_at = t
-
-    while events:
-        t, _, kind, data = heapq.heappop(events)
-        if t > end:
-            break
-        if kind == "payment":
-            c = usable_card(t)
-            if c is None:
-                continue
-            weekend = t.weekday() >= 5
-            cat_w = {k: w * (WEEKEND_CATEGORY_BOOST.get(k, 1.0) if weekend else 1.0) for k, w in CATEGORIES.items()}
-            cat = _pick(rng, cat_w)
-            if cat not in by_category:
-                continue
-            lo, hi = AMOUNTS[cat]
-            amount = _round100(rng.uniform(lo, hi) if rng.random() < 0.8 else rng.uniform(lo, lo + (hi - lo) * 0.3))
-            if c.balance < amount:
-                need = amount - c.balance
-                # Auto-charge tops up what is missing plus a cushion, in 10,000 won steps.
-                charge = ((need + 9_999) // 10_000) * 10_000 + rng.choice((20_000, 30_000, 50_000))
-                topup(c, t - timedelta(seconds=rng.uniform(1, 20)), charge, "auto_charge")
-            pid = len(payment_rows) + 1
-            payment_rows.append({"payment_id": pid, "card_id": c.card_id, "merchant_id": rng.choice(by_category[cat]),
-                                 "amount_krw": amount, "status": "approved", "created_at": t, "cancelled_at": None,
-                                 "updated_at": t})
-            c.balance -= amount
-            c.last_used_at = t
-            c.updated_at = t
-            r = rng.random()
-            if r < 0.03:
-                push(t + timedelta(seconds=rng.uniform(30, 2 * 86400)), "cancel", pid)
-            elif r < 0.05:
-                push(t + timedelta(seconds=rng.uniform(3600, 7 * 86400)), "refund", pid)
-        elif kind == "topup":
-            c = usable_card(t)
-            if c is not None:
-                topup(c, t, _pick(rng, TOPUP_AMOUNTS), _pick(rng, CHANNELS))
-        elif kind == "cancel":
-            p = payment_rows[data - 1]
-            c = card_list[p["card_id"] - 1]
-            if p["status"] != "approved" or data in refunded or c.status == "closed":
-                continue
-            p.update(status="cancelled", cancelled_at=t, updated_at=t)
-            c.balance += p["amount_krw"]
-            c.updated_at = t
-        elif kind == "refund":
-            p = payment_rows[data - 1]
-            c = card_list[p["card_id"] - 1]
-            if p["status"] != "approved" or c.status == "closed":
-                continue
-            amount = p["amount_krw"] if rng.random() < 0.6 else _round100(p["amount_krw"] * rng.uniform(0.2, 0.8))
-            amount = min(amount, p["amount_krw"] - refunded.get(data, 0))
-            if amount <= 0:
-                continue
-            refunded[data] = refunded.get(data, 0) + amount
-            refund_rows.append({"refund_id": len(refund_rows) + 1, "payment_id": data, "card_id": c.card_id,
-                                "merchant_id": p["merchant_id"], "amount_krw": amount,
-                                "reason": _pick(rng, REFUND_REASONS), "created_at": t, "updated_at": t})
-            c.balance += amount
-            c.updated_at = t
-        elif kind == "card_status":
-            c = card_list[rng.randrange(len(card_list))]
-            if c.status == "active" and c.issued_at <= t:
-                c.status, c.updated_at = "suspended", t
-                push(t + timedelta(seconds=rng.uniform(3600, 5 * 86400)), "card_reactivate", c.card_id)
-        elif kind == "card_reactivate":
-            c = card_list[data - 1]
-            if c.status == "suspended":
-                c.status, c.updated_at = "active", t
-        elif kind == "member_leaves":
-            m = member_by_id[rng.randrange(1, members_count + 1)]
-            if m["status"] != "active" or m["joined_at"] > t:
-                continue
-            m.update(status="left", deleted_at=t, updated_at=t)
-            for c in cards_by_member.get(m["member_id"], []):
-                c.status, c.deleted_at, c.updated_at = "closed", t, max(t, c.updated_at or t)
-
-    # Members whose cards were not used for 30 days at the end are dormant.
-    last_use: dict[int, datetime] = {}
-    for c in card_list:
-        seen = c.last_used_at or c.issued_at
-        if seen > last_use.get(c.member_id, seen - timedelta(1)):
-            last_use[c.member_id] = seen
-    for m in member_rows:
-        since = last_use.get(m["member_id"], m["joined_at"])
-        if m["status"] == "active" and since + timedelta(days=30) <= end:
-            t = since + timedelta(days=30)
-            m.update(status="dormant", updated_at=max(m["updated_at"], t))
-
-    card_rows = []
-    for c in card_list:
-        card_rows.append({"card_id": c.card_id, "member_id": c.member_id, **card_rows_extra[c.card_id],
-                          "status": c.status, "balance_krw": c.balance, "issued_at": c.issued_at,
-                          "last_used_at": c.last_used_at, "updated_at": c.updated_at or c.issued_at,
-                          "deleted_at": c.deleted_at})
-
-    stats = HistoryStats()
-    with engine.begin() as conn:
-        for table, rows in ((members, member_rows), (cards, card_rows), (merchants, merchant_rows),
-                            (topups, topup_rows), (payments, payment_rows), (refunds, refund_rows)):
-            for i in range(0, len(rows), 20_000):
-                conn.execute(table.insert(), rows[i:i + 20_000])
-            stats.rows[table.name] = len(rows)
-    stats.seconds = time.monotonic() - started
-    return stats
+    with engine.begin() as conn, _without_gc():
+        writer = _Writer(conn)
+        writer.insert("merchants", ("merchant_id", "merchant_name", "owner_name", "owner_phone", "business_reg_no",
+                                    "category", "region", "created_at", "updated_at"),
+                      [(*r[:7], writer.stamp(r[7]), writer.stamp(r[8])) for r in merchant_rows])
+        t = t0
+        while t < t_end:  # a week at a time, so that settled payments leave memory as they go
+            t = min(t_end, t + 7 * DAY)
+            business.advance(t)
+            writer.changes(business, settled_before=t - SETTLED_AFTER_DAYS * DAY)
+        writer.changes(business)
+        writer.clock(t_end)
+    rows = {name: writer.rows.get(name, 0) for name in ("members", "cards", "merchants", "topups", "payments", "refunds")}
+    return HistoryStats(rows=rows, seconds=time.monotonic() - started, start=start, end=end)
 
 
-# ────────────────────────────────────────────────────────────── the trickle ──
+# ─────────────────────────────────────────────────────────── live business ──
+
+
+def _scalar(conn: Connection, sql: str, *params: Any) -> Any:
+    return conn.exec_driver_sql(sql, params).scalar()
+
+
+def reached(conn: Connection) -> float | None:
+    """How far the business in this source has been lived (epoch seconds), None for an empty source."""
+    if sa.inspect(conn).has_table("simulator_clock"):
+        value = _scalar(conn, "SELECT reached_at FROM simulator_clock")
+        if value is not None:
+            return epoch(value)
+    newest = [epoch(_scalar(conn, f"SELECT MAX(updated_at) FROM {t}")) for t in KEYS]
+    newest = [t for t in newest if t is not None]
+    return max(newest) if newest else None
+
+
+def load_business(conn: Connection, rng: random.Random) -> Business:
+    """The business as the source holds it, ready to go on from where it stopped."""
+    writer = _Writer(conn)
+    clock = reached(conn)
+    if clock is None:
+        raise ValueError("the demo source is empty: seed it first (python -m ingest simulate --once)")
+    merchants = conn.exec_driver_sql("SELECT merchant_id, category FROM merchants").all()
+    business = Business(rng, People(rng), [tuple(r) for r in merchants], clock=clock)
+    members = [(r[0], r[1], epoch(r[2]), epoch(r[3]), epoch(r[4])) for r in conn.exec_driver_sql(
+        "SELECT member_id, status, joined_at, updated_at, deleted_at FROM members")]
+    cards = [(r[0], r[1], r[2], int(r[3]), epoch(r[4]), epoch(r[5]), epoch(r[6]), epoch(r[7])) for r in conn.exec_driver_sql(
+        "SELECT card_id, member_id, status, balance_krw, issued_at, last_used_at, updated_at, deleted_at FROM cards")]
+    since = writer.stamp(clock - SETTLED_AFTER_DAYS * DAY)
+    refunded = dict(conn.exec_driver_sql(
+        f"SELECT r.payment_id, SUM(r.amount_krw) FROM refunds r JOIN payments p ON p.payment_id = r.payment_id "
+        f"WHERE p.created_at >= {writer.mark} GROUP BY r.payment_id", (since,)).all())
+    payments = [(r[0], r[1], r[2], int(r[3]), r[4], epoch(r[5]), epoch(r[6]), epoch(r[7]), int(refunded.get(r[0], 0)))
+                for r in conn.exec_driver_sql(
+                    "SELECT payment_id, card_id, merchant_id, amount_krw, status, created_at, cancelled_at, updated_at "
+                    f"FROM payments WHERE created_at >= {writer.mark}", (since,))]
+    next_id = {t: int(_scalar(conn, f"SELECT COALESCE(MAX({KEYS[t]}), 0) FROM {t}")) + 1
+               for t in ("members", "cards", "topups", "payments", "refunds")}
+    business.load(members, cards, payments, next_id)
+    business.join_per_day = _recent_sign_ups_per_day(members, clock)
+    return business
+
+
+def _recent_sign_ups_per_day(members: list[tuple], clock: float) -> float:
+    """Sign-ups per day over the last four weeks (or the later half of a shorter history)."""
+    joined = [m[2] for m in members if m[2] is not None and m[2] <= clock]
+    if not joined:
+        return 0.0
+    window = min(28 * DAY, (clock - min(joined)) / 2)
+    if window <= 0:
+        return 0.0
+    return sum(1 for t in joined if t > clock - window) / (window / DAY)
+
+
+def live_until(engine: Engine, business: Business, until: float, step: float = CATCH_UP_STEP) -> int:
+    """Live the business up to `until`, one transaction per `step` of business time; returns the rows written.
+
+    Each transaction also moves `simulator_clock`, so the source and the
+    business agree at every commit. If a commit fails, the business in memory
+    is ahead of the source: the caller must load it again (`load_business`).
+    """
+    written = 0
+    with _without_gc() if until - business.clock > step else nullcontext():  # a catch-up is a small history
+        while business.clock < until:
+            target = min(until, business.clock + step)
+            with engine.begin() as conn:
+                writer = _Writer(conn)
+                business.advance(target)
+                writer.changes(business)
+                writer.clock(business.clock)
+            written += sum(writer.rows.values())
+    return written
+
+
+def keep_business_moving(
+    engine: Engine,
+    business: Business,
+    wait: Callable[[float], bool],
+    clock: Callable[[], float] = time.time,
+    tick_seconds: float = 2.0,
+    rng: random.Random | None = None,
+) -> Business:
+    """Every `tick_seconds`, live the business up to `clock()`; until `wait(tick_seconds)` returns True.
+
+    `clock` and `wait` are the wall clock and a stop event's wait in the
+    simulator; a test passes a simulated clock to live a week in seconds. The
+    pace does not depend on the tick: `ingest.demo_pace.Arrivals`.
+    """
+    refused = 0
+    while not wait(tick_seconds):
+        try:
+            live_until(engine, business, clock())
+            refused = 0
+        except sa.exc.OperationalError as exc:  # e.g. SQLite busy for longer than its timeout
+            refused += 1
+            # Once is weather (the next tick lives the same time again); a source that keeps refusing needs a person.
+            (log.warning if refused >= 3 else log.info)(
+                "the demo source refused a write %d time(s) in a row (%s); reloading the business from it and going on",
+                refused, exc.orig)
+            with engine.connect() as conn:
+                business = load_business(conn, rng or business.rng)
+    return business
+
+
+# ────────────────────────────────────────────────────────────── bursts ──
 
 
 @dataclass
@@ -476,104 +512,23 @@ class TickStats:
     members_joined: int = 0
 
 
-def _random_row(conn, table: sa.Table, pk: sa.Column, rng: random.Random, where, lo_fraction: float = 0.0):
-    top = conn.execute(sa.select(sa.func.max(pk))).scalar() or 0
-    if top == 0:
-        return None
-    lo = max(1, int(top * lo_fraction))
-    for _ in range(15):
-        row = conn.execute(sa.select(table).where(pk == rng.randint(lo, top), where)).mappings().first()
-        if row is not None:
-            return row
-    return None
-
-
 def tick(engine: Engine, rng: random.Random, now: datetime | None = None, fake=None) -> TickStats:
-    """One step of live business, in one transaction; balances stay reconciled."""
-    now = (now or datetime.now(SEOUL)).astimezone(SEOUL)
-    s = TickStats()
-    hour_factor = HOUR_WEIGHTS[now.hour] / (sum(HOUR_WEIGHTS) / 24)
-    with engine.begin() as conn:
-        def card_moves(card, delta: int, t: datetime, used: bool = False) -> None:
-            values = {"balance_krw": cards.c.balance_krw + delta, "updated_at": t}
-            if used:
-                values["last_used_at"] = t
-            conn.execute(cards.update().where(cards.c.card_id == card["card_id"]).values(**values))
+    """A burst of business at `now` (default: the wall clock) whatever the pace, in one transaction.
 
-        for _ in range(rng.randint(0, max(1, round(3 * hour_factor)))):
-            card = _random_row(conn, cards, cards.c.card_id, rng, cards.c.status == "active")
-            merchant = _random_row(conn, merchants, merchants.c.merchant_id, rng, sa.true())
-            if card is None or merchant is None:
-                break
-            lo, hi = AMOUNTS[merchant["category"]]
-            amount = _round100(rng.uniform(lo, hi))
-            t = now
-            balance = card["balance_krw"]
-            if balance < amount:
-                top = ((amount - balance + 9_999) // 10_000) * 10_000
-                conn.execute(topups.insert().values(card_id=card["card_id"], channel="auto_charge", amount_krw=top,
-                                                    created_at=t, updated_at=t))
-                s.topups += 1
-                card_moves(card, top, t)
-            conn.execute(payments.insert().values(card_id=card["card_id"], merchant_id=merchant["merchant_id"],
-                                                  amount_krw=amount, status="approved", created_at=t, updated_at=t))
-            card_moves(card, -amount, t, used=True)
-            s.payments += 1
-        if rng.random() < 0.5 * hour_factor:
-            card = _random_row(conn, cards, cards.c.card_id, rng, cards.c.status == "active")
-            if card is not None:
-                amount = _pick(rng, TOPUP_AMOUNTS)
-                conn.execute(topups.insert().values(card_id=card["card_id"], channel=_pick(rng, CHANNELS),
-                                                    amount_krw=amount, created_at=now, updated_at=now))
-                card_moves(card, amount, now)
-                s.topups += 1
-        if rng.random() < 0.3:
-            p = _random_row(conn, payments, payments.c.payment_id, rng, payments.c.status == "approved", 0.98)
-            if p is not None:
-                card = conn.execute(sa.select(cards).where(cards.c.card_id == p["card_id"])).mappings().first()
-                has_refund = conn.execute(sa.select(refunds.c.refund_id).where(refunds.c.payment_id == p["payment_id"]).limit(1)).first()
-                if card is not None and card["status"] != "closed" and has_refund is None:
-                    conn.execute(payments.update().where(payments.c.payment_id == p["payment_id"])
-                                 .values(status="cancelled", cancelled_at=now, updated_at=now))
-                    card_moves(card, p["amount_krw"], now)
-                    s.cancellations += 1
-        if rng.random() < 0.2:
-            p = _random_row(conn, payments, payments.c.payment_id, rng, payments.c.status == "approved", 0.95)
-            if p is not None:
-                card = conn.execute(sa.select(cards).where(cards.c.card_id == p["card_id"])).mappings().first()
-                done = conn.execute(sa.select(sa.func.coalesce(sa.func.sum(refunds.c.amount_krw), 0))
-                                    .where(refunds.c.payment_id == p["payment_id"])).scalar()
-                amount = min(_round100(p["amount_krw"] * rng.uniform(0.3, 1.0)), p["amount_krw"] - int(done))
-                if card is not None and card["status"] != "closed" and amount > 0:
-                    conn.execute(refunds.insert().values(payment_id=p["payment_id"], card_id=p["card_id"],
-                                                         merchant_id=p["merchant_id"], amount_krw=amount,
-                                                         reason=_pick(rng, REFUND_REASONS), created_at=now, updated_at=now))
-                    card_moves(card, amount, now)
-                    s.refunds += 1
-        if rng.random() < 0.2:
-            card = _random_row(conn, cards, cards.c.card_id, rng, cards.c.status != "closed")
-            if card is not None:
-                new = "suspended" if card["status"] == "active" else "active"
-                conn.execute(cards.update().where(cards.c.card_id == card["card_id"]).values(status=new, updated_at=now))
-                s.card_status_changes += 1
-        if rng.random() < 0.05:
-            m = _random_row(conn, members, members.c.member_id, rng, members.c.status != "left")
-            if m is not None:
-                conn.execute(members.update().where(members.c.member_id == m["member_id"])
-                             .values(status="left", deleted_at=now, updated_at=now))
-                conn.execute(cards.update().where(cards.c.member_id == m["member_id"], cards.c.status != "closed")
-                             .values(status="closed", deleted_at=now, updated_at=now))
-                s.members_left += 1
-        if rng.random() < 0.1 and fake is not None:
-            birth = fake.date_of_birth(minimum_age=14, maximum_age=80)
-            mid = conn.execute(members.insert().values(
-                name=fake.name(), phone=fake.phone_number(), email=fake.email(), birth_date=birth,
-                address=fake.address(), birth_year=birth.year, region=_pick(rng, REGIONS), status="active",
-                joined_at=now, updated_at=now)).inserted_primary_key[0]
-            conn.execute(cards.insert().values(member_id=mid, card_number=card_number(rng), product=_pick(rng, PRODUCTS),
-                                               status="active", balance_krw=0, issued_at=now, updated_at=now))
-            s.members_joined += 1
-    return s
+    For tests and tools that need the source to move right now (payments, a
+    top-up, maybe a cancellation, refund, suspension, a member leaving or
+    joining); balances stay reconciled. The live simulator keeps the pace
+    instead (`keep_business_moving`). `fake` is accepted from earlier callers
+    and unused: personal data comes from `People`.
+    """
+    at = (now or datetime.now(SEOUL)).timestamp()
+    with engine.begin() as conn:
+        business = load_business(conn, rng)
+        business.burst(at)
+        writer = _Writer(conn)
+        writer.changes(business)
+        writer.clock(business.clock)
+    return TickStats(**{k: business.counts.get(k, 0) for k in TickStats.__dataclass_fields__})
 
 
 # ─────────────────────────────────────────────────────────────── entry ──
@@ -587,44 +542,100 @@ def _is_empty(engine: Engine) -> bool:
         return conn.execute(sa.select(sa.func.count()).select_from(members)).scalar() == 0
 
 
+def _warn_if_incoherent(engine: Engine, where: str) -> None:
+    """An older simulator made payments for its last 60 days only, beside cards two years old."""
+    with engine.connect() as conn:
+        first_card = epoch(_scalar(conn, "SELECT MIN(issued_at) FROM cards"))
+        first_payment = epoch(_scalar(conn, "SELECT MIN(created_at) FROM payments"))
+    if first_card is not None and first_payment is not None and first_payment - first_card > 14 * DAY:
+        log.warning("%s was made by an older simulator: cards from %s but payments only from %s, so monthly "
+                    "reports look empty. Stop the demo and run `make clean` to rebuild it with %d months of history",
+                    where, iso_seoul(first_card)[:10], iso_seoul(first_payment)[:10], HISTORY_MONTHS)
+
+
+class SimulatorBusy(RuntimeError):
+    pass
+
+
+def _hold_writer_lock(url: sa.URL):
+    """One simulator per SQLite source: each keeps the business in memory and writes it back (OS lock, dropped on exit)."""
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = Path(url.database + ".simulator.lock")
+    handle = open(path, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SimulatorBusy(f"another simulator is writing {url.database} (lock {path}) — stop it first") from None
+    return handle
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 2 * DAY:
+        return f"{seconds / DAY:.1f} days"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} hours"
+    minutes = round(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
 def run_simulator(
     cfg: PipelineConfig,
     once: bool,
     seed: int | None,
-    members_count: int = 20_000,
-    days: int = 60,
+    members_count: int = DEMO_MEMBERS,
+    days: int | None = None,
     tick_seconds: float = 2.0,
 ) -> int:
-    """`python -m ingest simulate`: create + seed on first start, then tick until SIGTERM/SIGINT."""
-    from faker import Faker
-
+    """`python -m ingest simulate`: create + seed on first start, live through any gap, then tick until SIGTERM/SIGINT."""
     assert cfg.source is not None
     url = sa.make_url(cfg.source.url)
     if url.get_backend_name() == "sqlite" and url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = _hold_writer_lock(url)
+    except SimulatorBusy as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 1
     engine = connect(cfg.source)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+    where = url.database or url.render_as_string(hide_password=True)
     try:
         if _is_empty(engine):
             create_demo_schema(engine)
             stats = seed_history(engine, members_count=members_count, days=days, seed=seed)
-            log.info("seeded %d rows of history in %.1f s (%s)", sum(stats.rows.values()), stats.seconds,
-                     ", ".join(f"{k} {v}" for k, v in stats.rows.items()))
+            log.info("seeded %s rows of history from %s to %s in %.1f s (%s)", f"{sum(stats.rows.values()):,}",
+                     stats.start.date(), stats.end.strftime("%Y-%m-%d %H:%M"), stats.seconds,
+                     ", ".join(f"{k} {v:,}" for k, v in stats.rows.items()))
+            if once or stop.is_set():
+                return 0
         else:
-            create_demo_schema(engine)
-            log.info("demo source exists; continuing the business")
+            create_demo_schema(engine)  # adds what an older simulator's source lacks (simulator_clock)
+        rng = random.Random(seed)
+        with engine.connect() as conn:
+            business = load_business(conn, rng)
+        gap = time.time() - business.clock
+        if once or gap > 60:  # not again in `ingest run`'s live simulator, right after its seed step said it
+            _warn_if_incoherent(engine, where)
+        if gap > 60:
+            started = time.monotonic()
+            rows = live_until(engine, business, time.time())
+            log.info("lived through the %s since the demo last ran: %s row(s) in %.1f s", _span(gap), f"{rows:,}",
+                     time.monotonic() - started)
         if once or stop.is_set():
             return 0
-        rng = random.Random(seed)
-        fake = Faker("ko_KR")
-        while not stop.wait(tick_seconds):
-            try:
-                tick(engine, rng, fake=fake)
-            except sa.exc.OperationalError as exc:  # e.g. SQLite busy for longer than its timeout
-                log.warning("tick skipped: %s", exc.orig)
+        today = datetime.now(SEOUL).replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        cards = len(business.usable)
+        log.info("the business goes on at its history's pace: %s cards in use, about %s payments and %s top-ups "
+                 "today", f"{cards:,}", f"{expected(PAYMENTS_PER_CARD_DAY * cards, today, today + DAY):,.0f}",
+                 f"{expected(TOPUPS_PER_CARD_DAY * cards, today, today + DAY):,.0f}")
+        keep_business_moving(engine, business, wait=stop.wait, tick_seconds=tick_seconds, rng=rng)
         return 0
     finally:
         engine.dispose()
+        if lock is not None:
+            lock.close()

@@ -1,7 +1,10 @@
 """`python -m ingest run` (what `make run` calls): the whole demo in one terminal.
 
 Starts, in this order, each as a child process with its own prefixed (and,
-on a terminal, coloured) log lines:
+on a terminal, coloured) log lines — `09:16:14 worker   | batch 1: …`, the
+time in Asia/Seoul like every time stamp in the data (ingest/cli.py
+LOG_ZONE), the level only when it is WARNING or worse (the children are told
+so through env INGEST_LOG_PREFIXED; Streamlit through its logger options):
 
 1. broker     `python -m ingest broker --port P` — waited for until it listens;
 2. seed       `python -m ingest simulate --once` — creates and seeds the demo
@@ -14,7 +17,9 @@ on a terminal, coloured) log lines:
               exporter re-sends from the start and the worker forgets offsets
               the new broker never had; the source_ts rule makes re-sent rows harmless;
    watchdog   `python -m ingest watchdog`;
-   app        `streamlit run streamlit_app.py` on 127.0.0.1:N, URL printed once healthy.
+   app        `streamlit run streamlit_app.py` on 127.0.0.1:N, URL printed once healthy
+              (Streamlit's welcome lines and INFO log are off: this line says
+              where to go, once the app answers).
 
 It refuses a [source] that is not SQLite (the simulator writes invented rows
 into the source) and drops an inherited SOURCE_URL / SOURCE_PASSWORD.
@@ -31,15 +36,23 @@ simulator, exporter, worker or watchdog dies the rest keeps running: that is
 exactly the situation the watchdog and the Pipeline page exist to show, and
 Ctrl-C still stops everything (exit code 1, because something failed).
 
-Stopping (Ctrl-C, SIGTERM, SIGHUP): SIGINT to every child's process group
-(each child is started in its own session, so the group id is the child's
-PID and also reaches what the child started, e.g. the Tansu binary); then
-SIGTERM after a grace period, then SIGKILL. The broker goes last so the
-worker can finish its batch. A second Ctrl-C skips the grace periods. On
+Stopping (Ctrl-C, SIGTERM, SIGHUP) takes under ten seconds: SIGINT to every
+child's process group (each child is started in its own session, so the
+group id is the child's PID and also reaches what the child started, e.g.
+the Tansu binary); whatever still runs after GRACE_SECONDS gets SIGKILL —
+safe, because every child is built to survive it (the worker's batch and its
+offsets commit in one transaction, the exporter moves a watermark only after
+the broker acknowledged, the simulator writes in transactions), and SIGTERM
+would only ask them again what SIGINT asked. The broker goes last so the
+worker can finish its batch. A second Ctrl-C skips the grace period. On
 Linux each child also gets SIGTERM if this supervisor itself is killed
 (PR_SET_PDEATHSIG), so even `kill -9` of the supervisor leaves no orphans.
 The worker's lock is an OS lock the kernel drops with the process, so no
 stale lock can remain.
+
+Starting again right away works: a port counts as busy only while something
+listens on it, not while the previous run's closed connections linger in
+TIME_WAIT (`port_in_use`).
 """
 
 from __future__ import annotations
@@ -61,12 +74,14 @@ from pathlib import Path
 from typing import IO
 
 from ingest.broker import wait_until_listening
+from ingest.cli import LOG_ZONE, PREFIXED_ENV
 from ingest.config import PipelineConfig, load_config, resolve_config_path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-GRACE_SECONDS = 10.0  # after SIGINT, before SIGTERM
-TERM_SECONDS = 5.0  # after SIGTERM, before SIGKILL
+GRACE_SECONDS = 6.0  # after SIGINT, before SIGKILL (a worker finishing a big batch on a busy laptop needs ~5 s)
+BROKER_GRACE_SECONDS = 2.0  # Tansu stops on SIGINT in milliseconds
+KILL_WAIT_SECONDS = 1.5  # for the kernel to reap what SIGKILL hit
 APP_READY_SECONDS = 120.0
 
 _COLOURS = ["\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[96m", "\033[93m", "\033[95m"]
@@ -125,7 +140,7 @@ class Supervisor:
 
     # -- output
     def say(self, text: str, name: str = "run", colour: str = _BOLD) -> None:
-        stamp = datetime.now().strftime("%H:%M:%S")
+        stamp = datetime.now(LOG_ZONE).strftime("%H:%M:%S")
         prefix = f"{stamp} {name:<9}|"
         if self.colour:
             prefix = f"{colour}{prefix}{_RESET}"
@@ -182,9 +197,10 @@ class Supervisor:
         except ProcessLookupError:
             pass
 
-    def _wait(self, children: list[Child], seconds: float) -> list[Child]:
+    def _wait(self, children: list[Child], seconds: float, hurry: bool = True) -> list[Child]:
+        """The children still alive after `seconds` (sooner after a second Ctrl-C, when `hurry`)."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self.hurry.is_set():
+        while time.monotonic() < deadline and not (hurry and self.hurry.is_set()):
             alive = [c for c in children if c.process.poll() is None or _group_alive(c.pid)]
             if not alive:
                 return []
@@ -194,17 +210,20 @@ class Supervisor:
     def stop_all(self) -> None:
         started = [c for c in self.children if c.process is not None]
         # Everything first, the broker last: the worker may still commit its batch.
-        waves = [[c for c in started if c.name != "broker"], [c for c in started if c.name == "broker"]]
-        for wave in waves:
+        waves = [([c for c in started if c.name != "broker"], GRACE_SECONDS),
+                 ([c for c in started if c.name == "broker"], BROKER_GRACE_SECONDS)]
+        for wave, grace in waves:
             alive = [c for c in wave if c.process.poll() is None or _group_alive(c.pid)]
-            for sig, wait in ((signal.SIGINT, GRACE_SECONDS), (signal.SIGTERM, TERM_SECONDS), (signal.SIGKILL, 5.0)):
-                if not alive:
-                    break
-                if sig != signal.SIGINT:
-                    self.say(f"{', '.join(c.name for c in alive)} still running: sending {signal.Signals(sig).name}")
+            for c in alive:
+                self._signal(c, signal.SIGINT)
+            alive = self._wait(alive, grace)
+            if alive:
+                why = "after a second Ctrl-C" if self.hurry.is_set() else f"{grace:.0f} s after Ctrl-C"
+                self.say(f"{', '.join(c.name for c in alive)} still running {why}: killing "
+                         "(nothing is lost: unfinished work is redone on the next start)")
                 for c in alive:
-                    self._signal(c, sig)
-                alive = self._wait(alive, wait if sig != signal.SIGKILL else 5.0)
+                    self._signal(c, signal.SIGKILL)
+                self._wait(alive, KILL_WAIT_SECONDS, hurry=False)
         for c in started:
             try:
                 c.process.wait(1)
@@ -244,13 +263,21 @@ def _short(arg: str) -> str:
 # ───────────────────────────────────────────────────────────── the run ──
 
 
-def _port_free(port: int) -> bool:
+def port_in_use(port: int, host: str = HOST) -> bool:
+    """Does something listen on (host, port)?
+
+    Binds the way the broker and the app do, with SO_REUSEADDR: that fails
+    while a socket listens there, and succeeds while only the connections of
+    a demo stopped a moment ago linger in TIME_WAIT (a plain bind refused
+    those for a minute: `make run` right after Ctrl-C said the port was busy).
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind((HOST, port))
-            return True
+            s.bind((host, port))
         except OSError:
-            return False
+            return True
+        return False
 
 
 def demo_hash_key(cfg: PipelineConfig) -> str:
@@ -288,7 +315,7 @@ def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 90
               "invented rows into the source; run the real services instead (docs/operations.md)", file=sys.stderr)
         return 2
     for port, what, flag in ((broker_port, "broker", "--broker-port"), (app_port, "app", "--port")):
-        if not _port_free(port):
+        if port_in_use(port):
             print(f"run: port {port} for the {what} is in use — is another `make run` running? "
                   f"Stop it, or pick another port with {flag}", file=sys.stderr)
             return 2
@@ -299,9 +326,11 @@ def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 90
         "KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{broker_port}",
         "PII_HASH_KEY": demo_hash_key(cfg),
         "PYTHONUNBUFFERED": "1",  # children's lines appear as they are written
+        PREFIXED_ENV: "1",  # our prefix carries the time and the name: the children print the message only
         "PYTHONPATH": str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
     })
     sup = Supervisor(env)
+    sup.say(f"starting the demo (times are {LOG_ZONE.key}, the business's time zone)")
 
     def on_signal(signum, _frame):
         if sup.stop_requested.is_set():
@@ -337,7 +366,10 @@ def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 90
         sup.start("worker", [*ingest, "worker", *conf, "--transport-reset"])
         sup.start("watchdog", [*ingest, "watchdog", *conf])
         sup.start("app", [py, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(app_port),
-                          "--server.address", HOST, "--server.headless", "true"], essential=True)
+                          "--server.address", HOST, "--server.headless", "true",
+                          # One line format for the whole console: our prefix has the time; warnings say so.
+                          "--logger.level", "warning", "--logger.messageFormat", "%(levelname)s: %(message)s",
+                          "--logger.hideWelcomeMessage", "true"], essential=True)
         announced = False
         deadline = time.monotonic() + APP_READY_SECONDS
         while not sup.sleep(0.5):

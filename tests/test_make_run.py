@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, time as dtime
+from datetime import datetime, time as dtime, timedelta as dtime_delta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -269,3 +269,168 @@ def test_an_inherited_source_url_is_ignored_and_busy_ports_are_named(tmp_path):
         r = run_cli(tmp_path / "pipeline.toml", "--port", str(free_port()), "--broker-port", str(port))
         assert r.returncode == 2 and f"port {port} for the broker is in use" in r.stderr and "--broker-port" in r.stderr
     assert "started" not in r.stdout
+
+
+def time_wait_on(port: int) -> int:
+    """Sockets in TIME_WAIT whose local end is 127.0.0.1:port (/proc/net/tcp: address little-endian hex, state 06)."""
+    local = f"0100007F:{port:04X}"
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1] == local and line.split()[3] == "06")
+
+
+def plain_bind_refused(port: int) -> bool:
+    """What the old port check did: bind without SO_REUSEADDR."""
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d [a-z]+ *\| ")
+SECOND_STAMP = re.compile(r"\| .*\b\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d\b(?![.\d]*\+09:00)")
+
+
+@pytest.mark.slow
+def test_stop_and_start_again_at_once_on_the_same_ports(tmp_path):
+    """Ctrl-C, then `make run` again right away on the same ports: it comes up, and each stop takes under ten seconds.
+
+    A browser tab's connection is open while the demo stops, so the app's port
+    is left in TIME_WAIT — what made the second start say "port … is in use"
+    while nothing listened (the old check bound without SO_REUSEADDR).
+    """
+    import http.client
+
+    shutil.copy(ROOT / "pipeline.toml", tmp_path / "pipeline.toml")
+    config = tmp_path / "pipeline.toml"
+    app_port, broker_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("PII_HASH_KEY", "PIPELINE_CONFIG", "KAFKA_BOOTSTRAP_SERVERS")}
+    seen: set[int] = set()
+    runs: list[subprocess.Popen] = []
+
+    def start(n: int) -> tuple[subprocess.Popen, Path]:
+        log_path = tmp_path / f"run{n}.log"
+        with open(log_path, "wb") as log:
+            run = subprocess.Popen(
+                [sys.executable, "-m", "ingest", "run", "--config", str(config), "--port", str(app_port),
+                 "--broker-port", str(broker_port)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        runs.append(run)
+        return run, log_path
+
+    def stop(run: subprocess.Popen, log_path: Path) -> float:
+        seen.update(descendants(run.pid))
+        t0 = time.monotonic()
+        run.send_signal(signal.SIGINT)
+        code = run.wait(30)
+        took = time.monotonic() - t0
+        assert code == 0, log_path.read_text()[-3000:]
+        assert re.search(r"all \d+ processes stopped", log_path.read_text()), log_path.read_text()[-3000:]
+        return took
+
+    try:
+        run, log1 = start(1)  # the first start seeds the demo source (13 months of history)
+        assert wait_for_text(log1, r"the data desk is running", 300), log1.read_text()[-3000:]
+        assert run.poll() is None
+        tab = http.client.HTTPConnection("127.0.0.1", app_port, timeout=10)  # like a browser tab left open
+        tab.request("GET", "/_stcore/health")
+        assert tab.getresponse().read() == b"ok"
+        first_stop = stop(run, log1)
+        tab.close()
+        assert time_wait_on(app_port) > 0, "the test needs the app's port in TIME_WAIT, as a browser tab leaves it"
+        assert plain_bind_refused(app_port), "negative control: the old check would have refused this port"
+
+        run, log2 = start(2)  # at once, same ports
+        assert wait_for_text(log2, r"the data desk is running|exited with code", 180), log2.read_text()[-3000:]
+        text = log2.read_text()
+        assert "the data desk is running" in text and not re.search(r"port \d+ for the \w+ is in use", text), text[-3000:]
+        assert run.poll() is None and health(app_port)
+        second_stop = stop(run, log2)
+        print(f"\nstops took {first_stop:.1f} s and {second_stop:.1f} s")
+        assert first_stop < 10 and second_stop < 10
+        time.sleep(0.5)
+        assert sorted(p for p in seen if alive(p)) == []
+
+        # One line format, one time zone: "HH:MM:SS name | message", the time Seoul's whatever the machine's zone.
+        for log_path in (log1, log2):
+            lines = [line for line in log_path.read_text().splitlines() if line.strip()]
+            assert [line for line in lines if not LOG_LINE.match(line)] == []
+            assert [line for line in lines if SECOND_STAMP.search(line)] == []
+        first_stamp = datetime.strptime(log2.read_text()[:8], "%H:%M:%S").time()
+        seoul_now = datetime.now(SEOUL)
+        drift = abs((seoul_now.hour * 60 + seoul_now.minute) - (first_stamp.hour * 60 + first_stamp.minute)) % (24 * 60)
+        assert min(drift, 24 * 60 - drift) <= 5, (first_stamp, seoul_now)
+    finally:
+        for run in runs:
+            if run.poll() is None:
+                run.send_signal(signal.SIGINT)
+                try:
+                    run.wait(60)
+                except subprocess.TimeoutExpired:
+                    run.kill()
+                    run.wait()
+        for pid in seen:  # last resort, only PIDs this test saw under its own children
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_port_left_in_time_wait_is_free_and_a_listening_port_is_busy():
+    """The check `make run` makes before starting: busy only while something listens."""
+    import socket
+
+    from ingest.supervisor import port_in_use
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and Tansu bind
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert port_in_use(port)
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first and keeps the port in TIME_WAIT, as after Ctrl-C
+        client.recv(1)
+        client.close()
+    deadline = time.monotonic() + 5
+    while time_wait_on(port) == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert time_wait_on(port) > 0
+    assert plain_bind_refused(port)  # negative control: what the old check saw as "in use"
+    assert not port_in_use(port)
+
+
+def test_log_lines_carry_seoul_time_whatever_the_machines_zone(tmp_path):
+    """Alone, a process stamps its lines in Asia/Seoul with the offset; under `ingest run` (INGEST_LOG_PREFIXED=1)
+    it leaves time and name to the supervisor's prefix and names the level only from WARNING up."""
+    import sqlalchemy as sa
+
+    from ingest.simulate import create_demo_schema, seed_history
+
+    source = tmp_path / "demo.sqlite"
+    engine = sa.create_engine(f"sqlite:///{source}")
+    create_demo_schema(engine)
+    seed_history(engine, members_count=200, days=5, seed=1, end=datetime.now(SEOUL) - dtime_delta(hours=3))
+    engine.dispose()
+    stopped = shutil.copy(source, tmp_path / "stopped.sqlite")
+    text = (ROOT / "pipeline.toml").read_text().replace('url = "sqlite:///data/demo_source.sqlite"', f'url = "sqlite:///{source}"')
+    (tmp_path / "pipeline.toml").write_text(text, encoding="utf-8")
+    env = {**os.environ, "TZ": "America/New_York"}
+    env.pop("INGEST_LOG_PREFIXED", None)
+    cmd = [sys.executable, "-m", "ingest", "simulate", "--config", str(tmp_path / "pipeline.toml"), "--once"]
+    alone = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert alone.returncode == 0, alone.stderr
+    line = next(x for x in alone.stderr.splitlines() if "lived through" in x)
+    m = re.match(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\+09:00 simulate INFO lived through the 3\.0 hours", line)
+    assert m, line
+    stamp = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=SEOUL)
+    assert abs((datetime.now(SEOUL) - stamp).total_seconds()) < 120  # Seoul's clock, not New York's
+
+    shutil.copy(stopped, source)  # stopped three hours ago again
+    under_run = subprocess.run(cmd, cwd=ROOT, env={**env, "INGEST_LOG_PREFIXED": "1"}, capture_output=True, text=True,
+                               timeout=120)
+    assert under_run.returncode == 0, under_run.stderr
+    assert [x for x in under_run.stderr.splitlines() if x.startswith("lived through the 3.0 hours")], under_run.stderr
+    assert all(not re.match(r"^\d{4}-", x) and not x.startswith("INFO") for x in under_run.stderr.splitlines())
