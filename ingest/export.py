@@ -55,6 +55,7 @@ from ingest.watermarks import Watermark, WatermarkStore
 log = logging.getLogger("ingest.export")
 
 EXIT_OK, EXIT_FAILED = 0, 1
+PROGRESS_SECONDS = 10.0  # a pass that runs longer (the first load) logs how far it got this often
 
 
 class BrokerUnavailable(RuntimeError):
@@ -122,6 +123,16 @@ def later(a: Watermark | None, b: Watermark) -> Watermark:
         return b if kb >= ka else Watermark(a.ts, a.pk, b.rows_sent)
     except TypeError:  # pk values of mixed types: compare timestamps only
         return b if kb[0] >= ka[0] else Watermark(a.ts, a.pk, b.rows_sent)
+
+
+def _beyond(row: SourceRow, mark: Watermark | None) -> bool:
+    """Whether a row lies past the watermark the pass started from (not just re-read by the overlap window)."""
+    if mark is None:
+        return True
+    try:
+        return (row.ts, row.pk) > (mark.ts_datetime(), mark.pk)
+    except TypeError:  # pk values of mixed types: compare timestamps only
+        return row.ts > mark.ts_datetime()
 
 
 def now_iso() -> str:
@@ -282,6 +293,7 @@ class Exporter:
     stopped_tables: dict[str, str] = field(default_factory=dict)  # table → reason
     source_errors: dict[str, str] = field(default_factory=dict)  # table → last read failure (retried)
     sent_schemas: dict[str, str] = field(default_factory=dict)  # table → schema id published by this process
+    new_rows: dict[str, int] = field(default_factory=dict)  # table → rows beyond its watermark, this pass
     _broker_down: bool = False
     _failpoint: _Failpoint | None = None
 
@@ -312,11 +324,13 @@ class Exporter:
                 # Only the driver's message: SQLAlchemy's text would add the statement.
                 self.source_errors[name] = f"source read failed: {exc.orig}"
                 log.warning("table %s: source read failed (%s); retrying next pass", name, exc.orig)
-        if any(sent.values()):
-            marks = {name: self.state.get(name) for name in sent if sent[name]}
-            log.info("pass: %s row(s) sent in %.1f s — %s", f"{sum(sent.values()):,}", time.monotonic() - started,
-                     ", ".join(f"{name} {n:,} (to {marks[name].ts if marks[name] else '-'})"
-                               for name, n in sent.items() if n))
+        new = {name: self.new_rows.get(name, 0) for name in sent}
+        if any(new.values()):  # rows re-read only by the overlap window are not news: they go to DEBUG
+            newest = max((self.state.get(name).ts for name in new if new[name] and self.state.get(name)), default="-")
+            log.info("sent %s new row(s) in %.1f s (%s); newest change %s", f"{sum(new.values()):,}",
+                     time.monotonic() - started, ", ".join(f"{name} {n:,}" for name, n in new.items() if n), newest)
+        elif any(sent.values()):
+            log.debug("pass: %d row(s) of the overlap window re-sent, nothing new", sum(sent.values()))
         return sent
 
     def refresh(self, reader: TableReader) -> TableReader:
@@ -361,8 +375,11 @@ class Exporter:
         topic = self.cfg.kafka.topic_for(spec.name)
         checked = [c.name for c in spec.columns if not c.hash]
         mark = self.state.get(spec.name)
+        before = mark
         cursor = pass_start(mark, ex.overlap_seconds)
         total = 0
+        self.new_rows[spec.name] = 0
+        progress_at = time.monotonic() + PROGRESS_SECONDS
         while not self.stop.is_set():
             rows = reader.read_chunk(self.engine, cursor, ex.chunk_rows)
             if not rows:
@@ -381,6 +398,10 @@ class Exporter:
             self.state.save(spec.name, mark)
             self._failpoint.hit("after_chunk")
             total += len(rows)
+            self.new_rows[spec.name] += sum(1 for r in rows if _beyond(r, before))
+            if time.monotonic() >= progress_at:  # a long pass (the first load): say how far it got
+                progress_at = time.monotonic() + PROGRESS_SECONDS
+                log.info("%s: %s row(s) sent so far, up to changes of %s", spec.name, f"{total:,}", mark.ts if mark else "-")
             if len(rows) < ex.chunk_rows:
                 break
             cursor = Cursor(ts=last.ts, pk=last.pk)

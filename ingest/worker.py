@@ -81,6 +81,8 @@ READER_GAP_SECONDS = 0.03
 DECODE_THREADS = 1
 GIL_SWITCH_SECONDS = 0.001
 QUIET_CUT_SECONDS = 0.3  # --until-idle: a batch is cut once nothing has arrived for this long
+BUSY_BATCH_MESSAGES = 1000  # a batch this large gets its own log line; smaller ones a summary a minute
+QUIET_SUMMARY_SECONDS = 60.0
 
 
 class WorkerAlreadyRunning(RuntimeError):
@@ -273,7 +275,7 @@ class Fetcher(threading.Thread):
                 self.positions[key] = self.start_offsets[key]
             else:
                 consumer.seek_to_beginning(tp)
-        log.info("reading %d partition(s): %s", len(new), ", ".join(f"{tp.topic}/{tp.partition}" for tp in new))
+        log.info("reading %d partition(s) of %d topic(s)", len(new), len({tp.topic for tp in new}))
         self._check_retention(consumer, [tp for tp in new if (tp.topic, tp.partition) in self.start_offsets and not self.from_beginning])
 
     def _check_retention(self, consumer: KafkaConsumer, tps: list[TopicPartition]) -> None:
@@ -384,6 +386,8 @@ class Worker:
         self.decoder = Decoder(cfg.tables, self.topics, threads=DECODE_THREADS,
                                max_message_bytes=cfg.worker.max_message_bytes)
         self._decoding: ThreadPoolExecutor | None = None
+        self._quiet = dict.fromkeys(("batches", "messages", "upserts", "deletes", "stale", "dead"), 0)
+        self._quiet_since = 0.0  # the first batch is always logged
         self._host = socket.gethostname()
 
     # -- lifecycle
@@ -613,18 +617,41 @@ class Worker:
         assert self.fetcher is not None
         self.fetcher.request_commit({k: v for k, v in after.items() if k in batch.offsets})
         lag = self._lag(after)
-        log.info(
-            "batch %d: %s messages → %s upserts, %s deletes, %s stale skipped, %s dead letters | %s | "
-            "decoded %.2f s, landed %.2f s | lag %s",
-            result.batch_id, f"{batch.messages:,}", f"{result.upserts:,}", f"{result.deletes:,}",
-            f"{result.skipped_stale:,}", f"{result.dead_letters:,}", ", ".join(result.tables) or "no tables",
-            batch.seconds, result.seconds, "?" if lag is None else f"{lag:,}",
-        )
+        self._log_batch(batch, result, lag)
         for change in result.schema_changes:
             log.info("schema: %s", change)
         # The file is closed now: leave readers a moment to get in before the
         # next batch takes it again (DuckDB has no queue).
         time.sleep(READER_GAP_SECONDS)
+
+    def _log_batch(self, batch: DecodedBatch, result, lag: int | None) -> None:
+        """One line per batch that carries real work; the trickle of a quiet pipeline in one line a minute."""
+        q = self._quiet
+        q["batches"] += 1
+        for k, v in (("messages", batch.messages), ("upserts", result.upserts), ("deletes", result.deletes),
+                     ("stale", result.skipped_stale), ("dead", result.dead_letters)):
+            q[k] += v
+        busy = batch.messages >= BUSY_BATCH_MESSAGES or result.dead_letters or result.schema_changes
+        now = time.monotonic()
+        if not busy and now - self._quiet_since < QUIET_SUMMARY_SECONDS:
+            return
+        if q["batches"] == 1:
+            log.info(
+                "batch %d: %s messages → %s upserts, %s deletes, %s stale skipped, %s dead letters | %s | "
+                "decoded %.2f s, landed %.2f s | lag %s",
+                result.batch_id, f"{batch.messages:,}", f"{result.upserts:,}", f"{result.deletes:,}",
+                f"{result.skipped_stale:,}", f"{result.dead_letters:,}", ", ".join(result.tables) or "no tables",
+                batch.seconds, result.seconds, "?" if lag is None else f"{lag:,}",
+            )
+        else:
+            log.info(
+                "batches up to %d (%d in %.0f s): %s messages → %s upserts, %s deletes, %s stale skipped, "
+                "%s dead letters | lag %s",
+                result.batch_id, q["batches"], now - self._quiet_since, f"{q['messages']:,}", f"{q['upserts']:,}",
+                f"{q['deletes']:,}", f"{q['stale']:,}", f"{q['dead']:,}", "?" if lag is None else f"{lag:,}",
+            )
+        self._quiet = dict.fromkeys(self._quiet, 0)
+        self._quiet_since = now
 
     def _write_version(self, batch_id: int) -> None:
         """Sidecar the app reads without opening DuckDB: its cache key."""
