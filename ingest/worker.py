@@ -386,8 +386,9 @@ class Worker:
         self.decoder = Decoder(cfg.tables, self.topics, threads=DECODE_THREADS,
                                max_message_bytes=cfg.worker.max_message_bytes)
         self._decoding: ThreadPoolExecutor | None = None
-        self._quiet = dict.fromkeys(("batches", "messages", "upserts", "deletes", "stale", "dead"), 0)
-        self._quiet_since = 0.0  # the first batch is always logged
+        self._quiet = dict.fromkeys(("batches", "last", "messages", "upserts", "deletes", "stale"), 0)
+        self._quiet_since = 0.0
+        self._logged = False  # the first batch is always logged
         self._host = socket.gethostname()
 
     # -- lifecycle
@@ -415,6 +416,7 @@ class Worker:
             self._beat("stopped", "the worker was stopped" + (f"; before that: {problem}" if problem else ""), timeout=5)
             self.decoder.close()
             lock.release()
+            self._flush_quiet("?")
             log.info("worker stopped")
 
     def _install_signals(self) -> None:
@@ -626,32 +628,37 @@ class Worker:
 
     def _log_batch(self, batch: DecodedBatch, result, lag: int | None) -> None:
         """One line per batch that carries real work; the trickle of a quiet pipeline in one line a minute."""
-        q = self._quiet
-        q["batches"] += 1
-        for k, v in (("messages", batch.messages), ("upserts", result.upserts), ("deletes", result.deletes),
-                     ("stale", result.skipped_stale), ("dead", result.dead_letters)):
-            q[k] += v
-        busy = batch.messages >= BUSY_BATCH_MESSAGES or result.dead_letters or result.schema_changes
-        now = time.monotonic()
-        if not busy and now - self._quiet_since < QUIET_SUMMARY_SECONDS:
-            return
-        if q["batches"] == 1:
+        busy = batch.messages >= BUSY_BATCH_MESSAGES or result.dead_letters or result.schema_changes or not self._logged
+        lag_text = "?" if lag is None else f"{lag:,}"
+        if busy:
+            self._flush_quiet(lag_text)
+            self._logged = True
             log.info(
                 "batch %d: %s messages → %s upserts, %s deletes, %s stale skipped, %s dead letters | %s | "
                 "decoded %.2f s, landed %.2f s | lag %s",
                 result.batch_id, f"{batch.messages:,}", f"{result.upserts:,}", f"{result.deletes:,}",
                 f"{result.skipped_stale:,}", f"{result.dead_letters:,}", ", ".join(result.tables) or "no tables",
-                batch.seconds, result.seconds, "?" if lag is None else f"{lag:,}",
+                batch.seconds, result.seconds, lag_text,
             )
-        else:
-            log.info(
-                "batches up to %d (%d in %.0f s): %s messages → %s upserts, %s deletes, %s stale skipped, "
-                "%s dead letters | lag %s",
-                result.batch_id, q["batches"], now - self._quiet_since, f"{q['messages']:,}", f"{q['upserts']:,}",
-                f"{q['deletes']:,}", f"{q['stale']:,}", f"{q['dead']:,}", "?" if lag is None else f"{lag:,}",
-            )
+            return
+        q = self._quiet
+        if not q["batches"]:
+            self._quiet_since = time.monotonic()
+        q["batches"] += 1
+        q["last"] = result.batch_id
+        for k, v in (("messages", batch.messages), ("upserts", result.upserts), ("deletes", result.deletes),
+                     ("stale", result.skipped_stale)):
+            q[k] += v
+        if time.monotonic() - self._quiet_since >= QUIET_SUMMARY_SECONDS:
+            self._flush_quiet(lag_text)
+
+    def _flush_quiet(self, lag_text: str) -> None:
+        q = self._quiet
+        if q["batches"]:
+            log.info("batches up to %d (%d small batch(es) in %.0f s): %s messages → %s upserts, %s deletes, "
+                     "%s stale skipped | lag %s", q["last"], q["batches"], time.monotonic() - self._quiet_since,
+                     f"{q['messages']:,}", f"{q['upserts']:,}", f"{q['deletes']:,}", f"{q['stale']:,}", lag_text)
         self._quiet = dict.fromkeys(self._quiet, 0)
-        self._quiet_since = now
 
     def _write_version(self, batch_id: int) -> None:
         """Sidecar the app reads without opening DuckDB: its cache key."""
