@@ -6,7 +6,8 @@ connection, so it never holds the warehouse's write lock, and the worker runs
 it in its own thread, one batch ahead of the landing: while batch N merges,
 batch N+1 is read here (DuckDB works off the GIL, so both overlap the fetch).
 
-What comes out of it depends only on the batch: every check, the dead
+What comes out of it depends only on the batch and on the declared types
+(schema records, docs/contracts.md) seen so far: every check, the dead
 letters, the newest change per row and the column types the batch's values
 need. The warehouse's current column types are only a hint of what need not
 be looked at (a column that is already VARCHAR takes anything); the landing
