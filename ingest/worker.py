@@ -393,6 +393,7 @@ class Worker:
 
     # -- lifecycle
     def run(self) -> int:
+        self._install_signals()  # first: a SIGTERM while starting is a clean stop, not a kill
         lock = WorkerLock(self.cfg.warehouse.worker_lock_path)
         lock.acquire()
         # The fetcher is pure Python and holds the GIL most of the time; the
@@ -400,7 +401,6 @@ class Worker:
         # and waited up to the default 5 ms for it each time (measured: ~10%
         # more throughput at 1 ms).
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
-        self._install_signals()
         try:
             self._open_warehouse()
             self.fetcher = Fetcher(self.cfg, self.committed, self.from_beginning, self.stop)
