@@ -1,0 +1,354 @@
+"""Do people wait for each other, and does the worker wait for them? (prints figures and ratios)
+
+    .venv/bin/python bench/app_users.py [--seconds 60] [--users 1,4] [--app-url URL --config F]
+
+Without --app-url it starts the whole demo (`python -m ingest run`) on its own
+ports (--app-port, --broker-port; the demo writes the config's data/ folder),
+waits until the worker has caught up with the first export, and stops it at
+the end. Then, one after another, each window --seconds long:
+
+1. nobody uses the app: how many batches the worker lands on its own;
+2. for each N in --users: N browser users (Playwright contexts in Debian
+   chromium) open pages without pause, cycling through Overview, Explore,
+   Reports (a report), Pipeline and Dictionary, each user starting at a
+   different page. A page load is timed from the navigation until Streamlit
+   has finished drawing it: the app's script state is "not running", its
+   running indicator is gone and the page title is on screen, and it stays
+   so for 250 ms (a page that reruns itself is not finished at its first
+   pass; the 250 ms are not counted);
+3. nobody again, so that the baseline brackets the runs with users.
+
+Per window: page loads p50/p95/max and loads not finished within
+--page-timeout; batches the worker committed (`_meta.batches.committed_at`
+inside the window), messages landed, the longest gap between two commits and
+how long batches waited (committed_at − started_at, p95); and the worker's
+"warehouse busy" log lines when the demo was started here.
+
+Targets (issue 17): p95 with 4 users ≤ 1.5 × p95 with 1 user; batches landed
+with users ≥ batches without (the mean of the two idle windows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ingest.config import load_config  # noqa: E402
+from ingest.warehouse_file import WarehouseBusy, WarehouseMissing, open_reader  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PAGES = ["", "explore", "reports?report=daily_topups", "pipeline", "dictionary", "explore?table=payments"]
+SETTLE_MS = 250  # drawn and still drawn this long later = finished (not counted in the load time)
+P95_LIMIT = 1.5
+
+# True once Streamlit finished drawing and stayed so for SETTLE_MS; returns
+# [drawnAt, now] in the page's clock so the settle time can be taken off.
+DRAWN_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  const drawn = app
+    && app.getAttribute('data-test-script-state') === 'notRunning'
+    && app.getAttribute('data-test-connection-state') === 'CONNECTED'
+    && !document.querySelector('[data-testid="stStatusWidget"]')
+    && document.querySelector('[data-testid="stMain"] h1');
+  if (!drawn) { window.__drawnAt = undefined; return false; }
+  if (window.__drawnAt === undefined) window.__drawnAt = performance.now();
+  const now = performance.now();
+  return now - window.__drawnAt >= %d ? [window.__drawnAt, now] : false;
+}""" % SETTLE_MS
+
+
+@dataclass
+class Window:
+    name: str
+    users: int
+    started: datetime
+    ended: datetime | None = None
+    loads: list[float] = field(default_factory=list)  # seconds
+    timeouts: int = 0
+    errors: list[str] = field(default_factory=list)
+    busy_lines: int | None = None
+    batches: dict | None = None
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(q * (len(values) - 1))))]
+
+
+# ───────────────────────────────────────────────────────────── the demo ──
+
+
+def start_demo(config: Path, app_port: int, broker_port: int, log_path: Path) -> subprocess.Popen:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ingest", "run", "--config", str(config),
+             "--port", str(app_port), "--broker-port", str(broker_port)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def stop_demo(proc: subprocess.Popen) -> None:
+    """SIGINT (the demo's Ctrl-C) to its process group; SIGKILL if it is still there after 40 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def wait_for_app(url: str, proc: subprocess.Popen | None, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"the demo stopped (exit {proc.returncode}); see its log")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def last_batch(warehouse: Path) -> tuple[int, int | None] | None:
+    """(batch count, lag after the last batch), read the way the app reads."""
+    try:
+        with open_reader(warehouse, timeout=10) as con:
+            if not con.execute("SELECT count(*) FROM information_schema.tables "
+                               "WHERE table_schema = '_meta' AND table_name = 'batches'").fetchone()[0]:
+                return None
+            return con.execute("SELECT count(*), arg_max(lag_messages, batch_id) FROM _meta.batches").fetchone()
+    except (WarehouseMissing, WarehouseBusy):
+        return None
+
+
+def wait_until_caught_up(warehouse: Path, timeout: float, proc: subprocess.Popen | None) -> None:
+    """The demo re-exports everything on start; measure only once the worker keeps up (lag ≤ 1,000 twice)."""
+    deadline = time.monotonic() + timeout
+    calm = 0
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"the demo stopped (exit {proc.returncode}); see its log")
+        state = last_batch(warehouse)
+        if state and state[0] >= 3 and state[1] is not None and state[1] <= 1000:
+            calm += 1
+            if calm >= 2:
+                print(f"worker caught up: {state[0]} batches, lag {state[1]}", flush=True)
+                return
+        else:
+            calm = 0
+        time.sleep(5)
+    print(f"warning: the worker did not catch up within {timeout:.0f} s; measuring anyway", flush=True)
+
+
+def batch_figures(warehouse: Path, start: datetime, end: datetime) -> dict:
+    with open_reader(warehouse, timeout=60) as con:
+        rows = con.execute(
+            "SELECT epoch(started_at), epoch(committed_at), messages FROM _meta.batches "
+            "WHERE committed_at >= ? AND committed_at < ? ORDER BY committed_at", [start, end]
+        ).fetchall()
+    commits = [start.timestamp()] + [r[1] for r in rows] + [end.timestamp()]
+    delays = [r[1] - r[0] for r in rows]
+    return {
+        "batches": len(rows),
+        "messages": sum(r[2] for r in rows),
+        "longest_gap": max(b - a for a, b in zip(commits, commits[1:])),
+        "delay_p95": pct(delays, 0.95) if delays else None,
+    }
+
+
+# ────────────────────────────────────────────────────────────── browsers ──
+
+
+async def one_user(browser, base: str, first: int, deadline: float, window: Window, page_timeout: float) -> None:
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    i = first
+    try:
+        while time.monotonic() < deadline:
+            url = f"{base}/{PAGES[i % len(PAGES)]}"
+            i += 1
+            t0 = time.monotonic()
+            try:
+                await page.goto(url, timeout=page_timeout * 1000, wait_until="commit")
+                left = max(1.0, page_timeout - (time.monotonic() - t0))
+                handle = await page.wait_for_function(DRAWN_JS, timeout=left * 1000, polling=20)
+                drawn_at, now = await handle.json_value()
+                window.loads.append(time.monotonic() - t0 - (now - drawn_at) / 1000)
+            except PlaywrightTimeout:
+                window.timeouts += 1
+                window.loads.append(page_timeout)  # counted at the limit, so p95 cannot hide it
+            except Exception as exc:  # a crash of one load is a finding, not the end of the run
+                window.errors.append(f"{url}: {exc.__class__.__name__}: {str(exc).splitlines()[0][:120]}")
+    finally:
+        await context.close()
+
+
+async def warm_up(browser, base: str, page_timeout: float) -> None:
+    """Open every page once (not timed): static files cached, modules imported, reports parsed."""
+    w = Window("warm-up", 1, datetime.now(timezone.utc))
+    context = await browser.new_context()
+    page = await context.new_page()
+    for path in PAGES:
+        try:
+            await page.goto(f"{base}/{path}", timeout=page_timeout * 1000, wait_until="commit")
+            await page.wait_for_function(DRAWN_JS, timeout=page_timeout * 1000, polling=50)
+        except Exception as exc:
+            w.errors.append(str(exc).splitlines()[0])
+    await context.close()
+    if w.errors:
+        print(f"warm-up problems: {w.errors}", flush=True)
+
+
+async def users_window(base: str, users: int, seconds: float, page_timeout: float) -> Window:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            await warm_up(browser, base, page_timeout)
+            window = Window(f"{users} user{'s' if users > 1 else ''}", users, datetime.now(timezone.utc))
+            deadline = time.monotonic() + seconds
+            await asyncio.gather(*(one_user(browser, base, k * (len(PAGES) // users or 1), deadline, window, page_timeout)
+                                   for k in range(users)))
+            window.ended = datetime.now(timezone.utc)
+            return window
+        finally:
+            await browser.close()
+
+
+# ───────────────────────────────────────────────────────────────── main ──
+
+
+def log_size(path: Path | None) -> int:
+    return path.stat().st_size if path and path.exists() else 0
+
+
+def busy_lines(path: Path | None, start: int, end: int) -> int | None:
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        f.seek(start)
+        return f.read(end - start).count(b"warehouse busy")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", type=Path, default=ROOT / "pipeline.toml", help="the demo's config (its warehouse is read)")
+    ap.add_argument("--app-url", help="an app already running with --config's warehouse; else the demo is started here")
+    ap.add_argument("--demo-log", type=Path, help="with --app-url: the demo's log, to count the worker's 'warehouse busy' lines")
+    ap.add_argument("--app-port", type=int, default=8511)
+    ap.add_argument("--broker-port", type=int, default=9192)
+    ap.add_argument("--users", default="1,4", help="comma-separated numbers of users, one window each")
+    ap.add_argument("--seconds", type=float, default=60.0, help="length of each window")
+    ap.add_argument("--page-timeout", type=float, default=60.0)
+    ap.add_argument("--warmup-timeout", type=float, default=600.0, help="longest wait for the worker to catch up")
+    args = ap.parse_args()
+    try:
+        counts = [int(n) for n in args.users.split(",")]
+        assert counts and all(n > 0 for n in counts)
+    except (ValueError, AssertionError):
+        ap.error("--users takes positive whole numbers separated by commas, e.g. 1,4")
+    config = args.config.resolve()
+    warehouse = Path(load_config(config, needs=("warehouse",)).warehouse.path)
+
+    proc = None
+    log_path = args.demo_log
+    base = args.app_url.rstrip("/") if args.app_url else f"http://127.0.0.1:{args.app_port}"
+    if not args.app_url:
+        log_path = ROOT / "bench" / "out" / "app_users-demo.log"
+        proc = start_demo(config, args.app_port, args.broker_port, log_path)
+        print(f"started the demo (pid {proc.pid}), log {log_path.relative_to(ROOT)}", flush=True)
+    windows: list[Window] = []
+    try:
+        wait_for_app(base, proc, 300)
+        wait_until_caught_up(warehouse, args.warmup_timeout, proc)
+        plan = [("idle", 0)] + [("users", n) for n in counts] + [("idle", 0)]
+        for kind, n in plan:
+            before = log_size(log_path)
+            if kind == "idle":
+                w = Window("no users", 0, datetime.now(timezone.utc))
+                time.sleep(args.seconds)
+                w.ended = datetime.now(timezone.utc)
+            else:
+                w = asyncio.run(users_window(base, n, args.seconds, args.page_timeout))
+            w.busy_lines = busy_lines(log_path, before, log_size(log_path))
+            w.batches = batch_figures(warehouse, w.started, w.ended)
+            windows.append(w)
+            report_window(w)
+    finally:
+        if proc is not None:
+            stop_demo(proc)
+    return summary(windows, counts)
+
+
+def report_window(w: Window) -> None:
+    b = w.batches or {}
+    secs = (w.ended - w.started).total_seconds()
+    line = f"{w.name:>9}: {secs:4.0f} s"
+    if w.users:
+        if w.loads:
+            line += (f" | {len(w.loads)} page loads: p50 {pct(w.loads, 0.5):.2f} s, p95 {pct(w.loads, 0.95):.2f} s, "
+                     f"max {max(w.loads):.2f} s, not finished {w.timeouts}")
+        else:
+            line += " | no page load finished"
+    delay = "-" if b.get("delay_p95") is None else f"{b['delay_p95']:.1f} s"
+    line += (f" | worker: {b.get('batches')} batches, {b.get('messages', 0):,} messages, "
+             f"longest gap {b.get('longest_gap', 0):.1f} s, batch wait p95 {delay}")
+    if w.busy_lines is not None:
+        line += f", 'warehouse busy' ×{w.busy_lines}"
+    print(line, flush=True)
+    for e in w.errors[:5]:
+        print(f"           error: {e}", flush=True)
+
+
+def summary(windows: list[Window], counts: list[int]) -> int:
+    idle = [w for w in windows if w.users == 0]
+    per_minute = lambda w: w.batches["batches"] * 60 / (w.ended - w.started).total_seconds()  # noqa: E731
+    baseline = statistics.mean(per_minute(w) for w in idle)
+    print(f"\nworker without users: {baseline:.1f} batches/min (mean of {len(idle)} windows)")
+    ok = True
+    by_users = {w.users: w for w in windows if w.users}
+    for n, w in sorted(by_users.items()):
+        ratio = per_minute(w) / baseline if baseline else float("nan")
+        met = ratio >= 1.0
+        ok &= met
+        print(f"worker with {n} user(s): {per_minute(w):.1f} batches/min → {ratio:.2f} of without "
+              f"(target ≥ 1.00: {'met' if met else 'MISSED'})")
+    if 1 in by_users and max(counts) > 1 and by_users[1].loads:
+        one = pct(by_users[1].loads, 0.95)
+        for n in sorted(by_users):
+            if n == 1 or not by_users[n].loads:
+                continue
+            many = pct(by_users[n].loads, 0.95)
+            ratio = many / one
+            met = ratio <= P95_LIMIT
+            ok &= met
+            print(f"page p95 with {n} users {many:.2f} s / with 1 user {one:.2f} s = {ratio:.2f} "
+                  f"(target ≤ {P95_LIMIT}: {'met' if met else 'MISSED'})")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
