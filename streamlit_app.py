@@ -55,8 +55,12 @@ try:
     warehouse = get_warehouse()
 except ConfigError:
     warehouse = None  # the page itself shows the configuration error
-if warehouse is not None:
-    # Each query takes the warehouse file only while it runs (dashboard/warehouse.py):
-    # nothing is held while the page renders, and other people's pages run meanwhile.
-    freshness.show_sidebar(warehouse)
-current.run()
+if warehouse is None:
+    current.run()
+else:
+    # The page run's queries share the process's read-only instance (opened
+    # once, not per query); other people's pages run meanwhile, and a worker
+    # waiting to land a batch gets the file as soon as the running queries end.
+    with warehouse.reading():
+        freshness.show_sidebar(warehouse)
+        current.run()

@@ -8,11 +8,13 @@ What it promises:
 
 - every query runs read-only on one DuckDB instance that all sessions of the
   process share (`_SharedReader`): sessions are threads, and their queries run
-  side by side, each on its own cursor. The file is open only while at least
-  one query runs: the last query to finish closes it, so the worker gets it
-  back at once, and a worker that waits (`ingest.warehouse_file.writer_waiting`)
-  gets it even while people keep querying — new queries wait until it landed
-  its batch. A writer holding the file means a short wait, never a lock error;
+  side by side, each on its own cursor. The file stays open while queries run
+  and between the queries of page runs under way (`reading`), and closes when
+  neither is left. A worker that waits for the file
+  (`ingest.warehouse_file.writer_waiting`) gets it as soon as the running
+  queries finish, even while people keep opening pages: new queries wait
+  until it landed its batch. A writer holding the file means a short wait,
+  never a lock error;
 - the instance cannot read files or attach databases
   (`enable_external_access = false`, then `lock_configuration = true`), runs
   under a memory limit, in Asia/Seoul time; each query is interrupted after
@@ -178,14 +180,16 @@ class Warehouse:
 
     @contextmanager
     def reading(self):
-        """Kept for pages that wrap their run in it; it no longer holds anything.
+        """One page run: the shared instance may stay open between its queries.
 
-        A page run used to keep one connection open from its first query to
-        its end, rendering included, and page runs took turns. Now each query
-        takes a cursor on the shared instance and the file is released when
-        no query runs, so the block has nothing left to do.
+        Opening the file costs more than most queries (60–200 ms for the
+        demo's), and a page asks for several results. Other sessions' page
+        runs are not held back by this, and neither is the worker: when it
+        waits for the file, the file is released as soon as the running
+        queries finish, even in the middle of a page run.
         """
-        yield self
+        with self._reader().hold():
+            yield self
 
     def _execute(self, sql: str, params: Sequence[Any], fetch: str) -> Any:
         """Run one statement on its own cursor, interrupting it after the time-out.
@@ -307,17 +311,18 @@ class _SharedReader:
     instance, which runs beside the others. Only `search_path` is per cursor,
     and DuckDB lets it be set under the lock.
 
-    When the file is open: from the first query that needs it until the last
-    running query finishes. Then it is closed at once — the worker (another
-    process) cannot write while any reader holds the file, and a page that
-    renders holds nothing. Under continuous load queries overlap and the file
-    would never close, so a waiting writer's signal (`writer_waiting`) stops
-    admitting new queries: the running ones finish, the file closes, the
-    writer lands its batch, and the waiting queries reopen it (a new instance
-    that sees the new batch).
+    When the file is open: while a query runs, and between the queries of
+    page runs that are under way (`hold`): opening the demo's 20 MB file costs
+    60–200 ms on this machine, and a page asks for ten results. It closes as
+    soon as neither is left, and — what the worker needs — whenever a writer
+    waits (`writer_waiting`): new queries are held back, the running ones
+    finish, the file closes even while pages are still rendering, the writer
+    lands its batch, and the next query opens a new instance, which sees the
+    new batch. A watcher thread looks at the writer's signal while the file
+    is open and idle, so a page that is busy rendering cannot keep it.
     """
 
-    POLL_SECONDS = 0.01  # how often a waiting query looks at the writer's signal again
+    POLL_SECONDS = 0.01  # how often a waiting query, or the watcher, looks at the writer's signal
 
     def __init__(self, path: Path, memory_limit: str):
         self.path = path
@@ -325,8 +330,20 @@ class _SharedReader:
         self._state = threading.Condition(threading.Lock())
         self._con: duckdb.DuckDBPyConnection | None = None
         self._opening = False
-        self._running = 0
-        self.opened = 0  # instances opened so far (tests and benchmarks read it)
+        self._running = 0  # queries running now
+        self._holding = 0  # page runs under way
+
+    @contextmanager
+    def hold(self):
+        """Keep the instance open between this page run's queries (unless a writer waits)."""
+        with self._state:
+            self._holding += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._holding -= 1
+                self._close_if_idle()
 
     @contextmanager
     def cursor(self, timeout: float):
@@ -343,7 +360,7 @@ class _SharedReader:
         with self._state:
             while True:
                 if writer_waiting(self.path):
-                    self._close_if_idle()
+                    self._close_if_idle(writer=True)
                 elif self._con is not None:
                     self._running += 1
                     con = self._con
@@ -368,38 +385,44 @@ class _SharedReader:
             raise
 
     def _open(self, timeout: float) -> duckdb.DuckDBPyConnection:
-        """Open the instance (only one thread at a time gets here); the others wait for it."""
+        """Open the instance (one thread at a time gets here; the others wait for it)."""
         con = None
         try:
-            con = _retry_open_reader(self.path, timeout, self.memory_limit)
+            con = _connect_shared_instance(self.path, timeout, self.memory_limit)
         finally:
             with self._state:
                 self._opening = False
                 if con is not None:
                     self._con = con
                     self._running += 1
-                    self.opened += 1
+                    threading.Thread(target=self._watch, args=(con,), name="warehouse-watch", daemon=True).start()
                 self._state.notify_all()
         return con
 
     def _leave(self) -> None:
         with self._state:
             self._running -= 1
-            self._close_if_idle()
+            self._close_if_idle(writer=self._holding > 0 and writer_waiting(self.path))
             self._state.notify_all()
 
-    def _close_if_idle(self) -> None:
-        """Release the file when no query runs (called with the state lock held)."""
-        if self._running == 0 and self._con is not None:
+    def _watch(self, con: duckdb.DuckDBPyConnection) -> None:
+        """While this instance is open: close it when no query runs and a writer waits."""
+        with self._state:
+            while self._con is con:
+                if self._running == 0 and writer_waiting(self.path):
+                    self._close_if_idle(writer=True)
+                    return
+                self._state.wait(self.POLL_SECONDS)
+
+    def _close_if_idle(self, writer: bool = False) -> None:
+        """Release the file when no query runs and no page run needs it, or a writer waits (state lock held)."""
+        if self._con is not None and self._running == 0 and (writer or self._holding == 0):
             con, self._con = self._con, None
-            con.close()  # closes the cursors' instance too: DuckDB releases the file lock only here
-
-    @property
-    def is_open(self) -> bool:
-        return self._con is not None
+            con.close()  # the cursors' instance goes with it: DuckDB releases the file lock only here
+            self._state.notify_all()
 
 
-def _retry_open_reader(path: Path, timeout: float, memory_limit: str) -> duckdb.DuckDBPyConnection:
+def _connect_shared_instance(path: Path, timeout: float, memory_limit: str) -> duckdb.DuckDBPyConnection:
     """The instance with its settings made and locked; waits for a writer as `open_reader` does."""
     return connect_reader(
         path,

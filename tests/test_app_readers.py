@@ -128,11 +128,13 @@ def test_timeout_interrupts_one_query_and_the_others_go_on(tmp_path):
     assert wh.query_uncached("SELECT count(*) FROM payments").iat[0, 0] == int((~rows["payments"]["_deleted"]).sum())
 
 
-def test_the_file_is_released_as_soon_as_no_query_runs(app_env):
-    """Between queries (a page rendering) nothing holds the file: a writer opens it at once."""
+def test_the_file_is_released_when_no_query_and_no_page_run_needs_it(app_env):
+    """After a page run (and after a query outside one) nothing holds the file: a writer opens it at once."""
     wh = get_warehouse()
-    wh.query_uncached("SELECT count(*) FROM topups")
-    wh.catalog()
+    with wh.reading():
+        wh.query_uncached("SELECT count(*) FROM topups")
+        wh.catalog()
+    wh.query_uncached("SELECT count(*) FROM payments")
     t0 = time.monotonic()
     con = duckdb.connect(str(app_env.warehouse))  # read-write: refused while any reader instance is open
     try:
@@ -142,6 +144,34 @@ def test_the_file_is_released_as_soon_as_no_query_runs(app_env):
         con.close()
     assert time.monotonic() - t0 < 1
     assert wh.query_uncached("SELECT count(*) FROM topups").iat[0, 0] == len(app_env.live("topups")) + 3
+
+
+HOLDING_WRITER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from ingest.warehouse_file import open_writer
+t0 = time.monotonic()
+with open_writer({path!r}, timeout=20) as con:
+    print(round(time.monotonic() - t0, 3), flush=True)
+    con.execute("INSERT INTO main.topups SELECT 600000 + i, 1, 'mobile', 1000, now(), now(), now(), now(), false, 0, i FROM range(4) t(i)")
+"""
+
+
+def test_a_waiting_writer_gets_the_file_in_the_middle_of_a_page_run(app_env):
+    """A page run keeps the instance between its queries, but not against the worker:
+    while the page 'renders' (no query running), a writer that asks gets the file within a moment,
+    and the page's next query sees what it wrote."""
+    wh = get_warehouse()
+    base = len(app_env.live("topups"))
+    with wh.reading():
+        assert wh.query_uncached("SELECT count(*) FROM topups").iat[0, 0] == base
+        writer = subprocess.run(
+            [sys.executable, "-c", HOLDING_WRITER.format(root=str(ROOT), path=str(app_env.warehouse))],
+            capture_output=True, text=True, timeout=60,
+        )  # the page run is "rendering" meanwhile: it holds no query
+        assert writer.returncode == 0, writer.stderr[-2000:]
+        assert float(writer.stdout) < 1.0, f"the writer waited {writer.stdout.strip()} s for a page that ran no query"
+        assert wh.query_uncached("SELECT count(*) FROM topups").iat[0, 0] == base + 4
 
 
 BUSY_ROWS = 500_000
