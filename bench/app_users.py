@@ -1,31 +1,40 @@
 """Do people wait for each other, and does the worker wait for them? (prints figures and ratios)
 
-    .venv/bin/python bench/app_users.py [--seconds 60] [--users 1,4] [--app-url URL --config F]
+    .venv/bin/python bench/app_users.py [--seconds 60] [--users 1,4] [--clients browser,server]
+                                        [--app-url URL --config F --demo-log LOG]
 
 Without --app-url it starts the whole demo (`python -m ingest run`) on its own
 ports (--app-port, --broker-port; the demo writes the config's data/ folder),
-waits until the worker has caught up with the first export, and stops it at
-the end. Then, one after another, each window --seconds long:
+waits until the worker has caught up with the demo's initial re-export (a
+whole minute of small batches), and stops it at the end. Then, one after
+another, each window --seconds long:
 
 1. nobody uses the app: how many batches the worker lands on its own;
-2. for each N in --users: N browser users (Playwright contexts in Debian
+2. for each N in --users, N browser users (Playwright contexts in Debian
    chromium) open pages without pause, cycling through Overview, Explore,
-   Reports (a report), Pipeline and Dictionary, each user starting at a
-   different page. A page load is timed from the navigation until Streamlit
-   has finished drawing it: the app's script state is "not running", its
-   running indicator is gone and the page title is on screen, and it stays
-   so for 250 ms (a page that reruns itself is not finished at its first
-   pass; the 250 ms are not counted);
-3. nobody again, so that the baseline brackets the runs with users.
+   Reports (a report), Pipeline, Dictionary and Explore on another table,
+   each user starting at a different page. A page load is timed from the
+   navigation until Streamlit has finished drawing it: the app's script state
+   is "not running", its running indicator is gone and the page title is on
+   screen, and it stays so for 250 ms (a page that reruns itself is not
+   finished at its first pass; the 250 ms are not counted). The browsers run
+   reniced (--browser-nice): here they share two cores with the app, where a
+   person's browser has a machine of its own;
+3. for each N, N protocol users do the same through Streamlit's own websocket
+   protocol, as the browser speaks it (ask for a page run, wait for "script
+   finished"): the server's part of a page load, without the browsers' CPU;
+4. nobody again, so that the baseline brackets the runs with users.
 
 Per window: page loads p50/p95/max and loads not finished within
 --page-timeout; batches the worker committed (`_meta.batches.committed_at`
 inside the window), messages landed, the longest gap between two commits and
-how long batches waited (committed_at − started_at, p95); and the worker's
-"warehouse busy" log lines when the demo was started here.
+how long batches waited (committed_at − started_at, p95); the worker's
+"warehouse busy" log lines when the demo log is known; CPU seconds used by
+the app process, the worker and the browsers (from /proc).
 
 Targets (issue 17): p95 with 4 users ≤ 1.5 × p95 with 1 user; batches landed
-with users ≥ batches without (the mean of the two idle windows).
+with users ≥ batches without (the two idle windows; batches are whole, so
+the comparison holds to one batch).
 """
 
 from __future__ import annotations
