@@ -58,8 +58,9 @@ except ConfigError:
 if warehouse is None:
     current.run()
 else:
-    # One read-only connection for the whole page run, opened on the first
-    # uncached query and closed (file released for the worker) when it ends.
+    # The page run's queries share the process's read-only instance (opened
+    # once, not per query); other people's pages run meanwhile, and a worker
+    # waiting to land a batch gets the file as soon as the running queries end.
     with warehouse.reading():
         freshness.show_sidebar(warehouse)
         current.run()

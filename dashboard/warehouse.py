@@ -6,16 +6,22 @@ against), for the data version, and for query results.
 
 What it promises:
 
-- every connection is read-only, short-lived (open, query, close: the worker
-  gets the file back at once) and opened through `ingest.warehouse_file`, so
-  a writer holding the lock means a short wait, never a lock error;
-- connections cannot read files or attach databases
-  (`enable_external_access = false`, then `lock_configuration = true`), run
-  under a memory limit, in Asia/Seoul time, and are interrupted after
+- every query runs read-only on one DuckDB instance that all sessions of the
+  process share (`_SharedReader`): sessions are threads, and their queries run
+  side by side, each on its own cursor. The file stays open while queries run
+  and between the queries of page runs under way (`reading`), and closes when
+  neither is left. A worker that waits for the file
+  (`ingest.warehouse_file.writer_waiting`) gets it as soon as the running
+  queries finish, even while people keep opening pages: new queries wait
+  until it landed its batch. A writer holding the file means a short wait,
+  never a lock error;
+- the instance cannot read files or attach databases
+  (`enable_external_access = false`, then `lock_configuration = true`), runs
+  under a memory limit, in Asia/Seoul time; each query is interrupted after
   `[app] query_timeout_seconds` (`QueryTimeout`, a message for the user);
-- results are cached under (sql, parameters, data version): a new batch
-  (the worker bumps the sidecar version file) refreshes what people see, and
-  nothing else does;
+- results are cached under (sql, parameters, data version) and shared by all
+  sessions: a new batch (the worker bumps the sidecar version file)
+  refreshes what people see, and nothing else does;
 - a missing file or a warehouse without tables is an empty `Catalog`, not an
   exception: pages show "no data yet".
 """
@@ -23,6 +29,7 @@ What it promises:
 from __future__ import annotations
 
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,13 +41,12 @@ import pyarrow as pa
 import streamlit as st
 
 from ingest.config import ConfigError, PipelineConfig, TableSpec, load_config, resolve_config_path
-from ingest.warehouse_file import WarehouseBusy, WarehouseMissing, open_reader
+from ingest.warehouse_file import WarehouseBusy, WarehouseMissing, connect_reader, writer_waiting
 
 TIME_ZONE = "Asia/Seoul"
 DATA_SCHEMA = "live"  # views without tombstones and Kafka bookkeeping (DESIGN.md)
 CACHE_TTL_SECONDS = 600
 CACHE_MAX_ENTRIES = 512
-_CONNECTION_LOCK = threading.RLock()
 
 __all__ = [
     "Catalog",
@@ -163,66 +169,34 @@ class Warehouse:
 
     # Connections ---------------------------------------------------------------
 
-    @contextmanager
-    def _connect(self):
-        """One read-only connection, alone in this process while it is open.
-
-        DuckDB shares one database instance between all connections a
-        process opens on the same file, and `lock_configuration` locks that
-        instance: a second connection opened meanwhile could not set its own
-        search_path. So app connections take turns (queries are short; DuckDB
-        uses every core for each one anyway), and each gets a fresh instance.
-        """
-        if not _CONNECTION_LOCK.acquire(timeout=self.app.query_timeout_seconds):
-            raise WarehouseBusy("other queries of this app kept the warehouse busy; try again in a moment")
-        try:
-            with self._open() as con:
-                yield con
-        finally:
-            _CONNECTION_LOCK.release()
-
-    @contextmanager
-    def reading(self):
-        """Let every query inside the block share one connection (one page run).
-
-        Opening the file costs 15–25 ms; a page asks for several results. The
-        connection is opened on the first uncached query and closed (the file
-        released) when the block ends, which is a page run: milliseconds.
-        """
-        if getattr(_LOCAL, "shared", None) is not None:
-            yield self
-            return
-        shared = _SharedConnection(self)
-        _LOCAL.shared = shared
-        try:
-            yield self
-        finally:
-            _LOCAL.shared = None
-            shared.close()
+    def _reader(self) -> "_SharedReader":
+        return _shared_reader(self.path, self.app.memory_limit)
 
     @contextmanager
     def _connection(self):
-        shared = getattr(_LOCAL, "shared", None)
-        if shared is not None and shared.warehouse.path == self.path:
-            yield shared.get()
-        else:
-            with self._connect() as con:
-                yield con
+        """A cursor on the process's shared read-only instance, for one query (or one catalog read)."""
+        with self._reader().cursor(self.app.query_timeout_seconds) as cur:
+            yield cur
 
-    def _open(self):
-        return open_reader(
-            self.path,
-            timeout=self.app.query_timeout_seconds,
-            config={"enable_external_access": False, "memory_limit": self.app.memory_limit},
-            setup=(
-                f"SET search_path = '{DATA_SCHEMA},main'",
-                f"SET TimeZone = '{TIME_ZONE}'",
-                "SET lock_configuration = true",
-            ),
-        )
+    @contextmanager
+    def reading(self):
+        """One page run: the shared instance may stay open between its queries.
+
+        Opening the file costs more than most queries (60–200 ms for the
+        demo's), and a page asks for several results. Other sessions' page
+        runs are not held back by this, and neither is the worker: when it
+        waits for the file, the file is released as soon as the running
+        queries finish, even in the middle of a page run.
+        """
+        with self._reader().hold():
+            yield self
 
     def _execute(self, sql: str, params: Sequence[Any], fetch: str) -> Any:
-        """Run one statement on a fresh connection, interrupting it after the time-out."""
+        """Run one statement on its own cursor, interrupting it after the time-out.
+
+        The file is held while DuckDB works (query and Arrow fetch); the
+        conversion to pandas happens after the cursor has let go.
+        """
         timeout = self.app.query_timeout_seconds
         with self._connection() as con:
             timer = threading.Timer(timeout, con.interrupt)
@@ -230,17 +204,14 @@ class Warehouse:
             timer.start()
             try:
                 cur = con.execute(sql, list(params))
-                if fetch == "arrow":
-                    return cur.to_arrow_table()
-                if fetch == "rows":
-                    return cur.fetchall()
-                return cur.to_arrow_table().to_pandas()
+                result = cur.fetchall() if fetch == "rows" else cur.to_arrow_table()
             except duckdb.InterruptException as exc:
                 raise QueryTimeout(
                     f"query stopped after {timeout:g} s — narrow the filters (e.g. a shorter date range) and try again"
                 ) from exc
             finally:
                 timer.cancel()
+        return result.to_pandas() if fetch == "pandas" else result
 
     # Data version -------------------------------------------------------------
 
@@ -326,25 +297,156 @@ class Warehouse:
             return False
 
 
-_LOCAL = threading.local()  # the shared connection of the page run on this thread, if any
+# ─────────────────────────────────────────────────── the shared reader ──
 
 
-class _SharedConnection:
-    def __init__(self, warehouse: Warehouse):
-        self.warehouse = warehouse
-        self._cm = None
-        self._con = None
+class _SharedReader:
+    """One read-only DuckDB instance on the warehouse file, shared by every session of the process.
 
-    def get(self) -> duckdb.DuckDBPyConnection:
-        if self._con is None:
-            self._cm = self.warehouse._connect()
-            self._con = self._cm.__enter__()
-        return self._con
+    Why one instance: DuckDB keeps one database instance per file per process
+    and all connections to it share its settings; `lock_configuration` locks
+    them for the instance. So the settings are made once, when the instance
+    opens (memory limit, no external access, `SET GLOBAL TimeZone`, then the
+    lock), and every query gets a cursor — its own connection to the same
+    instance, which runs beside the others. Only `search_path` is per cursor,
+    and DuckDB lets it be set under the lock.
 
-    def close(self) -> None:
-        if self._cm is not None:
-            cm, self._cm, self._con = self._cm, None, None
-            cm.__exit__(None, None, None)
+    When the file is open: while a query runs, and between the queries of
+    page runs that are under way (`hold`): opening the demo's 20 MB file costs
+    60–200 ms on this machine, and a page asks for ten results. It closes as
+    soon as neither is left, and — what the worker needs — whenever a writer
+    waits (`writer_waiting`): new queries are held back, the running ones
+    finish, the file closes even while pages are still rendering, the writer
+    lands its batch, and the next query opens a new instance, which sees the
+    new batch. A watcher thread looks at the writer's signal while the file
+    is open and idle, so a page that is busy rendering cannot keep it.
+    """
+
+    POLL_SECONDS = 0.01  # how often a waiting query, or the watcher, looks at the writer's signal
+
+    def __init__(self, path: Path, memory_limit: str):
+        self.path = path
+        self.memory_limit = memory_limit
+        self._state = threading.Condition(threading.Lock())
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._opening = False
+        self._running = 0  # queries running now
+        self._holding = 0  # page runs under way
+
+    @contextmanager
+    def hold(self):
+        """Keep the instance open between this page run's queries (unless a writer waits)."""
+        with self._state:
+            self._holding += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._holding -= 1
+                self._close_if_idle()
+
+    @contextmanager
+    def cursor(self, timeout: float):
+        """A cursor for one query; waits (up to `timeout`) for a writer, raises `WarehouseBusy` past it."""
+        cur = self._admit(time.monotonic() + timeout, timeout)
+        try:
+            yield cur
+        finally:
+            cur.close()
+            self._leave()
+
+    def _admit(self, deadline: float, timeout: float) -> duckdb.DuckDBPyConnection:
+        opener = False
+        with self._state:
+            while True:
+                if writer_waiting(self.path):
+                    self._close_if_idle(writer=True)
+                elif self._con is not None:
+                    self._running += 1
+                    con = self._con
+                    break
+                elif not self._opening:
+                    self._opening = opener = True
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WarehouseBusy(f"{self.path} stayed locked for {timeout:g} s (the worker is writing); "
+                                        "try again in a moment")
+                self._state.wait(min(self.POLL_SECONDS, left))
+        if opener:
+            con = self._open(max(0.1, deadline - time.monotonic()))
+        try:
+            with self._state:  # cursors are registered on the base connection: one thread at a time
+                cur = con.cursor()
+            cur.execute(f"SET search_path = '{DATA_SCHEMA},main'")
+            return cur
+        except BaseException:
+            self._leave()
+            raise
+
+    def _open(self, timeout: float) -> duckdb.DuckDBPyConnection:
+        """Open the instance (one thread at a time gets here; the others wait for it)."""
+        con = None
+        try:
+            con = _connect_shared_instance(self.path, timeout, self.memory_limit)
+        finally:
+            with self._state:
+                self._opening = False
+                if con is not None:
+                    self._con = con
+                    self._running += 1
+                    threading.Thread(target=self._watch, args=(con,), name="warehouse-watch", daemon=True).start()
+                self._state.notify_all()
+        return con
+
+    def _leave(self) -> None:
+        with self._state:
+            self._running -= 1
+            self._close_if_idle(writer=self._holding > 0 and writer_waiting(self.path))
+            self._state.notify_all()
+
+    def _watch(self, con: duckdb.DuckDBPyConnection) -> None:
+        """While this instance is open: close it when no query runs and a writer waits."""
+        with self._state:
+            while self._con is con:
+                if self._running == 0 and writer_waiting(self.path):
+                    self._close_if_idle(writer=True)
+                    return
+                self._state.wait(self.POLL_SECONDS)
+
+    def _close_if_idle(self, writer: bool = False) -> None:
+        """Release the file when no query runs and no page run needs it, or a writer waits (state lock held)."""
+        if self._con is not None and self._running == 0 and (writer or self._holding == 0):
+            con, self._con = self._con, None
+            con.close()  # the cursors' instance goes with it: DuckDB releases the file lock only here
+            self._state.notify_all()
+
+
+def _connect_shared_instance(path: Path, timeout: float, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """The instance with its settings made and locked; waits for a writer as `open_reader` does."""
+    return connect_reader(
+        path,
+        timeout=timeout,
+        config={"enable_external_access": False, "memory_limit": memory_limit},
+        setup=(
+            # GLOBAL: a plain SET of TimeZone is per connection and the cursors would not see it.
+            f"SET GLOBAL TimeZone = '{TIME_ZONE}'",
+            "SET lock_configuration = true",
+        ),
+    )
+
+
+_READERS: dict[tuple[str, str], _SharedReader] = {}
+_READERS_LOCK = threading.Lock()
+
+
+def _shared_reader(path: Path, memory_limit: str) -> _SharedReader:
+    key = (str(path.resolve()), memory_limit)
+    with _READERS_LOCK:
+        reader = _READERS.get(key)
+        if reader is None:
+            reader = _READERS[key] = _SharedReader(path, memory_limit)
+        return reader
 
 
 def _warehouse_key(wh: Warehouse) -> tuple:

@@ -9,6 +9,15 @@ read-only opener blocks the writer in the same way. So:
 - readers (`open_reader`, used by the app and the watchdog) open read-only,
   query, close, and retry with jitter while the worker writes.
 
+DuckDB has no queue: a writer that finds the file held retries, and readers
+that keep overlapping could hold it forever. So a writer that waits says so:
+it touches `<file>.writer-waiting` on every failed attempt and removes it once
+it has the file (or gives up). Readers do not open while that signal is fresh
+(`writer_waiting`), and the app's shared reader (dashboard/warehouse.py) lets
+its running queries finish, closes the file and admits no new query until
+the writer had its turn. A signal left by a killed writer goes stale in
+`WRITER_WAIT_FRESH_SECONDS` and is ignored.
+
 Both only ever wait; neither turns a lock into an error the user sees unless
 the wait exceeds its timeout.
 """
@@ -33,6 +42,39 @@ class WarehouseBusy(TimeoutError):
     """The file stayed locked by another process for longer than the timeout."""
 
 
+# A waiting writer re-touches its signal at least every ~0.1 s (its retry
+# delay is at most 75 ms); older than this, the writer is gone.
+WRITER_WAIT_FRESH_SECONDS = 1.0
+
+
+def writer_signal_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".writer-waiting")
+
+
+def writer_waiting(path: str | Path) -> bool:
+    """True while a writer waits for the file (its signal is fresh): readers should let it in."""
+    try:
+        touched = writer_signal_path(path).stat().st_mtime
+    except OSError:
+        return False
+    return time.time() - touched < WRITER_WAIT_FRESH_SECONDS
+
+
+def _signal_writer_waiting(path: Path) -> None:
+    try:
+        writer_signal_path(path).touch()
+    except OSError:
+        pass  # a folder we cannot write: readers merely won't step aside
+
+
+def _clear_writer_signal(path: Path) -> None:
+    try:
+        writer_signal_path(path).unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc)
     return isinstance(exc, duckdb.IOException) and ("lock" in text.lower())
@@ -48,33 +90,48 @@ def _is_being_created(path: Path, exc: BaseException) -> bool:
         return True
 
 
+def _busy(path: Path, timeout: float, read_only: bool) -> WarehouseBusy:
+    who = "the worker is writing" if read_only else "a reader has it open"
+    return WarehouseBusy(f"{path} stayed locked for {timeout:g} s ({who}); try again in a moment")
+
+
 def _retry_open(path: Path, timeout: float, read_only: bool, config: Mapping[str, object]) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + timeout
     delay = 0.005
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only, config=dict(config))
-        except duckdb.IOException as exc:
-            if not (is_lock_error(exc) or _is_being_created(path, exc)):
-                raise
-            if time.monotonic() >= deadline:
-                who = "the worker is writing" if read_only else "a reader has it open"
-                raise WarehouseBusy(
-                    f"{path} stayed locked for {timeout:g} s ({who}); try again in a moment"
-                ) from exc
-            # Jitter keeps several readers from retrying in lock-step.
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 1.6, 0.05)
+    signalled = False
+    try:
+        while True:
+            if read_only and writer_waiting(path):
+                # Let the waiting writer in first: opening now would only push it back.
+                if time.monotonic() >= deadline:
+                    raise _busy(path, timeout, read_only)
+                time.sleep(0.01 * (0.5 + random.random()))
+                continue
+            try:
+                return duckdb.connect(str(path), read_only=read_only, config=dict(config))
+            except duckdb.IOException as exc:
+                if not (is_lock_error(exc) or _is_being_created(path, exc)):
+                    raise
+                if not read_only and is_lock_error(exc):
+                    _signal_writer_waiting(path)
+                    signalled = True
+                if time.monotonic() >= deadline:
+                    raise _busy(path, timeout, read_only) from exc
+                # Jitter keeps several readers from retrying in lock-step.
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 1.6, 0.05)
+    finally:
+        if signalled:
+            _clear_writer_signal(path)
 
 
-@contextmanager
-def open_reader(
+def connect_reader(
     path: str | Path,
     timeout: float = 30.0,
     config: Mapping[str, object] | None = None,
     setup: tuple[str, ...] = (),
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived read-only connection; closed (lock released) on exit.
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection that the caller closes (DuckDB releases the file only on close).
 
     `setup` statements run right after opening (e.g. search_path, time zone,
     then `SET lock_configuration = true`). Raises `WarehouseMissing` when the
@@ -87,6 +144,22 @@ def open_reader(
     try:
         for stmt in setup:
             con.execute(stmt)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+@contextmanager
+def open_reader(
+    path: str | Path,
+    timeout: float = 30.0,
+    config: Mapping[str, object] | None = None,
+    setup: tuple[str, ...] = (),
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`connect_reader` for one block: closed (lock released) on exit."""
+    con = connect_reader(path, timeout, config, setup)
+    try:
         yield con
     finally:
         con.close()
