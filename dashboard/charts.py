@@ -188,11 +188,11 @@ PALETTE = ("#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1", "#f
 VALUES_AS_GIVEN = "none"  # ChartSpec.agg for frames whose values are already final (reports, pages)
 
 # Date ticks by zoom level: numbers and Korean units in Korean (never "Nov"), English month names in English.
+# The ranges do not touch: a tick step on a shared edge (one day, one month) would match two formats.
+_HOURS, _DAYS, _MONTHS, _YEARS = (None, 86_399_999), (86_400_000, 2_419_200_000), ("M1", "M11"), ("M12", None)
 _DATE_TICKS = {
-    "ko": (((None, 86_400_000), "%-m월 %-d일 %H:%M"), ((86_400_000, "M1"), "%-m월 %-d일"),
-           (("M1", "M12"), "%Y년 %-m월"), (("M12", None), "%Y년")),
-    "en": (((None, 86_400_000), "%b %-d, %H:%M"), ((86_400_000, "M1"), "%b %-d"),
-           (("M1", "M12"), "%b %Y"), (("M12", None), "%Y")),
+    "ko": ((_HOURS, "%-m월 %-d일 %H:%M"), (_DAYS, "%-m월 %-d일"), (_MONTHS, "%Y년 %-m월"), (_YEARS, "%Y년")),
+    "en": ((_HOURS, "%b %-d, %H:%M"), (_DAYS, "%b %-d"), (_MONTHS, "%b %Y"), (_YEARS, "%Y")),
 }
 _DATE_HOVER = {
     "ko": {"hour": "%Y년 %-m월 %-d일 %H시", "day": "%Y년 %-m월 %-d일", "week": "%Y년 %-m월 %-d일 주", "month": "%Y년 %-m월"},

@@ -252,7 +252,9 @@ def order_clause(info: TableInfo, sort: str | None, desc: bool, default_order: S
             expr = "CASE " + quote(col.name) + " " + " ".join("WHEN ? THEN ?" for _ in codes) + f" ELSE {quote(col.name)} END"
             for code in codes:
                 params += [code, i18n.code_label(col.name, code)]
-        return f"ORDER BY {expr} {'DESC' if desc else 'ASC'} NULLS LAST", params
+        ties = [quote(c) for c in default_order if c != col.name and info.column(c) is not None]
+        # The key breaks ties, so the screen's query and the download's list equal rows in the same order.
+        return f"ORDER BY {expr} {'DESC' if desc else 'ASC'} NULLS LAST{''.join(', ' + t for t in ties)}", params
     if default_order and all(info.column(c) is not None for c in default_order):
         return "ORDER BY " + ", ".join(quote(c) for c in default_order), []
     return "", []

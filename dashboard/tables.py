@@ -148,9 +148,14 @@ def column_config(columns: Sequence[ColumnView]) -> dict:
 
 
 def show(frame: pd.DataFrame, columns: Sequence[ColumnView], key: str, **kwargs) -> None:
-    """st.dataframe of the labelled frame; a missing value shows as "—", never as "None"."""
-    st.dataframe(screen_frame(frame, columns), column_config=column_config(columns), hide_index=True,
-                 width="stretch", key=key, placeholder=EMPTY, **kwargs)
+    """st.dataframe of the labelled frame; a missing value shows as "—", never as "None".
+
+    The table sits in a container keyed `key` (class `st-key-<key>` in the page), so a
+    browser test can find this table among others.
+    """
+    with st.container(key=key):
+        st.dataframe(screen_frame(frame, columns), column_config=column_config(columns), hide_index=True,
+                     width="stretch", key=f"{key}_grid", placeholder=EMPTY, **kwargs)
 
 
 def sort_frame(frame: pd.DataFrame, by: str | None, desc: bool, columns: Sequence[ColumnView]) -> pd.DataFrame:

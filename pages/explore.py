@@ -161,7 +161,7 @@ with wh.reading():
                     seed(k + "lo." + name, lo0)
                     seed(k + "hi." + name, hi0)
                     a, b = st.columns(2)
-                    whole = info.column(name).type.upper().endswith("INT")  # ids and counts: no "10004.00"
+                    whole = "INT" in info.column(name).type.upper()  # ids and counts: "10004", not "10004.00"
                     fmt = {"format": "%d", "step": 1} if whole else {}
                     lo = a.number_input(f"{col_label(name)} — {t('min')}", key=k + "lo." + name, value=None, **fmt)
                     hi = b.number_input(f"{col_label(name)} — {t('max')}", key=k + "hi." + name, value=None, **fmt)
