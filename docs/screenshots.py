@@ -20,11 +20,11 @@ OUT = Path(__file__).resolve().parent / "screenshots"
 WIDTH = 1280
 # page → (path and query, text that shows when it is ready (ko, en), height to keep in pixels, what to open first)
 VIEWS = {
-    "overview": ("/", ("최근 30일 일별 금액", "Daily amounts, last 30 days"), 1150, None),
+    "overview": ("/", ("최근 30일 일별 금액", "Daily amounts, last 30 days"), 1450, None),
     "explore": ("/explore?table=topups&period.created_at=last_30_days&chart=stacked_bar&x=created_at&bucket=day"
                 "&agg=sum&y=amount_krw&color=channel", ("조건에 맞는 행", "Matching rows"), 1500, None),
     "reports": ("/reports?report=daily_topups&period=last_30_days", ("행 수", "Rows"), 1450, None),
-    "pipeline": ("/pipeline", ("배치 기록", "Batches over time"), 1250, None),
+    "pipeline": ("/pipeline", ("배치 기록", "Batches over time"), 1800, None),
     "dictionary": ("/dictionary", ("데이터 사전", "Dictionary"), 1000, ("topups —", "topups —")),
 }
 

@@ -132,7 +132,9 @@ partitions = 3
                 expect(page.get_by_text("조건에 맞는 행").first).to_be_visible(timeout=60_000)
                 wait_idle(page)
                 assert page.get_by_test_id("stSidebarNav").count() == 0  # no legacy page list
-                expect(page.get_by_test_id("stSidebar").get_by_text("데이터 탐색")).to_be_visible()
+                # (the first run of a fresh server reruns through the entry script: the sidebar comes with it)
+                expect(page.get_by_test_id("stSidebar").get_by_text("데이터 탐색")).to_be_visible(timeout=30_000)
+                wait_idle(page)
                 _, total_first = matching_and_total(page)
 
                 # A date range: custom, typed into the period control's two date fields.
