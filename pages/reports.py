@@ -140,7 +140,8 @@ if report.params:
             except Exception as exc:  # noqa: BLE001 - a bad from= query is the report's problem, shown with its line
                 st.error(f"{report.path.rsplit('/', 1)[-1]}:{p.line}: {p.name} from= query failed: {str(exc).splitlines()[0]}")
                 options = []
-            options = sorted(options, key=lambda v, n=p.name: option_label(n, v))  # in the order people read them
+            if p.options_sql:  # values from the data: in the order people read them (a header's options keep theirs)
+                options = sorted(options, key=lambda v, n=p.name: option_label(n, v))
             current = from_url[p.name]
             if current is not None and current not in options:
                 options.append(current)
