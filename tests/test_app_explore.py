@@ -339,7 +339,7 @@ def test_korean_default_and_english(app_env):
     assert "Download Excel" in [b.proto.label for b in en.get("download_button")]
     # The sidebar (entry script): page links translated, freshness line, the language switch.
     # (AppTest resets Streamlit to its legacy multipage path before every run, like a fresh
-    # server; dashboard.warehouse leaves it and reruns through the entry script — DESIGN.md "Traps".)
+    # server; dashboard/warehouse.py leaves it and reruns through the entry script.)
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["table"] = "topups"
     at.switch_page("pages/explore.py")

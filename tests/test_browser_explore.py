@@ -127,7 +127,7 @@ partitions = 3
             browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-                # First visit of a fresh server through a direct link (DESIGN.md "Traps").
+                # First visit of a fresh server through a direct link (the legacy page-list trap: streamlit_app.py).
                 page.goto(f"{base}/explore?table=topups")
                 expect(page.get_by_text("조건에 맞는 행").first).to_be_visible(timeout=60_000)
                 wait_idle(page)

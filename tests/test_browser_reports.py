@@ -51,7 +51,7 @@ def test_overview_reports_pipeline_in_a_browser(app_server, chromium_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
 
-            # A shared report link as the very first visit of the fresh server (DESIGN.md "Traps").
+            # A shared report link as the very first visit of the fresh server (the legacy page-list trap: streamlit_app.py).
             start, end = ds.today - dt.timedelta(days=14), ds.today
             page.goto(f"{base}/reports?report=daily_topups&period={start}..{end}")
             expect(page.get_by_text("일별 충전 금액").first).to_be_visible(timeout=30_000)
