@@ -165,7 +165,7 @@ def xlsx_bytes(table: pa.Table, filters_text: Sequence[str] = (), title: str = "
 
 
 FORMATS = ("csv", "xlsx", "parquet")
-RAW_KEY = "dl_raw"  # one switch for the whole session: an analyst who wants codes wants them everywhere
+RAW_KEY = "dl_raw"  # the same switch (one key) on every page that offers downloads
 
 
 def file_bytes(fmt: str, table: pa.Table, columns: Sequence[ColumnView], raw: bool = False,

@@ -1,10 +1,13 @@
 """Korean (default) and English: every label, message and number format of the app.
 
 Pages call `t("key", **values)`; the language lives in `st.session_state`
-(the sidebar switch) and is Korean unless someone picks English. Stored data
-stays in English codes (`bank_transfer`, `approved`); `value_label` turns them
-into words for the screen, `column_label` picks the right half of a
-"카드 / card" description from pipeline.toml.
+(the sidebar switch, kept in the URL by dashboard/links.py) and is Korean
+unless someone picks English. Stored data stays in codes (`bank_transfer`,
+`approved`): `VOCABULARY` names them per column, in both languages, and
+`code_label` / `value_label` turn them into words; `column_label` names a
+column (the right half of a "카드 / card" description from pipeline.toml, else
+`COLUMN_NAMES`). Screens and downloads take their words from here through
+dashboard/tables.py, so both say the same thing.
 """
 
 from __future__ import annotations
@@ -136,8 +139,6 @@ _TEXT: dict[str, tuple[str, str]] = {
                     "Link copied — whoever opens it sees this view, in this language."),
     "link_not_copied": ("이 브라우저가 복사를 막았습니다 — 아래 주소를 복사해 주세요.",
                         "This browser blocked copying — copy the address below."),
-    "share_link": ("이 화면의 주소(URL)를 공유하면 같은 화면이 열립니다.",
-                   "Share this page's address (URL) to share exactly this view."),
     "sort_default": ("기본 순서 ({column})", "Default order ({column})"),
     "table_order": ("테이블 순서", "Table order"),
     "bad_date": ("기간을 읽지 못했습니다 ({value}) — 시작일과 종료일을 다시 골라 주세요.",
