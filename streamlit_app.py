@@ -21,15 +21,13 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from dashboard import freshness, i18n  # noqa: E402
+from dashboard import freshness, i18n, links  # noqa: E402
 from dashboard.warehouse import ConfigError, get_warehouse  # noqa: E402
 
 st.set_page_config(page_title="Data desk", page_icon=":material/database:", layout="wide")
 
-# Language: Korean unless the person (or a shared link with ?lang=en) picks English.
-if i18n.LANG_KEY not in st.session_state:
-    wanted = st.query_params.get(i18n.LANG_KEY)
-    st.session_state[i18n.LANG_KEY] = wanted if wanted in i18n.LANGS else i18n.DEFAULT_LANG
+# Language: Korean unless the person (or a shared link with ?lang=en) picks English; the URL keeps it.
+links.keep_language()
 
 PAGES = [  # (file, url path, label key, icon)
     ("pages/overview.py", "overview", "page_overview", ":material/dashboard:"),

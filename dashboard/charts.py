@@ -15,6 +15,7 @@ Time buckets for a time x axis: hour, day, week (Monday), month — in Asia/Seou
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import date, datetime
 from typing import Any, Mapping
 
 import pandas as pd
@@ -179,43 +180,111 @@ def chart_query(spec: ChartSpec, info: TableInfo, where: str, params: list[Any])
 
 # ─────────────────────────────────────────────────────────────── figure ──
 
+# Series colours (Streamlit's own categorical palette). A code always gets the
+# same colour: its place in the column's vocabulary (dashboard/i18n.py) picks
+# it, so 자동충전 and "Auto charge" are one colour on every chart, in both
+# languages, whichever other series are present.
+PALETTE = ("#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1", "#ff8700", "#ffd16a", "#6d3fc0", "#d5dae5")
+VALUES_AS_GIVEN = "none"  # ChartSpec.agg for frames whose values are already final (reports, pages)
 
-def _labelled(frame: pd.DataFrame, column: str, name: str | None) -> pd.Series:
+# Date ticks by zoom level: numbers and Korean units in Korean (never "Nov"), English month names in English.
+# The ranges do not touch: a tick step on a shared edge (one day, one month) would match two formats.
+_HOURS, _DAYS, _MONTHS, _YEARS = (None, 86_399_999), (86_400_000, 2_419_200_000), ("M1", "M11"), ("M12", None)
+_DATE_TICKS = {
+    "ko": ((_HOURS, "%-m월 %-d일 %H:%M"), (_DAYS, "%-m월 %-d일"), (_MONTHS, "%Y년 %-m월"), (_YEARS, "%Y년")),
+    "en": ((_HOURS, "%b %-d, %H:%M"), (_DAYS, "%b %-d"), (_MONTHS, "%b %Y"), (_YEARS, "%Y")),
+}
+_DATE_HOVER = {
+    "ko": {"hour": "%Y년 %-m월 %-d일 %H시", "day": "%Y년 %-m월 %-d일", "week": "%Y년 %-m월 %-d일 주", "month": "%Y년 %-m월"},
+    "en": {"hour": "%b %-d, %Y %H:00", "day": "%b %-d, %Y", "week": "week of %b %-d, %Y", "month": "%B %Y"},
+}
+
+
+def series_order(column: str | None, codes) -> list:
+    """The series of a chart in a fixed order: the vocabulary's codes first (in its order), then the rest sorted."""
+    present = list(dict.fromkeys(codes))
+    known = [c for c in i18n.vocabulary_order(column or "") if c in present]
+    rest = sorted((c for c in present if c not in known), key=lambda v: (v is None, str(v)))
+    return known + rest
+
+
+def series_colours(column: str | None, codes) -> dict:
+    """code → colour, stable across languages and pages (see PALETTE)."""
+    vocabulary = i18n.vocabulary_order(column or "")
+    present = series_order(column, codes)
+    unknown = [c for c in present if c not in vocabulary]
+    out = {}
+    for code in present:
+        place = vocabulary.index(code) if code in vocabulary else len(vocabulary) + unknown.index(code)
+        out[code] = PALETTE[place % len(PALETTE)]
+    return out
+
+
+def _labelled(values: pd.Series, name: str | None) -> pd.Series:
     if name and i18n.has_value_labels(name):
-        return frame[column].map(lambda v: i18n.value_label(name, v))
-    return frame[column]
+        return values.map(lambda v: i18n.value_label(name, v))
+    return values
+
+
+def _is_time(values: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    sample = values.dropna().head(5).tolist()
+    return bool(sample) and all(isinstance(v, (date, datetime)) for v in sample)
+
+
+def value_title(spec: ChartSpec, labels: Mapping[str, str]) -> str:
+    """The value axis title: the column's name, plus the aggregation only where the chart aggregated."""
+    if spec.kind == "histogram" or spec.agg == "count" or not spec.y:
+        return i18n.t("agg_count")
+    name = labels.get(spec.y, spec.y)
+    if spec.agg == VALUES_AS_GIVEN:
+        return name
+    return f"{name} ({i18n.t('agg_' + spec.agg)})"
 
 
 def figure(frame: pd.DataFrame, spec: ChartSpec, labels: Mapping[str, str]) -> go.Figure:
-    """Plotly figure from the aggregated frame (columns x[, color], value …)."""
+    """Plotly figure from the aggregated frame (columns x[, color], value …).
+
+    Codes in x and color are drawn as words in the current language; series
+    keep a fixed order and colour (`series_colours`); time axes speak the
+    language too ("11월 1일" / "Nov 1").
+    """
     frame = frame.head(MAX_POINTS)
+    lang = i18n.lang()
     x_title = labels.get(spec.x, spec.x or "")
-    value_title = i18n.t("agg_" + spec.agg)
-    if spec.y and spec.agg != "count":
-        value_title = f"{labels.get(spec.y, spec.y)} ({value_title})"
-    if spec.kind == "histogram":
-        value_title = i18n.t("agg_count")
-    xs = _labelled(frame, "x", spec.x)
+    y_title = value_title(spec, labels)
+    xs = _labelled(frame["x"], spec.x)
     fig = go.Figure()
     if spec.kind == "pie":
-        fig.add_trace(go.Pie(labels=xs, values=frame["value"], sort=False))
+        colours = series_colours(spec.x, [None if i18n.is_missing(v) else v for v in frame["x"]])
+        fig.add_trace(go.Pie(labels=xs, values=frame["value"], sort=False,
+                             marker=dict(colors=[colours[None if i18n.is_missing(v) else v] for v in frame["x"]])))
     elif spec.kind == "box":
         fig.add_trace(go.Box(x=xs, q1=frame["q1"], median=frame["median"], q3=frame["q3"],
-                             lowerfence=frame["lo"], upperfence=frame["hi"], name=labels.get(spec.y, spec.y)))
+                             lowerfence=frame["lo"], upperfence=frame["hi"], name=labels.get(spec.y, spec.y),
+                             marker_color=PALETTE[0]))
     elif spec.kind == "heatmap":
         pivot = frame.pivot_table(index="color", columns="x", values="value", aggfunc="sum", sort=True)
         fig.add_trace(go.Heatmap(
             z=pivot.values, x=[i18n.value_label(spec.x, v) if i18n.has_value_labels(spec.x or "") else v for v in pivot.columns],
-            y=[i18n.value_label(spec.color, v) for v in pivot.index], colorscale="Blues"))
+            y=[i18n.value_label(spec.color, v) for v in pivot.index], colorscale="Blues",
+            colorbar=dict(title=dict(text=y_title))))
     else:
-        groups = [(None, frame)] if "color" not in frame.columns else list(frame.groupby("color", sort=True, dropna=False))
-        for key, part in groups:
-            name = i18n.value_label(spec.color, key) if spec.color else value_title
-            px_ = _labelled(part, "x", spec.x)
+        if "color" in frame.columns:
+            codes = series_order(spec.color, [None if i18n.is_missing(v) else v for v in frame["color"]])
+            colours = series_colours(spec.color, codes)
+            groups = [(code, frame[frame["color"].isna()] if code is None else frame[frame["color"] == code]) for code in codes]
+        else:
+            groups, colours = [(None, frame)], {None: PALETTE[0]}
+        for code, part in groups:
+            name = i18n.value_label(spec.color, code) if spec.color else y_title
+            px_ = _labelled(part["x"], spec.x)
             if spec.kind in ("bar", "stacked_bar", "histogram"):
-                fig.add_trace(go.Bar(x=px_, y=part["value"], name=name))
+                fig.add_trace(go.Bar(x=px_, y=part["value"], name=name, marker_color=colours[code]))
             else:
                 fig.add_trace(go.Scatter(x=px_, y=part["value"], name=name, mode="lines+markers",
+                                         line=dict(color=colours[code]), marker=dict(color=colours[code]),
                                          stackgroup="one" if spec.kind == "area" else None))
         if spec.kind == "stacked_bar" or (spec.kind == "histogram" and spec.color):
             fig.update_layout(barmode="stack")
@@ -223,10 +292,17 @@ def figure(frame: pd.DataFrame, spec: ChartSpec, labels: Mapping[str, str]) -> g
             fig.update_layout(barmode="group")
         if spec.kind == "histogram":
             fig.update_layout(bargap=0.02)
-    if spec.kind not in ("pie",):
+    if spec.kind != "pie":
         fig.update_xaxes(title_text=x_title)
-        fig.update_yaxes(title_text=value_title if spec.kind != "heatmap" else labels.get(spec.color, spec.color or ""),
+        fig.update_yaxes(title_text=y_title if spec.kind != "heatmap" else labels.get(spec.color, spec.color or ""),
                          separatethousands=True, tickformat=",")
+        if spec.kind != "heatmap":
+            fig.update_yaxes(hoverformat=",.4~f")
+        if _is_time(frame["x"]):
+            fig.update_xaxes(
+                tickformatstops=[dict(dtickrange=list(r), value=f) for r, f in _DATE_TICKS[lang]],
+                hoverformat=_DATE_HOVER[lang].get(spec.bucket, _DATE_HOVER[lang]["day"]),
+            )
     fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend_title_text=labels.get(spec.color, spec.color or ""),
                       separators=".,")
     return fig

@@ -1,23 +1,30 @@
-"""Files people take away: CSV (UTF-8 with BOM), Excel and Parquet.
+"""Files people take away: CSV (UTF-8 with BOM), Excel and Parquet — carrying what the screen shows.
 
 The small API the pages use (Explore, Reports, anything that shows a table):
 
-    download_buttons(fetch_table, basename="topups_2026-10-01_2026-10-31",
+    download_buttons(fetch_table, columns, basename="topups_2026-10-01_2026-10-31",
                      filters_text=["충전 경로: 모바일"], total_rows=12345)
 
 `fetch_table` is a no-argument callable returning a `pyarrow.Table` of the
-rows to save; it runs only when someone clicks (Streamlit's deferred
-`data=callable`), and clicking does not rerun the page (`on_click="ignore"`).
+rows to save, in the order the screen shows them; it runs only when someone
+clicks (Streamlit's deferred `data=callable`), and clicking does not rerun
+the page (`on_click="ignore"`). `columns` are the table's
+`dashboard.tables.ColumnView`s — the same ones the screen was drawn with —
+so every file has the screen's headers and words (자동충전, not
+auto_charge) in the language shown when the button was drawn. A switch
+above the buttons gives analysts the stored codes and column names instead.
 
 - CSV starts with a UTF-8 BOM so that Excel on Windows shows Korean text.
   A CSV has no place for the filters, so the page shows them beside the button.
 - Excel gets a header row, column widths, real dates/times (Asia/Seoul wall
-  clock) and a second sheet listing the filters in force. Above Excel's
-  1,048,576-row sheet limit the page says so and offers CSV/Parquet.
+  clock), ids without thousands separators and a second sheet listing the
+  filters in force. Above Excel's 1,048,576-row sheet limit the page says so
+  and offers CSV/Parquet.
 - Parquet keeps the column types exactly.
 
 The byte builders (`csv_bytes`, `xlsx_bytes`, `parquet_bytes`) are pure
-functions of an Arrow table, used by the tests and bench/app.py directly.
+functions of an Arrow table; `file_bytes` is the whole path a click takes
+(labelling included), used by the tests and bench/app.py directly.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import io
 import os
 import tempfile
 from datetime import datetime
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,7 +42,8 @@ import pyarrow.parquet as pq
 import streamlit as st
 import xlsxwriter
 
-from dashboard import i18n
+from dashboard import i18n, tables
+from dashboard.tables import ColumnView
 
 EXCEL_MAX_ROWS = 1_048_576 - 1  # one sheet, minus the header row
 BOM = "\ufeff".encode("utf-8")
@@ -80,8 +88,11 @@ def _width(values: Sequence[object], header: str) -> float:
 
 
 def xlsx_bytes(table: pa.Table, filters_text: Sequence[str] = (), title: str = "",
-               headers: Sequence[str] | None = None) -> bytes:
+               kinds: Mapping[str, str] | None = None) -> bytes:
     """An .xlsx: sheet 1 the rows (header, widths, real dates), sheet 2 the filters in force.
+
+    `kinds` (header → dashboard.tables kind) marks the id columns, which get no
+    thousands separators (card 7056, not 7,056).
 
     Raises ValueError above Excel's row limit. Written in constant-memory mode
     (row by row to a temporary file), so a million rows do not need a million
@@ -90,7 +101,8 @@ def xlsx_bytes(table: pa.Table, filters_text: Sequence[str] = (), title: str = "
     if table.num_rows > EXCEL_MAX_ROWS:
         raise ValueError(i18n.t("excel_too_many", n=i18n.fmt_number(table.num_rows)))
     table = _wall_clock(table)
-    headers = list(headers or table.column_names)
+    headers = list(table.column_names)
+    kinds = kinds or {}
     fd, tmp = tempfile.mkstemp(suffix=".xlsx")
     os.close(fd)
     try:
@@ -101,6 +113,7 @@ def xlsx_bytes(table: pa.Table, filters_text: Sequence[str] = (), title: str = "
         date_fmt = wb.add_format({"num_format": "yyyy-mm-dd"})
         time_fmt = wb.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
         number_fmt = wb.add_format({"num_format": "#,##0"})
+        id_fmt = wb.add_format({"num_format": "0"})
         ws = wb.add_worksheet(i18n.t("sheet_data"))
         columns = [c.to_pylist() for c in table.columns]
         for j, (col, header) in enumerate(zip(table.columns, headers)):
@@ -109,6 +122,8 @@ def xlsx_bytes(table: pa.Table, filters_text: Sequence[str] = (), title: str = "
                 fmt = date_fmt
             elif pa.types.is_timestamp(col.type):
                 fmt = time_fmt
+            elif kinds.get(header) == "id":
+                fmt = id_fmt
             elif pa.types.is_integer(col.type):
                 fmt = number_fmt
             ws.set_column(j, j, _width([v for v in columns[j][:_WIDTH_SAMPLE] if v is not None], header), fmt)
@@ -149,30 +164,49 @@ def xlsx_bytes(table: pa.Table, filters_text: Sequence[str] = (), title: str = "
         os.unlink(tmp)
 
 
+FORMATS = ("csv", "xlsx", "parquet")
+RAW_KEY = "dl_raw"  # the same switch (one key) on every page that offers downloads
+
+
+def file_bytes(fmt: str, table: pa.Table, columns: Sequence[ColumnView], raw: bool = False,
+               filters_text: Sequence[str] = (), title: str = "") -> bytes:
+    """The file a click produces: the rows labelled like the screen (or raw), in the given format."""
+    out = tables.file_table(table, columns, raw)
+    if fmt == "csv":
+        return csv_bytes(out)
+    if fmt == "xlsx":
+        return xlsx_bytes(out, filters_text, title, tables.file_kinds(columns, raw))
+    if fmt == "parquet":
+        return parquet_bytes(out)
+    raise ValueError(fmt)
+
+
 def download_buttons(
     fetch_table: Callable[[], pa.Table],
+    columns: Sequence[ColumnView],
     basename: str,
     filters_text: Sequence[str] = (),
     total_rows: int | None = None,
     max_rows: int | None = None,
     key: str = "dl",
     title: str = "",
-    headers: Sequence[str] | None = None,
+    order_note: str | None = None,
 ) -> None:
-    """Three download buttons (CSV, Excel, Parquet) whose files are built on click.
+    """A raw-codes switch and three download buttons (CSV, Excel, Parquet) whose files are built on click.
 
     `total_rows` (rows matching the filters) decides whether Excel can hold
     them; `max_rows` is the app's download cap (`[app] max_download_rows`),
-    which `fetch_table` is expected to apply with its LIMIT. `headers` are
-    the Excel header labels (default: the column names); CSV and Parquet keep
-    the column names, which scripts rely on.
+    which `fetch_table` is expected to apply with its LIMIT. `order_note`
+    says how the rows are sorted (the files keep the screen's order).
     """
     code = i18n.lang()  # the click runs outside the page: build the file in the language shown now
+    raw = st.toggle(i18n.t("download_raw"), key=RAW_KEY, help=i18n.t("download_raw_help"))
+    suffix = "_raw" if raw else ""
 
-    def build(make):
+    def build(fmt: str):
         def run():
             with i18n.language(code):
-                return make(fetch_table())
+                return file_bytes(fmt, fetch_table(), columns, raw, filters_text, title)
         return run
 
     if total_rows is not None and max_rows is not None and total_rows > max_rows:
@@ -181,16 +215,18 @@ def download_buttons(
     too_big_for_excel = rows_in_file is not None and rows_in_file > EXCEL_MAX_ROWS
     c1, c2, c3 = st.columns(3)
     with c1:
-        st.download_button(i18n.t("download_csv"), data=build(csv_bytes), file_name=f"{basename}.csv",
+        st.download_button(i18n.t("download_csv"), data=build("csv"), file_name=f"{basename}{suffix}.csv",
                            mime=MIME_CSV, on_click="ignore", key=f"{key}_csv", icon=":material/download:")
     with c2:
-        st.download_button(i18n.t("download_xlsx"), data=build(lambda tbl: xlsx_bytes(tbl, filters_text, title, headers)),
-                           file_name=f"{basename}.xlsx", mime=MIME_XLSX, on_click="ignore", key=f"{key}_xlsx",
-                           disabled=too_big_for_excel, icon=":material/table:")
+        st.download_button(i18n.t("download_xlsx"), data=build("xlsx"), file_name=f"{basename}{suffix}.xlsx",
+                           mime=MIME_XLSX, on_click="ignore", key=f"{key}_xlsx", disabled=too_big_for_excel,
+                           icon=":material/table:")
     with c3:
-        st.download_button(i18n.t("download_parquet"), data=build(parquet_bytes),
-                           file_name=f"{basename}.parquet", mime=MIME_PARQUET, on_click="ignore", key=f"{key}_parquet",
-                           icon=":material/database:")
+        st.download_button(i18n.t("download_parquet"), data=build("parquet"), file_name=f"{basename}{suffix}.parquet",
+                           mime=MIME_PARQUET, on_click="ignore", key=f"{key}_parquet", icon=":material/database:")
     if too_big_for_excel:
         st.info(i18n.t("excel_too_many", n=i18n.fmt_number(rows_in_file)))
-    st.caption(i18n.t("csv_note", filters="; ".join(filters_text) if filters_text else i18n.t("no_filters")))
+    notes = [i18n.t("csv_note", filters="; ".join(filters_text) if filters_text else i18n.t("no_filters"))]
+    if order_note:
+        notes.append(i18n.t("download_sorted", sort=order_note))
+    st.caption(" · ".join(notes))

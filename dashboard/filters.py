@@ -5,7 +5,7 @@ function of its URL, so everything a person set — table, filters, chart,
 sort — round-trips through `st.query_params`:
 
     table=topups
-    period.created_at=last_month            (a preset, relative to today in Asia/Seoul)
+    period.created_at=last_month            (a preset, relative to today in Asia/Seoul: dashboard/dates.py)
     period.created_at=2026-10-01..2026-10-31 (inclusive dates)
     in.channel=mobile&in.channel=card       (one of these values)
     range.amount_krw=1000..50000            (either side may be empty)
@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, time as dtime
 from typing import Any, Iterable, Mapping, Sequence
 
-from dashboard import i18n
+from dashboard import dates, i18n
+from dashboard.dates import Period
 from dashboard.i18n import SEOUL
 from dashboard.warehouse import TableInfo, quote
 
-PRESETS = ("today", "last_7_days", "last_30_days", "this_month", "last_month")
 OPS = ("period", "in", "range", "has")
 _SEP = ".."
 
@@ -36,7 +36,7 @@ _SEP = ".."
 class Filter:
     column: str
     op: str  # period | in | range | has
-    values: tuple = ()
+    values: tuple = ()  # period: (URL token,) — a preset name or "start..end" (dashboard/dates.py)
 
     @property
     def active(self) -> bool:
@@ -57,41 +57,20 @@ class ViewState:
 
 
 def today_seoul() -> date:
-    return datetime.now(SEOUL).date()
+    return dates.today_seoul()
 
 
-def preset_range(preset: str, today: date) -> tuple[date, date]:
-    """Inclusive (start, end) dates of a preset, relative to `today`."""
-    if preset == "today":
-        return today, today
-    if preset == "last_7_days":
-        return today - timedelta(days=6), today
-    if preset == "last_30_days":
-        return today - timedelta(days=29), today
-    if preset == "this_month":
-        return today.replace(day=1), today
-    if preset == "last_month":
-        end = today.replace(day=1) - timedelta(days=1)
-        return end.replace(day=1), end
-    raise ValueError(preset)
-
-
-def period_dates(f: Filter, today: date) -> tuple[date, date] | None:
-    """The inclusive dates a period filter covers, or None when it is not a valid period."""
+def period_of(f: Filter, today: date) -> Period | None:
+    """The dates a period filter covers (possibly reversed: the page says so), or None when it is not a period."""
     if f.op != "period" or not f.values:
         return None
-    if len(f.values) == 1 and f.values[0] in PRESETS:
-        return preset_range(f.values[0], today)
-    if len(f.values) == 2 and all(isinstance(v, date) for v in f.values):
-        return f.values[0], f.values[1]
-    return None
+    try:
+        return dates.parse_period(str(f.values[0]), today)
+    except ValueError:
+        return None
 
 
 # ────────────────────────────────────────────────────────────── URL ↔ state ──
-
-
-def _parse_date(text: str) -> date:
-    return date.fromisoformat(text.strip())
 
 
 def _parse_number(text: str) -> float | int | None:
@@ -130,18 +109,12 @@ def parse_state(params: Mapping[str, Sequence[str]], tables: Mapping[str, TableI
         label = column
         if op == "period":
             raw = values[-1]
-            if raw in PRESETS:
-                filters.append(Filter(column, "period", (raw,)))
-                continue
             try:
-                start_s, end_s = raw.split(_SEP, 1)
-                start, end = _parse_date(start_s), _parse_date(end_s)
+                period = dates.parse_period(raw, today_seoul())
             except ValueError:
                 problems.append(i18n.t("bad_date", value=raw))
                 continue
-            if start > end:
-                start, end = end, start
-            filters.append(Filter(column, "period", (start, end)))
+            filters.append(Filter(column, "period", (period.token,)))  # a reversed range is kept: the page says so
         elif op == "in":
             chosen = tuple(dict.fromkeys(v for v in values if v != ""))
             if col.kind == "bool":
@@ -187,7 +160,7 @@ def state_params(state: ViewState) -> dict[str, str | list[str]]:
             continue
         key = f"{f.op}.{f.column}"
         if f.op == "period":
-            out[key] = f.values[0] if len(f.values) == 1 else f"{f.values[0].isoformat()}{_SEP}{f.values[1].isoformat()}"
+            out[key] = str(f.values[0])
         elif f.op == "in":
             out[key] = [str(v) for v in f.values]
         elif f.op == "range":
@@ -229,10 +202,10 @@ def where_clause(filters: Iterable[Filter], info: TableInfo, today: date | None 
             continue
         ident = quote(col.name)
         if f.op == "period":
-            dates = period_dates(f, today)
-            if dates is None:
+            period = period_of(f, today)
+            if period is None:
                 continue
-            lo, hi = _period_bounds(info, col.name, *dates)
+            lo, hi = _period_bounds(info, col.name, period.start, period.end)
             parts.append(f"{ident} >= ? AND {ident} < ?")
             params += [lo, hi]
         elif f.op == "in":
@@ -262,23 +235,49 @@ def count_sql(info: TableInfo, where: str) -> str:
     return f"SELECT count(*) AS n FROM {info.qualified} {where}"
 
 
-def rows_sql(info: TableInfo, where: str, sort: str | None, desc: bool, limit: int, local_time: bool = False) -> str:
-    """The filtered rows, sorted, at most `limit`. `local_time` turns time stamps into Seoul wall-clock (files)."""
+def order_clause(info: TableInfo, sort: str | None, desc: bool, default_order: Sequence[str] = ()) -> tuple[str, list[Any]]:
+    """`ORDER BY …` and its bound parameters, as the screen shows the column.
+
+    A column of vocabulary codes sorts by its words in the current language
+    (자동충전 after 모바일, as a reader expects), through a CASE whose codes and
+    words are bound parameters. Without a chosen sort the rows come in
+    `default_order` (the table's primary key), so ids run 1, 2, … 10 and the
+    screen and the file agree.
+    """
+    col = info.column(sort) if sort else None
+    if col is not None:
+        expr, params = quote(col.name), []
+        codes = i18n.vocabulary_order(col.name) if col.kind == "text" else []
+        if codes:
+            expr = "CASE " + quote(col.name) + " " + " ".join("WHEN ? THEN ?" for _ in codes) + f" ELSE {quote(col.name)} END"
+            for code in codes:
+                params += [code, i18n.code_label(col.name, code)]
+        ties = [quote(c) for c in default_order if c != col.name and info.column(c) is not None]
+        # The key breaks ties, so the screen's query and the download's list equal rows in the same order.
+        return f"ORDER BY {expr} {'DESC' if desc else 'ASC'} NULLS LAST{''.join(', ' + t for t in ties)}", params
+    if default_order and all(info.column(c) is not None for c in default_order):
+        return "ORDER BY " + ", ".join(quote(c) for c in default_order), []
+    return "", []
+
+
+def rows_query(info: TableInfo, where: str, params: Sequence[Any], sort: str | None, desc: bool, limit: int,
+               local_time: bool = False, default_order: Sequence[str] = ()) -> tuple[str, list[Any]]:
+    """The filtered rows in the screen's order, at most `limit`, with their parameters.
+    `local_time` turns time stamps into Seoul wall-clock (files)."""
     cols = []
     for c in info.columns:
         if local_time and "TIME ZONE" in c.type.upper():
             cols.append(f"{quote(c.name)}::TIMESTAMP AS {quote(c.name)}")
         else:
             cols.append(quote(c.name))
-    order = ""
-    if sort and info.column(sort) is not None:
-        order = f"ORDER BY {quote(sort)} {'DESC' if desc else 'ASC'} NULLS LAST"
-    return f"SELECT {', '.join(cols)} FROM {info.qualified} {where} {order} LIMIT {int(limit)}"
+    order, order_params = order_clause(info, sort, desc, default_order)
+    sql = f"SELECT {', '.join(cols)} FROM {info.qualified} {where} {order} LIMIT {int(limit)}"
+    return sql, [*params, *order_params]
 
 
 def summary_sql(info: TableInfo, where: str) -> str | None:
-    """count / sum / avg / min / max of every numeric column, one row, one scan."""
-    nums = info.columns_of("number")
+    """count / sum / avg / min / max of every numeric column but identifiers (a sum of card ids means nothing), one scan."""
+    nums = summary_columns(info)
     if not nums:
         return None
     parts = []
@@ -286,6 +285,11 @@ def summary_sql(info: TableInfo, where: str) -> str | None:
         q = quote(c.name)
         parts += [f"count({q}) AS c{i}", f"sum({q})::DOUBLE AS s{i}", f"avg({q}) AS a{i}", f"min({q})::DOUBLE AS lo{i}", f"max({q})::DOUBLE AS hi{i}"]
     return f"SELECT {', '.join(parts)} FROM {info.qualified} {where}"
+
+
+def summary_columns(info: TableInfo) -> list:
+    """The columns `summary_sql` describes, in its order."""
+    return [c for c in info.columns_of("number") if not i18n.is_identifier(c.name)]
 
 
 def value_counts_sql(info: TableInfo, column: str, limit: int) -> str:
@@ -310,12 +314,10 @@ def describe(filters: Iterable[Filter], info: TableInfo, labels: Mapping[str, st
             continue
         name = labels.get(f.column, f.column)
         if f.op == "period":
-            dates = period_dates(f, today)
-            if dates is None:
+            period = period_of(f, today)
+            if period is None:
                 continue
-            text = f"{dates[0].isoformat()} – {dates[1].isoformat()}"
-            if len(f.values) == 1:
-                text += f" ({i18n.t('preset_' + f.values[0])})"
+            text = period.describe()
         elif f.op == "in":
             text = ", ".join(i18n.value_label(f.column, v) if info.column(f.column).kind != "bool" else i18n.t(v) for v in f.values)
         elif f.op == "range":
@@ -331,7 +333,7 @@ def file_basename(table: str, filters: Iterable[Filter], today: date | None = No
     """`topups_2026-10-01_2026-10-31` when a period is set, else `topups_<today>`."""
     today = today or today_seoul()
     for f in filters:
-        dates = period_dates(f, today) if f.active else None
-        if dates:
-            return f"{table}_{dates[0].isoformat()}_{dates[1].isoformat()}"
+        period = period_of(f, today) if f.active else None
+        if period:
+            return f"{table}_{period.start.isoformat()}_{period.end.isoformat()}"
     return f"{table}_{today.isoformat()}"

@@ -1,10 +1,13 @@
 """Korean (default) and English: every label, message and number format of the app.
 
 Pages call `t("key", **values)`; the language lives in `st.session_state`
-(the sidebar switch) and is Korean unless someone picks English. Stored data
-stays in English codes (`bank_transfer`, `approved`); `value_label` turns them
-into words for the screen, `column_label` picks the right half of a
-"카드 / card" description from pipeline.toml.
+(the sidebar switch, kept in the URL by dashboard/links.py) and is Korean
+unless someone picks English. Stored data stays in codes (`bank_transfer`,
+`approved`): `VOCABULARY` names them per column, in both languages, and
+`code_label` / `value_label` turn them into words; `column_label` names a
+column (the right half of a "카드 / card" description from pipeline.toml, else
+`COLUMN_NAMES`). Screens and downloads take their words from here through
+dashboard/tables.py, so both say the same thing.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import streamlit as st
 
 LANGS = ("ko", "en")
 DEFAULT_LANG = "ko"
 LANG_KEY = "lang"  # session_state key and query parameter
 SEOUL = ZoneInfo("Asia/Seoul")
+EMPTY = "—"  # how a missing value looks on screen (files leave the cell empty)
 
 _TEXT: dict[str, tuple[str, str]] = {
     # app shell
@@ -34,8 +39,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "language": ("언어 / Language", "언어 / Language"),
     "coming_soon": ("이 페이지는 준비 중입니다.", "This page is being built."),
     # freshness
-    "fresh_as_of": ("데이터 기준: {ago}", "data as of {ago}"),
-    "fresh_none": ("아직 적재된 데이터가 없습니다", "no data landed yet"),
+    "fresh_as_of": ("데이터 기준: {ago}", "Data as of {ago}"),
+    "fresh_none": ("아직 적재된 데이터가 없습니다", "No data landed yet"),
     "fresh_amber": ("데이터가 평소보다 늦습니다 (적재 주기 {interval}).", "Data is later than usual (batch interval {interval})."),
     "fresh_red": ("데이터가 오래되었습니다 — 파이프라인 페이지를 확인하세요.", "Data is stale — check the Pipeline page."),
     "just_now": ("방금", "just now"),
@@ -64,18 +69,27 @@ _TEXT: dict[str, tuple[str, str]] = {
     "period": ("기간", "Period"),
     "no_date_filter": ("전체 기간", "All time"),
     "preset_today": ("오늘", "Today"),
-    "preset_last_7_days": ("최근 7일", "Last 7 days"),
-    "preset_last_30_days": ("최근 30일", "Last 30 days"),
+    "preset_yesterday": ("어제", "Yesterday"),
+    "preset_this_week": ("이번 주", "This week"),
+    "preset_last_week": ("지난주", "Last week"),
     "preset_this_month": ("이번 달", "This month"),
     "preset_last_month": ("지난달", "Last month"),
+    "preset_this_year": ("올해", "This year"),
+    "preset_last_year": ("작년", "Last year"),
+    "preset_last_n_days": ("최근 {n}일", "Last {n} days"),
     "preset_custom": ("직접 지정", "Custom range"),
-    "date_range": ("시작일 – 종료일", "From – to"),
-    "choose": ("전체 (골라서 거르기)", "all (pick to filter)"),
+    "date_start": ("시작일", "From"),
+    "date_end": ("종료일", "To"),
+    "period_reversed": ("시작일({start})이 종료일({end})보다 늦습니다 — 날짜를 바로잡아 주세요.",
+                        "The start date ({start}) is after the end date ({end}) — correct one of them."),
+    "bad_period": ("기간 '{value}' 을(를) 읽지 못했습니다 — 목록에서 고르거나 2026-11-01..2026-11-30 처럼 적어 주세요.",
+                   "Could not read the period '{value}' — pick one from the list or write it like 2026-11-01..2026-11-30."),
+    "choose": ("전체 (골라서 거르기)", "All (pick to filter)"),
     "choose_columns": ("거를 열을 고르세요", "Pick columns to filter"),
     "more_filters": ("다른 열로 거르기", "Filter other columns"),
-    "min": ("최소", "min"),
-    "max": ("최대", "max"),
-    "contains": ("포함하는 글자", "contains"),
+    "min": ("최소", "Min"),
+    "max": ("최대", "Max"),
+    "contains": ("포함하는 글자", "Contains"),
     "row_count": ("조건에 맞는 행: **{n}** / 전체 {total}", "Matching rows: **{n}** of {total}"),
     "chart": ("차트", "Chart"),
     "chart_kind": ("차트 종류", "Chart type"),
@@ -93,16 +107,16 @@ _TEXT: dict[str, tuple[str, str]] = {
     "kind_histogram": ("히스토그램", "Histogram"),
     "kind_box": ("상자 그림", "Box plot"),
     "kind_heatmap": ("히트맵", "Heat map"),
-    "agg_count": ("건수", "count"),
-    "agg_sum": ("합계", "sum"),
-    "agg_avg": ("평균", "average"),
-    "agg_min": ("최솟값", "minimum"),
-    "agg_max": ("최댓값", "maximum"),
-    "agg_distinct": ("고유 개수", "distinct count"),
-    "bucket_hour": ("시간", "hour"),
-    "bucket_day": ("일", "day"),
-    "bucket_week": ("주", "week"),
-    "bucket_month": ("월", "month"),
+    "agg_count": ("건수", "Count"),
+    "agg_sum": ("합계", "Sum"),
+    "agg_avg": ("평균", "Average"),
+    "agg_min": ("최솟값", "Minimum"),
+    "agg_max": ("최댓값", "Maximum"),
+    "agg_distinct": ("고유 개수", "Distinct count"),
+    "bucket_hour": ("시간", "Hour"),
+    "bucket_day": ("일", "Day"),
+    "bucket_week": ("주", "Week"),
+    "bucket_month": ("월", "Month"),
     "chart_needs_y": ("이 집계에는 값(Y) 열이 필요합니다.", "This aggregation needs a value (Y) column."),
     "chart_needs_color": ("히트맵은 두 번째 축으로 '색 구분' 열이 필요합니다.", "A heat map needs a 'Colour by' column as its second axis."),
     "chart_needs_x": ("X축 열을 골라 주세요.", "Pick an X axis column."),
@@ -114,14 +128,19 @@ _TEXT: dict[str, tuple[str, str]] = {
     "shown_rows": ("화면에는 {shown}행 / 전체 {total}행 (다운로드로 전체를 받을 수 있습니다)",
                    "Showing {shown} of {total} rows (download to get them all)"),
     "summary": ("요약 통계", "Summary statistics"),
-    "stat_column": ("열", "column"),
-    "stat_count": ("값 개수", "values"),
-    "stat_sum": ("합계", "sum"),
-    "stat_avg": ("평균", "average"),
-    "stat_min": ("최솟값", "min"),
-    "stat_max": ("최댓값", "max"),
-    "share_link": ("이 화면의 주소(URL)를 복사해 공유하면 같은 화면이 열립니다.",
-                   "Copy this page's address (URL) to share exactly this view."),
+    "stat_column": ("열", "Column"),
+    "stat_count": ("값 개수", "Values"),
+    "stat_sum": ("합계", "Sum"),
+    "stat_avg": ("평균", "Average"),
+    "stat_min": ("최솟값", "Min"),
+    "stat_max": ("최댓값", "Max"),
+    "copy_link": ("링크 복사", "Copy link"),
+    "link_copied": ("링크를 복사했습니다 — 붙여 넣으면 같은 화면(언어 포함)이 열립니다.",
+                    "Link copied — whoever opens it sees this view, in this language."),
+    "link_not_copied": ("이 브라우저가 복사를 막았습니다 — 아래 주소를 복사해 주세요.",
+                        "This browser blocked copying — copy the address below."),
+    "sort_default": ("기본 순서 ({column})", "Default order ({column})"),
+    "table_order": ("테이블 순서", "Table order"),
     "bad_date": ("기간을 읽지 못했습니다 ({value}) — 시작일과 종료일을 다시 골라 주세요.",
                  "Could not read the date range ({value}) — pick a start and end date again."),
     "bad_range": ("{column}: 최소값이 최대값보다 큽니다 — 무시했습니다.", "{column}: min is above max — ignored."),
@@ -144,66 +163,103 @@ _TEXT: dict[str, tuple[str, str]] = {
     "no_filters": ("조건 없음 (전체)", "no filters (everything)"),
     "csv_note": ("CSV 파일에는 조건이 들어가지 않습니다. 적용된 조건: {filters}",
                  "The CSV file itself carries no filter note. Filters in force: {filters}"),
-    "sheet_data": ("데이터", "data"),
-    "sheet_filters": ("조건", "filters"),
-    "generated_at": ("만든 시각", "generated at"),
-    "source_table": ("테이블", "table"),
+    "download_raw": ("분석용: 원래 코드와 열 이름으로 받기", "For analysts: raw codes and column names"),
+    "download_raw_help": ("켜면 파일에 화면의 이름(예: 자동충전, 충전 경로) 대신 저장된 코드(auto_charge, channel)가 들어갑니다.",
+                          "On: files hold the stored codes and column names (auto_charge, channel) instead of the words on screen."),
+    "download_sorted": ("파일은 화면과 같은 순서입니다: {sort}", "Files keep the order on screen: {sort}"),
+    "sheet_data": ("데이터", "Data"),
+    "sheet_filters": ("조건", "Filters"),
+    "generated_at": ("만든 시각", "Generated at"),
+    "source_table": ("테이블", "Table"),
+    "n_items": ("{n}건", "{n} items"),
+    "summary_rows": ("행 수", "Rows"),
+    "summary_total": ("{column} 합계", "Total {column}"),
     # dictionary
     "dict_intro": ("웨어하우스의 모든 테이블과 열입니다. 값 예시는 표본에서 뽑았습니다.",
                    "Every table and column in the warehouse. Example values come from a sample."),
-    "dict_column": ("열 이름", "column"),
-    "dict_label": ("이름", "label"),
-    "dict_description": ("설명", "description"),
-    "dict_type": ("형식", "type"),
-    "dict_null_share": ("빈 값 비율", "null share"),
-    "dict_examples": ("값 예시", "example values"),
+    "dict_column": ("열 이름", "Column"),
+    "dict_label": ("이름", "Label"),
+    "dict_description": ("설명", "Description"),
+    "dict_type": ("형식", "Type"),
+    "dict_null_share": ("빈 값 비율", "Empty share"),
+    "dict_examples": ("값 예시", "Example values"),
     "dict_absent": ("개인정보라 일부러 가져오지 않은 원본 열: {cols}", "Source columns deliberately left out (personal data): {cols}"),
     "dict_hashed": ("가명 처리(키 해시)된 열: {cols} — 서로 연결(조인)은 되지만 원래 값은 알 수 없습니다.",
                     "Pseudonymised (keyed hash) columns: {cols} — they still join, the original values cannot be recovered."),
     "dict_not_in_config": ("설정 파일에 설명이 없는 테이블입니다 (새 토픽).", "This table has no description in the config (a new topic)."),
-    "sys_source_ts": ("원본에서 바뀐 시각", "changed at the source"),
-    "sys_ingested_at": ("웨어하우스에 적재된 시각", "landed in the warehouse"),
-    "true": ("예", "yes"),
-    "false": ("아니오", "no"),
+    "sys_source_ts": ("원본에서 바뀐 시각", "Changed at the source"),
+    "sys_ingested_at": ("웨어하우스에 적재된 시각", "Landed in the warehouse"),
+    "true": ("예", "Yes"),
+    "false": ("아니오", "No"),
 }
 
-# Vocabulary codes stored in the warehouse → words on screen.
-_VALUES: dict[str, tuple[str, str]] = {
-    # product
-    "standard": ("일반", "standard"),
-    "transit": ("교통", "transit"),
-    "gift": ("기프트", "gift"),
-    "youth": ("청소년", "youth"),
-    # card / member / payment status
-    "active": ("사용 중", "active"),
-    "suspended": ("정지", "suspended"),
-    "closed": ("해지", "closed"),
-    "dormant": ("휴면", "dormant"),
-    "left": ("탈퇴", "left"),
-    "approved": ("승인", "approved"),
-    "cancelled": ("취소", "cancelled"),
-    # top-up channel
-    "bank_transfer": ("계좌이체", "bank transfer"),
-    "card": ("신용·체크카드", "card"),
-    "convenience_store": ("편의점", "convenience store"),
-    "mobile": ("모바일", "mobile"),
-    "auto_charge": ("자동충전", "auto charge"),
-    # merchant category
-    "convenience": ("편의점", "convenience"),
-    "cafe": ("카페", "cafe"),
-    "restaurant": ("음식점", "restaurant"),
-    "transport": ("교통", "transport"),
-    "online": ("온라인", "online"),
-    "culture": ("문화", "culture"),
-    "retail": ("소매", "retail"),
+# ─────────────────────────────────────────────────────────── vocabulary ──
+# Codes stored in the warehouse (and codes the reports make) → words on screen
+# and in downloads, per column name. The data keeps the codes; a download
+# "for analysts" keeps them too. The order of each mapping is the order a
+# chart gives its series colours, so a series keeps its colour in both
+# languages and on every page.
+
+_PRODUCT = {"standard": ("일반", "Standard"), "transit": ("교통", "Transit"), "gift": ("기프트", "Gift"),
+            "youth": ("청소년", "Youth")}
+_STATUS = {  # cards, members, payments share the column name
+    "active": ("사용 중", "Active"), "suspended": ("정지", "Suspended"), "closed": ("해지", "Closed"),
+    "dormant": ("휴면", "Dormant"), "left": ("탈퇴", "Left"),
+    "approved": ("승인", "Approved"), "cancelled": ("취소", "Cancelled"),
 }
-_VOCAB_COLUMNS = {"product", "status", "channel", "category"}
-_REGIONS_EN = {
+_CHANNEL = {"bank_transfer": ("계좌이체", "Bank transfer"), "card": ("신용·체크카드", "Card"),
+            "convenience_store": ("편의점", "Convenience store"), "mobile": ("모바일", "Mobile"),
+            "auto_charge": ("자동충전", "Auto charge")}
+_CATEGORY = {"convenience": ("편의점", "Convenience store"), "cafe": ("카페", "Cafe"),
+             "restaurant": ("음식점", "Restaurant"), "transport": ("교통", "Transport"), "online": ("온라인", "Online"),
+             "culture": ("문화", "Culture"), "retail": ("소매", "Retail")}
+_REASON = {"customer_request": ("고객 요청", "Customer request"), "defective": ("불량", "Defective"),
+           "duplicate_charge": ("중복 결제", "Duplicate charge"), "partial_return": ("부분 반품", "Partial return")}
+_REGION = {  # stored in Korean; romanised in English
     "서울": "Seoul", "경기": "Gyeonggi", "인천": "Incheon", "부산": "Busan", "대구": "Daegu", "대전": "Daejeon",
     "광주": "Gwangju", "울산": "Ulsan", "세종": "Sejong", "강원": "Gangwon", "충북": "Chungbuk", "충남": "Chungnam",
     "전북": "Jeonbuk", "전남": "Jeonnam", "경북": "Gyeongbuk", "경남": "Gyeongnam", "제주": "Jeju",
 }
+# Values the bundled reports and pages compute themselves.
+_SEGMENT = {"new": ("신규", "New"), "returning": ("재방문", "Returning")}
+_AGE_BAND = {"~19": ("19세 이하", "19 and under"), "20-29": ("20대", "20–29"), "30-39": ("30대", "30–39"),
+             "40-49": ("40대", "40–49"), "50-59": ("50대", "50–59"), "60+": ("60세 이상", "60 and over"),
+             "unknown": ("알 수 없음", "Unknown")}
+_WEEKDAY = {"Mon": ("월", "Mon"), "Tue": ("화", "Tue"), "Wed": ("수", "Wed"), "Thu": ("목", "Thu"),
+            "Fri": ("금", "Fri"), "Sat": ("토", "Sat"), "Sun": ("일", "Sun")}
+_MEASURE = {"topups": ("충전", "Top-ups"), "payments": ("결제", "Payments"), "refunds": ("환불", "Refunds")}
 
+VOCABULARY: dict[str, dict[str, tuple[str, str]]] = {
+    "product": _PRODUCT, "status": _STATUS, "channel": _CHANNEL, "category": _CATEGORY, "reason": _REASON,
+    "region": {code: (code, en) for code, en in _REGION.items()},
+    "segment": _SEGMENT, "age_band": _AGE_BAND, "weekday": _WEEKDAY, "measure": _MEASURE,
+}
+
+# Names of the result columns the bundled reports and pages use ("한국어 / English"); a
+# warehouse column is named by its description in pipeline.toml first.
+COLUMN_NAMES = {
+    "day": "일자 / Day", "week": "주 (월요일 시작) / Week (from Monday)", "month": "월 / Month", "bucket": "기간 / Period",
+    "channel": "충전 경로 / Channel", "category": "업종 / Category", "region": "지역 / Region",
+    "product": "상품 / Product", "status": "상태 / Status", "segment": "구분 / Segment",
+    "topups": "충전 건수 / Top-ups", "payments": "결제 건수 / Payments", "cards": "카드 수 / Cards",
+    "amount_krw": "금액(원) / Amount (KRW)", "avg_ticket_krw": "객단가(원) / Average ticket (KRW)",
+    "merchant_id": "가맹점 번호 / Merchant id", "merchant_name": "가맹점명 / Merchant",
+    "cancelled": "취소 건수 / Cancelled", "cancel_rate_pct": "취소율(%) / Cancellation rate (%)",
+    "approved_krw": "승인 금액(원) / Approved (KRW)", "refunded_krw": "환불 금액(원) / Refunded (KRW)",
+    "refunded_payments": "환불된 결제 / Refunded payments", "refund_rate_pct": "환불률(%) / Refund rate (%)",
+    "active_30d": "30일 활성 카드 / Active cards (30 days)", "used_in_week": "해당 주 사용 카드 / Used in the week",
+    "card_id": "카드 번호 / Card id", "balance_krw": "잔액(원) / Balance (KRW)", "issued_on": "발급일 / Issued on",
+    "last_payment_on": "최근 결제일 / Last payment", "idle_days": "미사용 일수 / Days idle",
+    "rank": "순위 / Rank", "refunds_krw": "환불(원) / Refunds (KRW)", "net_krw": "순액(원) / Net (KRW)",
+    "age_band": "연령대 / Age band", "active_cards": "이용 카드 수 / Cards used",
+    "tx_per_active_card": "카드당 결제 수 / Payments per card", "weekday_no": "요일 번호 / Weekday no.",
+    "weekday": "요일 / Weekday", "hour": "시 / Hour", "prev_amount_krw": "전월 금액(원) / Previous month (KRW)",
+    "growth_pct": "전월 대비(%) / Growth (%)", "topups_krw": "충전(원) / Top-ups (KRW)",
+    "payments_krw": "결제(원) / Payments (KRW)", "movement_balance_krw": "거래 기준 잔액(원) / Balance from movements (KRW)",
+    "balances_on_file_krw": "보유 잔액 합계(원) / Balances on file (KRW)", "difference_krw": "차이(원) / Difference (KRW)",
+    "expected_balance_krw": "기대 잔액(원) / Expected balance (KRW)", "share_pct": "비중(%) / Share (%)",
+    "measure": "구분 / Measure",
+}
 
 _FORCED: ContextVar[str | None] = ContextVar("datadesk_lang", default=None)
 
@@ -241,10 +297,21 @@ def pick(description: str, language: str | None = None) -> str:
     return (en if language == "en" else ko).strip()
 
 
+def _sentence_case(text: str) -> str:
+    """English labels start with a capital ("issued at" → "Issued at"); the rest is kept ("amount (KRW)")."""
+    return text[:1].upper() + text[1:] if lang() == "en" else text
+
+
 def column_label(column: str, description: str = "") -> str:
-    """What a column is called on screen: its description's half, else a system label, else its name."""
+    """What a column is called on screen and in a labelled download.
+
+    Its description's half in the current language (pipeline.toml), else the
+    name the bundled reports give it, else a system label, else its name.
+    """
     if description:
-        return pick(description)
+        return _sentence_case(pick(description))
+    if column in COLUMN_NAMES:
+        return pick(COLUMN_NAMES[column])
     if column == "_source_ts":
         return t("sys_source_ts")
     if column == "_ingested_at":
@@ -252,19 +319,48 @@ def column_label(column: str, description: str = "") -> str:
     return column
 
 
+def is_identifier(column: str) -> bool:
+    """Numbers that name something (ids, years): shown as written, never as "7,056" or "10004.00"."""
+    return column in ("id", "year") or column.endswith(("_id", "_year"))
+
+
+def has_value_labels(column: str) -> bool:
+    return column in VOCABULARY
+
+
+def vocabulary_order(column: str) -> list[str]:
+    """The known codes of a column in their fixed order (empty when the column has no vocabulary)."""
+    return list(VOCABULARY.get(column, ()))
+
+
+def code_label(column: str, code: str) -> str:
+    """A vocabulary code as a word in the current language (an unknown code stays as it is)."""
+    words = VOCABULARY.get(column, {}).get(code)
+    if words is None:
+        return code
+    return words[1] if lang() == "en" else words[0]
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, NaT and pandas' NA: a value the data does not have."""
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # lists and other containers
+        return False
+
+
 def value_label(column: str, value: Any) -> str:
-    """A stored value as words: vocabulary codes translated, regions romanised in English."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
+    """A stored value as text: vocabulary codes as words, ids as written, numbers with separators, "—" for nothing."""
+    if is_missing(value):
+        return EMPTY
     if isinstance(value, bool):
         return t("true" if value else "false")
     if isinstance(value, str):
-        if column in _VOCAB_COLUMNS and value in _VALUES:
-            ko, en = _VALUES[value]
-            return en if lang() == "en" else ko
-        if column == "region" and lang() == "en":
-            return _REGIONS_EN.get(value, value)
-        return value
+        return code_label(column, value) if column in VOCABULARY else value
+    if isinstance(value, (int, float)) and is_identifier(column):
+        return str(int(value)) if float(value).is_integer() else str(value)
     if isinstance(value, (int, float)):
         return fmt_number(value)
     if isinstance(value, datetime):
@@ -272,10 +368,6 @@ def value_label(column: str, value: Any) -> str:
     if isinstance(value, date):
         return fmt_date(value)
     return str(value)
-
-
-def has_value_labels(column: str) -> bool:
-    return column in _VOCAB_COLUMNS or column == "region"
 
 
 # ─────────────────────────────────────────────────────────── formatting ──

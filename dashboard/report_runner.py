@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from dashboard import dates
+from dashboard.dates import Period
 from dashboard.reports import Param, Report, ReportError, positional_sql, resolve_date
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -47,8 +49,7 @@ def default_value(param: Param, today: dt.date) -> Any:
     if param.kind == "date":
         return resolve_date(param.default or "today", today)
     if param.kind == "daterange":
-        a, _, b = (param.default or "-30d..today").partition("..")
-        return (resolve_date(a, today), resolve_date(b, today))
+        return parse_value(param, param.default or "last_30_days", today)
     if param.kind == "number":
         return _number(param, param.default or "0")
     if param.kind == "text":
@@ -89,11 +90,13 @@ def parse_value(param: Param, raw: str, today: dt.date) -> Any:
     if param.kind == "date":
         return resolve_date(raw, today)
     if param.kind == "daterange":
+        # A preset (last_month) or two dates; a start after the end is kept: the page says so.
+        if dates.is_preset(raw.strip()):
+            return dates.preset_period(raw.strip(), today)
         a, sep, b = raw.partition("..")
         if not sep:
-            raise ValueError(f"{raw!r} is not a range like 2026-11-01..2026-11-24")
-        start, end = resolve_date(a, today), resolve_date(b, today)
-        return (start, end) if start <= end else (end, start)
+            raise ValueError(f"{raw!r} is not a period — pick one from the list or write it like 2026-11-01..2026-11-24")
+        return Period(resolve_date(a, today), resolve_date(b, today))
     if param.kind == "number":
         value = _number(param, raw)
         if param.minimum is not None and value < param.minimum:
@@ -114,6 +117,14 @@ def parse_value(param: Param, raw: str, today: dt.date) -> Any:
     raise AssertionError(param.kind)
 
 
+def as_period(value: Any) -> Period:
+    """A daterange value: a Period, or a (start, end) pair (scripts and tests may pass one)."""
+    if isinstance(value, Period):
+        return value
+    start, end = value
+    return Period(start, end)
+
+
 def _number(param: Param, raw: str) -> int | float:
     try:
         value = float(raw)
@@ -132,7 +143,7 @@ def values_to_url(report: Report, values: Mapping[str, Any]) -> dict[str, str]:
     for p in report.params:
         v = values.get(p.name)
         if p.kind == "daterange":
-            out[p.name] = f"{v[0].isoformat()}..{v[1].isoformat()}"
+            out[p.name] = as_period(v).token
         elif p.kind == "date":
             out[p.name] = v.isoformat()
         elif p.kind == "number":
@@ -151,7 +162,8 @@ def bind_params(report: Report, values: Mapping[str, Any]) -> dict[str, Any]:
     for p in report.params:
         v = values[p.name]
         if p.kind == "daterange":
-            bound[f"{p.name}_start"], bound[f"{p.name}_end"] = v
+            period = as_period(v)
+            bound[f"{p.name}_start"], bound[f"{p.name}_end"] = period.start, period.end
         elif p.kind == "text":
             bound[p.name] = v if (v or "").strip() else None
         else:
@@ -206,61 +218,32 @@ def chart_problem(report: Report, df: pd.DataFrame) -> str | None:
 
 # ─────────────────────────────────────────────────────────────── display ──
 
-# Bilingual names for the result columns the bundled reports use ("한국어 / English").
-COLUMN_LABELS = {
-    "day": "일자 / Day", "week": "주 (월요일) / Week (Monday)", "month": "월 / Month", "bucket": "기간 / Period",
-    "channel": "충전 경로 / Channel", "category": "업종 / Category", "region": "지역 / Region",
-    "product": "상품 / Product", "status": "상태 / Status", "segment": "구분 / Segment",
-    "topups": "충전 건수 / Top-ups", "payments": "결제 건수 / Payments", "cards": "카드 수 / Cards",
-    "amount_krw": "금액(원) / Amount (KRW)", "avg_ticket_krw": "객단가(원) / Average ticket (KRW)",
-    "merchant_id": "가맹점 번호 / Merchant id", "merchant_name": "가맹점명 / Merchant",
-    "cancelled": "취소 건수 / Cancelled", "cancel_rate_pct": "취소율(%) / Cancellation rate (%)",
-    "approved_krw": "승인 금액(원) / Approved (KRW)", "refunded_krw": "환불 금액(원) / Refunded (KRW)",
-    "refunded_payments": "환불된 결제 / Refunded payments", "refund_rate_pct": "환불률(%) / Refund rate (%)",
-    "active_30d": "30일 활성 카드 / Active cards (30 days)", "used_in_week": "해당 주 사용 카드 / Used in the week",
-    "card_id": "카드 번호 / Card id", "balance_krw": "잔액(원) / Balance (KRW)", "issued_on": "발급일 / Issued on",
-    "last_payment_on": "최근 결제일 / Last payment", "idle_days": "미사용 일수 / Days idle",
-    "dormant_cards": "휴면 카드 수 / Dormant cards", "total_dormant_balance_krw": "휴면 잔액 합계(원) / Total dormant balance (KRW)",
-    "rank": "순위 / Rank", "refunds_krw": "환불(원) / Refunds (KRW)", "net_krw": "순액(원) / Net (KRW)",
-    "age_band": "연령대 / Age band", "active_cards": "이용 카드 수 / Cards used",
-    "tx_per_active_card": "카드당 결제 수 / Payments per card", "weekday_no": "요일 번호 / Weekday no.",
-    "weekday": "요일 / Weekday", "hour": "시 / Hour", "prev_amount_krw": "전월 금액(원) / Previous month (KRW)",
-    "growth_pct": "전월 대비(%) / Growth (%)", "topups_krw": "충전(원) / Top-ups (KRW)",
-    "payments_krw": "결제(원) / Payments (KRW)", "movement_balance_krw": "거래 기준 잔액(원) / Balance from movements (KRW)",
-    "balances_on_file_krw": "보유 잔액 합계(원) / Balances on file (KRW)", "difference_krw": "차이(원) / Difference (KRW)",
-    "expected_balance_krw": "기대 잔액(원) / Expected balance (KRW)", "share_pct": "비중(%) / Share (%)",
-}
+def totals_problem(report: Report, df: pd.DataFrame) -> str | None:
+    """None when every `totals:` column is a numeric result column, else what is wrong (with the file)."""
+    wrong = [c for c in report.totals if c not in df.columns or not pd.api.types.is_numeric_dtype(df[c])]
+    if wrong:
+        return f"{Path(report.path).name}: totals names {', '.join(wrong)}, which the result has no numbers for"
+    return None
 
 
-# Values some reports produce themselves (not warehouse vocabulary), per result column.
-VALUE_LABELS = {
-    "segment": {"new": "신규 / new", "returning": "재방문 / returning"},
-    "age_band": {"unknown": "알 수 없음 / unknown", "~19": "19세 이하 / 19 and under", "60+": "60세 이상 / 60 and over"},
-    "weekday": {"Mon": "월 / Mon", "Tue": "화 / Tue", "Wed": "수 / Wed", "Thu": "목 / Thu", "Fri": "금 / Fri",
-                "Sat": "토 / Sat", "Sun": "일 / Sun"},
-}
+def additive(column: str) -> bool:
+    """Whether values of this column may be added up (amounts, counts) — not rates, shares or averages."""
+    return not (column.endswith("_pct") or column.startswith("avg_") or "_per_" in column or "_rate" in column)
 
 
-def value_labeller(column: str, pick: Callable[[str], str]) -> Callable[[Any], Any] | None:
-    """A function that names this column's report-made values in the current language, or None."""
-    table = VALUE_LABELS.get(column)
-    if table is None:
-        return None
-    return lambda v: pick(table[v]) if v in table else v
-
-
-def column_labels(columns: list[str], pick: Callable[[str], str]) -> dict[str, str]:
-    """column → its label in the current language (`pick` = i18n.pick); unknown columns keep their name."""
-    return {c: pick(COLUMN_LABELS[c]) if c in COLUMN_LABELS else c for c in columns}
+_TIME_GRAINS = {"hour": "hour", "day": "day", "week": "week", "month": "month"}
 
 
 def chart_frame(report: Report, df: pd.DataFrame):
     """The report's chart as (charts.ChartSpec, frame with x[, color], value) for `charts.figure`.
 
-    Rows that share x (and colour) are summed; heat-map rows keep the report's
-    order (categories), so weekdays stay Monday-first.
+    Rows that share x (and colour) are summed (averaged for rates and
+    averages, which do not add up); heat-map rows keep the report's order
+    (categories), so weekdays stay Monday-first. The frame keeps the stored
+    codes: the figure names them in the current language and gives each the
+    same colour in both languages.
     """
-    from dashboard.charts import ChartSpec
+    from dashboard.charts import VALUES_AS_GIVEN, ChartSpec
 
     chart = report.chart
     assert chart is not None
@@ -276,10 +259,12 @@ def chart_frame(report: Report, df: pd.DataFrame):
         if chart.kind == "heatmap" or frame[k].dtype == object:
             order = list(dict.fromkeys(frame[k].tolist()))
             frame[k] = pd.Categorical(frame[k], categories=order, ordered=True)
-    frame = frame.groupby(keys, sort=False, observed=True, dropna=False)["value"].sum().reset_index()
+    y = chart.z if chart.kind == "heatmap" else chart.y
+    grouped = frame.groupby(keys, sort=False, observed=True, dropna=False)["value"]
+    frame = (grouped.sum() if additive(y) else grouped.mean()).reset_index()
     for k in keys:
         if isinstance(frame[k].dtype, pd.CategoricalDtype) and chart.kind != "heatmap":
             frame[k] = frame[k].astype(object)
-    spec = ChartSpec(kind=chart.kind, x=chart.x, y=chart.z if chart.kind == "heatmap" else chart.y,
-                     color=chart.y if chart.kind == "heatmap" else chart.color, agg="sum")
+    spec = ChartSpec(kind=chart.kind, x=chart.x, y=y, color=chart.y if chart.kind == "heatmap" else chart.color,
+                     agg=VALUES_AS_GIVEN, bucket=_TIME_GRAINS.get(chart.x, "day"))
     return spec, frame

@@ -1,18 +1,19 @@
 """Curated reports as files: parse the header of a `sql/*.sql` file. Pure functions.
 
-A recurring data request becomes one file (DESIGN.md "Reports as files"). The
-leading `--` comment lines declare what the app needs to render it:
+A recurring data request becomes one file. The leading `--` comment lines
+declare what the app needs to render it:
 
     -- title: 일별 충전 금액 / Daily top-ups
     -- description: Top-up totals per day and channel.
     -- param: start date default=-30d label="시작일 / Start date"
     -- param: end date default=today
-    -- param: period daterange default=month_start..today
+    -- param: period daterange default=last_30_days
     -- param: channel choice from=SELECT DISTINCT channel FROM topups
     -- param: grain choice options=day,week,month default=week
     -- param: min_balance number default=10000 min=0 step=1000
     -- param: name_contains text
     -- chart: line x=day y=amount_krw color=channel
+    -- totals: topups, amount_krw
     SELECT ... WHERE created_at >= $start ...
 
 Parameter kinds and how they reach the SQL (always as bound DuckDB `$name`
@@ -21,7 +22,9 @@ parameters, never pasted into the text):
 - `date`: a `datetime.date`; defaults `today`, `yesterday`, `-30d`, `-8w`,
   `-12m`, `month_start`, `prev_month_start`, `year_start` or `YYYY-MM-DD`.
 - `daterange`: two dates bound as `$<name>_start` and `$<name>_end`
-  (both inclusive days); default `<date>..<date>`.
+  (both inclusive days), picked with the app's one period control
+  (dashboard/dates.py); default a preset (`last_30_days`, `last_month`,
+  `this_year`, …) or `<date>..<date>`.
 - `number`: an int (or float when a default/min/step has a decimal point).
 - `text`: a string; empty binds NULL, so `($x IS NULL OR col ILIKE ...)` means
   "no filter".
@@ -32,6 +35,10 @@ parameters, never pasted into the text):
 Charts (`-- chart: <kind> role=column ...`, columns of the result): line, bar,
 stacked_bar, area (x, y, optional color), heatmap (x, y, z), pie (x = slice
 names, y = sizes). Rendered by dashboard/charts.py.
+
+`totals:` names result columns whose sums the page shows above the table
+(with the row count): a total is a summary, never a column repeated on
+every row.
 
 Every `$name` in the SQL must be declared and every declared parameter used;
 a problem raises `ReportError` naming the file, the line and what to fix.
@@ -46,6 +53,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from dashboard.dates import PRESETS, is_preset
+
 PARAM_KINDS = ("date", "daterange", "number", "text", "choice")
 CHART_KINDS = {
     # kind → (required keys, optional keys)
@@ -56,9 +65,9 @@ CHART_KINDS = {
     "heatmap": (("x", "y", "z"), ()),
     "pie": (("x", "y"), ()),  # x = slice names, y = slice sizes
 }
-HEADER_KEYS = ("title", "description", "param", "chart")
+HEADER_KEYS = ("title", "description", "param", "chart", "totals")
 # URL query keys the app itself uses; a parameter may not shadow them.
-RESERVED_PARAM_NAMES = frozenset({"report", "lang", "page", "q", "search", "embed"})
+RESERVED_PARAM_NAMES = frozenset({"report", "lang", "page", "q", "search", "embed", "sort", "desc"})
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 _HEADER_LINE = re.compile(r"^--\s*([A-Za-z_][A-Za-z0-9_ ]*?)\s*:\s?(.*)$")
@@ -130,6 +139,7 @@ class Report:
     sql: str
     sql_line: int  # file line where the SQL body starts (for error positions)
     sql_names: tuple[str, ...] = field(default=())  # $names used, in order of first use
+    totals: tuple[str, ...] = field(default=())  # result columns summed above the table
 
     def title(self, lang: str = "ko") -> str:
         return self.title_en if lang == "en" else self.title_ko
@@ -167,6 +177,7 @@ def parse_report(text: str, path: str | Path) -> Report:
     description: list[str] = []
     params: list[Param] = []
     chart: Chart | None = None
+    totals: tuple[str, ...] | None = None
     body_start = len(lines)
     for i, raw in enumerate(lines):
         lineno = i + 1
@@ -201,6 +212,10 @@ def parse_report(text: str, path: str | Path) -> Report:
             if chart is not None:
                 raise ReportError(file, lineno, "a second 'chart:' line — one chart per report")
             chart = _parse_chart(file, lineno, value)
+        elif key == "totals":
+            if totals is not None:
+                raise ReportError(file, lineno, "a second 'totals:' line — list every column on one line")
+            totals = _parse_totals(file, lineno, value)
     if title is None:
         raise ReportError(file, 1, "no '-- title: 한국어 제목 / English title' line at the top")
     sql = "\n".join(lines[body_start:]).rstrip()
@@ -232,6 +247,7 @@ def parse_report(text: str, path: str | Path) -> Report:
         sql=sql,
         sql_line=body_start + 1,
         sql_names=tuple(used),
+        totals=totals or (),
     )
 
 
@@ -322,12 +338,14 @@ def _parse_param(file: str, lineno: int, value: str) -> Param:
     if kind == "date" and default is not None:
         _check_date_expr(file, lineno, name, default)
     elif kind == "daterange":
-        default = default or "-30d..today"
-        a, sep, b = default.partition("..")
-        if not sep:
-            raise ReportError(file, lineno, f"daterange '{name}' default {default!r} — expected <from>..<to>, e.g. -30d..today")
-        _check_date_expr(file, lineno, name, a)
-        _check_date_expr(file, lineno, name, b)
+        default = default or "last_30_days"
+        if not is_preset(default):
+            a, sep, b = default.partition("..")
+            if not sep:
+                raise ReportError(file, lineno, f"daterange '{name}' default {default!r} — expected a preset "
+                                                f"({', '.join(PRESETS)}, last_N_days) or <from>..<to>, e.g. -30d..today")
+            _check_date_expr(file, lineno, name, a)
+            _check_date_expr(file, lineno, name, b)
     elif kind == "number":
         numbers = {}
         for key in ("default", "min", "max", "step"):
@@ -390,6 +408,16 @@ def _parse_chart(file: str, lineno: int, value: str) -> Chart:
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", col):
             raise ReportError(file, lineno, f"chart {key}={col!r} must be a result column name")
     return Chart(kind=kind, line=lineno, **opts)
+
+
+def _parse_totals(file: str, lineno: int, value: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    if not names:
+        raise ReportError(file, lineno, "'totals:' needs result columns to sum, e.g. 'totals: topups, amount_krw'")
+    for n in names:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", n):
+            raise ReportError(file, lineno, f"totals {n!r} must be a result column name")
+    return names
 
 
 def param_tokens(sql: str) -> list[tuple[str, int, int, int]]:

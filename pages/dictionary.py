@@ -65,4 +65,4 @@ for name, info in catalog.tables.items():
                     i18n.value_label(c.name, v.to_pydatetime() if isinstance(v, pd.Timestamp) else v) for v in values),
                 t("dict_description"): description,
             })
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", placeholder=i18n.EMPTY)

@@ -2,18 +2,19 @@
 
 Layout and widgets only. The URL is the state (dashboard/filters.py): widgets
 start from the query parameters, and every change is written back, so the
-address bar is always a link that reproduces this view. All filtering and
-aggregation run in DuckDB through dashboard/warehouse.py.
+address bar is always a link that reproduces this view (dashboard/links.py
+keeps the language in it and copies it). All filtering and aggregation run in
+DuckDB through dashboard/warehouse.py; the rows are shown and saved through
+the same column views (dashboard/tables.py), so the files carry what the
+screen shows.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, downloads, filters, i18n
+from dashboard import charts, dates, downloads, filters, i18n, links, tables
 from dashboard.charts import ChartSpec
 from dashboard.filters import Filter, ViewState
 from dashboard.i18n import t
@@ -25,6 +26,7 @@ LAST_URL_KEY = "explore_last_params"  # restores the view when someone comes bac
 
 wh = app_warehouse()
 st.title(t("page_explore"))
+links.copy_link_button()
 
 
 guarded = page_guard(wh)
@@ -57,7 +59,7 @@ with wh.reading():
         st.info(t("no_data"))
         st.stop()
 
-    url = {k: st.query_params.get_all(k) for k in st.query_params}
+    url = links.page_params()
     if not url and LAST_URL_KEY in st.session_state:
         url = st.session_state[LAST_URL_KEY]
     state, problems = filters.parse_state(url, catalog.tables)
@@ -83,10 +85,11 @@ with wh.reading():
     for message in problems:
         st.warning(message)
 
-    labels: dict[str, str] = {}
-    for c in info.columns:
-        label = i18n.column_label(c.name, wh.description(table, c.name))
-        labels[c.name] = label if label not in labels.values() else f"{label} ({c.name})"
+    descriptions = {c.name: wh.description(table, c.name) for c in info.columns}
+    views = tables.views_for_table(info, descriptions)
+    labels: dict[str, str] = {v.name: v.label for v in views}
+    spec_of_table = wh.table_spec(table)
+    primary_key = [c for c in (spec_of_table.primary_key if spec_of_table else ()) if info.column(c) is not None]
 
 
     def col_label(name: str) -> str:
@@ -103,35 +106,17 @@ with wh.reading():
     # ── filters ────────────────────────────────────────────────────────────────
     st.subheader(t("filters"))
     time_cols = [c.name for c in info.columns_of("time")]
+    period: dates.Period | None = None
     if time_cols:
         url_period = next((f for f in state.filters if f.op == "period" and f.column in time_cols), None)
         preferred = next((c for c in ("created_at", "joined_at", "issued_at") if c in time_cols), time_cols[0])
         seed(k + "period_col", url_period.column if url_period else preferred)
-        preset_options = ["", *filters.PRESETS, "custom"]
-        if url_period is None:
-            seed(k + "preset", "")
-        elif len(url_period.values) == 1:
-            seed(k + "preset", url_period.values[0])
-        else:
-            seed(k + "preset", "custom")
-            seed(k + "range", (url_period.values[0], url_period.values[1]))
-        today = filters.today_seoul()
-        seed(k + "range", (today - timedelta(days=29), today))
-        c1, c2, c3 = st.columns([1, 1, 2])
+        c1, c2 = st.columns([1, 2])
         period_col = c1.selectbox(t("date_column"), time_cols, key=k + "period_col", format_func=col_label)
-        preset = c2.selectbox(t("period"), preset_options, key=k + "preset",
-                              format_func=lambda p: t("no_date_filter") if p == "" else t("preset_" + p))
-        if preset == "custom":
-            picked = c3.date_input(t("date_range"), key=k + "range", format="YYYY-MM-DD")
-            if isinstance(picked, (tuple, list)) and len(picked) == 2 and all(isinstance(d, date) for d in picked):
-                start, end = picked
-                chosen.append(Filter(period_col, "period", (min(start, end), max(start, end))))
-            else:
-                st.warning(t("bad_date", value=", ".join(str(d) for d in (picked if isinstance(picked, (tuple, list)) else [picked]))))
-        elif preset:
-            start, end = filters.preset_range(preset, today)
-            c3.caption(f"{start.isoformat()} – {end.isoformat()}")
-            chosen.append(Filter(period_col, "period", (preset,)))
+        period = dates.period_picker(k + "period", t("period"), filters.period_of(url_period, filters.today_seoul())
+                                     if url_period else None, allow_all=True, container=c2)
+        if period is not None:
+            chosen.append(Filter(period_col, "period", (period.token,)))
 
     # Low-cardinality text (and yes/no) columns: a multiselect each, with counts.
     choice_cols, other_cols = [], []
@@ -176,8 +161,10 @@ with wh.reading():
                     seed(k + "lo." + name, lo0)
                     seed(k + "hi." + name, hi0)
                     a, b = st.columns(2)
-                    lo = a.number_input(f"{col_label(name)} — {t('min')}", key=k + "lo." + name, value=None)
-                    hi = b.number_input(f"{col_label(name)} — {t('max')}", key=k + "hi." + name, value=None)
+                    whole = "INT" in info.column(name).type.upper()  # ids and counts: "10004", not "10004.00"
+                    fmt = {"format": "%d", "step": 1} if whole else {}
+                    lo = a.number_input(f"{col_label(name)} — {t('min')}", key=k + "lo." + name, value=None, **fmt)
+                    hi = b.number_input(f"{col_label(name)} — {t('max')}", key=k + "hi." + name, value=None, **fmt)
                     lo = None if lo is None else (int(lo) if float(lo).is_integer() else lo)
                     hi = None if hi is None else (int(hi) if float(hi).is_integer() else hi)
                     if lo is not None and hi is not None and lo > hi:
@@ -191,10 +178,14 @@ with wh.reading():
                     if text.strip():
                         chosen.append(Filter(name, "has", (text.strip(),)))
 
+    # A start after the end: the period control says so; nothing is queried (an empty table would mislead).
+    blocked = period is not None and period.reversed
     where, params = filters.where_clause(chosen, info)
-    matching = int(guarded(wh.scalar, filters.count_sql(info, where), params) or 0)
-    total = max(info.row_count, matching)  # the catalog's count (same data version; a batch may land in between)
-    st.markdown(t("row_count", n=i18n.fmt_number(matching), total=i18n.fmt_number(total)))
+    matching = 0
+    if not blocked:
+        matching = int(guarded(wh.scalar, filters.count_sql(info, where), params) or 0)
+        total = max(info.row_count, matching)  # the catalog's count (same data version; a batch may land in between)
+        st.markdown(t("row_count", n=i18n.fmt_number(matching), total=i18n.fmt_number(total)))
 
     # ── chart ──────────────────────────────────────────────────────────────────
     st.subheader(t("chart"))
@@ -223,10 +214,10 @@ with wh.reading():
     except ValueError as exc:
         st.info(str(exc))
     else:
-        points = guarded(wh.query, chart_sql, chart_params)
-        if points.empty:
+        points = None if blocked else guarded(wh.query, chart_sql, chart_params)
+        if points is not None and points.empty:
             st.info(t("chart_empty"))
-        else:
+        elif points is not None:
             if len(points) > charts.MAX_POINTS:
                 st.caption(t("chart_truncated", n=i18n.fmt_number(charts.MAX_POINTS)))
             st.plotly_chart(charts.figure(points, spec, labels), key="x_chart", width="stretch")
@@ -235,63 +226,52 @@ with wh.reading():
     st.subheader(t("data"))
     seed(k + "sort", state.sort or "")
     seed(k + "desc", state.desc)
+    default_order = t("sort_default", column=", ".join(labels[c] for c in primary_key)) if primary_key else t("table_order")
     c1, c2 = st.columns([3, 1])
-    sort = c1.selectbox(t("sort_by"), ["", *all_cols], key=k + "sort", format_func=col_label) or None
+    sort = c1.selectbox(t("sort_by"), ["", *all_cols], key=k + "sort",
+                        format_func=lambda v: col_label(v) if v else default_order) or None
     desc = c2.toggle(t("descending"), key=k + "desc")
-    cap = wh.app.max_display_rows
-    rows = guarded(wh.query, filters.rows_sql(info, where, sort, desc, cap), params)
-    shown = rows.copy()
-    for name in shown.columns:
-        if i18n.has_value_labels(name):
-            shown[name] = shown[name].map(lambda v, name=name: i18n.value_label(name, v))
-    config = {}
-    for c in info.columns:
-        if c.kind == "number":
-            config[c.name] = st.column_config.NumberColumn(labels[c.name], format="localized")
-        elif c.kind == "time" and not c.is_date:
-            config[c.name] = st.column_config.DatetimeColumn(labels[c.name], format="YYYY-MM-DD HH:mm:ss")
-        else:
-            config[c.name] = st.column_config.Column(labels[c.name])
-    st.dataframe(shown, column_config=config, hide_index=True, width="stretch", key="x_rows")
-    st.caption(t("shown_rows", shown=i18n.fmt_number(len(rows)), total=i18n.fmt_number(matching)))
+    if not blocked:
+        cap = wh.app.max_display_rows
+        rows = guarded(wh.query, *filters.rows_query(info, where, params, sort, desc, cap, default_order=primary_key))
+        tables.show(rows, views, key="x_rows")
+        st.caption(t("shown_rows", shown=i18n.fmt_number(len(rows)), total=i18n.fmt_number(matching)))
 
-    summary_sql = filters.summary_sql(info, where)
-    if summary_sql and matching:
-        with st.expander(t("summary")):
-            stats = guarded(wh.query, summary_sql, params).iloc[0]
-            lines = []
-            for i, c in enumerate(info.columns_of("number")):
-                money = i18n.fmt_krw if c.name.endswith("_krw") else i18n.fmt_number
-                lines.append({
-                    t("stat_column"): labels[c.name],
-                    t("stat_count"): i18n.fmt_number(stats[f"c{i}"]),
-                    t("stat_sum"): money(stats[f"s{i}"]) if pd.notna(stats[f"s{i}"]) else "—",
-                    t("stat_avg"): i18n.fmt_number(stats[f"a{i}"], 2) if pd.notna(stats[f"a{i}"]) else "—",
-                    t("stat_min"): money(stats[f"lo{i}"]) if pd.notna(stats[f"lo{i}"]) else "—",
-                    t("stat_max"): money(stats[f"hi{i}"]) if pd.notna(stats[f"hi{i}"]) else "—",
-                })
-            st.dataframe(pd.DataFrame(lines), hide_index=True, width="stretch")
+        numbers = filters.summary_columns(info)
+        summary_sql = filters.summary_sql(info, where)
+        if summary_sql and matching:
+            with st.expander(t("summary")):
+                stats = guarded(wh.query, summary_sql, params).iloc[0]
+                lines = []
+                for i, c in enumerate(numbers):
+                    money = i18n.fmt_krw if c.name.endswith("_krw") else i18n.fmt_number
+                    lines.append({
+                        t("stat_column"): labels[c.name],
+                        t("stat_count"): i18n.fmt_number(stats[f"c{i}"]),
+                        t("stat_sum"): money(stats[f"s{i}"]),
+                        t("stat_avg"): i18n.fmt_number(stats[f"a{i}"], 2),
+                        t("stat_min"): money(stats[f"lo{i}"]),
+                        t("stat_max"): money(stats[f"hi{i}"]),
+                    })
+                st.dataframe(pd.DataFrame(lines), hide_index=True, width="stretch", placeholder=i18n.EMPTY)
 
-    # ── downloads ──────────────────────────────────────────────────────────────
-    st.subheader(t("download"))
-    described = filters.describe(chosen, info, labels)
-    download_sql = filters.rows_sql(info, where, sort, desc, wh.app.max_download_rows, local_time=True)
-    downloads.download_buttons(
-        lambda: wh.query_arrow(download_sql, params),
-        basename=filters.file_basename(table, chosen),
-        filters_text=described,
-        total_rows=matching,
-        max_rows=wh.app.max_download_rows,
-        title=table,
-        headers=[labels[c.name] for c in info.columns],
-    )
-    st.caption(t("share_link"))
+        # ── downloads ──────────────────────────────────────────────────────────
+        st.subheader(t("download"))
+        download_sql, download_params = filters.rows_query(info, where, params, sort, desc, wh.app.max_download_rows,
+                                                           local_time=True, default_order=primary_key)
+        downloads.download_buttons(
+            lambda: wh.query_arrow(download_sql, download_params),
+            views,
+            basename=filters.file_basename(table, chosen),
+            filters_text=filters.describe(chosen, info, labels),
+            total_rows=matching,
+            max_rows=wh.app.max_download_rows,
+            title=table,
+            order_note=tables.sort_caption(sort, desc, views, default_order),
+        )
 
 # ── the URL follows the view ───────────────────────────────────────────────
 view = ViewState(table=table, filters=tuple(chosen), chart=spec.as_params(), sort=sort, desc=desc)
 new_params = filters.state_params(view)
 st.session_state[LAST_URL_KEY] = {key: (v if isinstance(v, list) else [v]) for key, v in new_params.items()}
-current = {key: st.query_params.get_all(key) for key in st.query_params}
-normalised = {key: (v if isinstance(v, list) else [v]) for key, v in new_params.items()}
-if current != normalised:
-    st.query_params.from_dict(new_params)
+links.set_query(new_params)

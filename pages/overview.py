@@ -68,7 +68,7 @@ for period in ("today", "month"):
         delta = None if pct is None else f"{pct:+.1f}% {pick(versus)}"
         note = f"{pick(versus)}: {fmt(previous)}"
         if count_measure and count_measure in numbers[period]:
-            note = f"{i18n.fmt_number(numbers[period][count_measure]['current'])}{pick('건 / items')} · " + note
+            note = t("n_items", n=i18n.fmt_number(numbers[period][count_measure]["current"])) + " · " + note
         exact = i18n.fmt_krw(current) if measure.endswith("_krw") else i18n.fmt_number(current)
         col.metric(pick(label), fmt(current), delta=delta, border=True, help=exact,
                    delta_color="inverse" if measure == "refunds_krw" else "normal")
@@ -82,11 +82,10 @@ if trend_sql:
     if trend.empty:
         st.info(t("chart_empty"))
     else:
-        names = {"topups": pick("충전 / Top-ups"), "payments": pick("결제 / Payments"), "refunds": pick("환불 / Refunds")}
+        # Codes stay codes: the figure names them (충전 / Top-ups) and keeps each one's colour in both languages.
         frame = trend.rename(columns={"day": "x", "measure": "color", "amount_krw": "value"})
-        frame["color"] = frame["color"].map(names)
-        spec = ChartSpec(kind="line", x="day", y="amount_krw", color="measure", agg="sum")
-        labels = {"day": pick("일자 / Day"), "amount_krw": pick("금액(원) / Amount (KRW)"), "measure": ""}
+        spec = ChartSpec(kind="line", x="day", y="amount_krw", color="measure", agg=charts.VALUES_AS_GIVEN)
+        labels = {"day": i18n.column_label("day"), "amount_krw": i18n.column_label("amount_krw"), "measure": ""}
         st.plotly_chart(charts.figure(frame, spec, labels), key="overview_trend", width="stretch")
 
 # ── into the reports ───────────────────────────────────────────────────────

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
-from dashboard import charts, downloads, i18n
+from dashboard import charts, downloads, i18n, tables
 from dashboard import pipeline_health as ph
 from dashboard.charts import ChartSpec
 from dashboard.i18n import pick, t
@@ -25,6 +25,13 @@ st.title(t("page_pipeline"))
 now = datetime.now(timezone.utc)
 alert_after = wh.config.alerts.alert_after_seconds if wh.config.alerts else 120.0
 
+DEAD_LETTER_COLUMNS = {  # the dead-letter file's headers, like the table above it
+    "received_at": "받은 시각 / Received", "topic": "토픽 / Topic", "partition": "파티션 / Partition",
+    "offset": "오프셋 / Offset", "batch_id": "배치 번호 / Batch id", "reason": "사유 / Reason",
+    "replayed_at": "재처리 시각 / Replayed at", "last_replay_reason": "마지막 재처리 결과 / Last replay", "key": "키 / Key",
+    "raw_text": "내용 / Payload", "raw_bytes": "크기(바이트) / Bytes", "raw_sha256": "SHA-256 / SHA-256",
+}
+PARTITION_STATES = {"ok": "정상 / OK", "stopped": "중지됨 / Stopped"}
 STATE_WORDS = {
     "running": "적재 중 / running", "idle": "대기 중 (새 메시지 없음) / idle (no new messages)",
     "broker_unreachable": "브로커 연결 안 됨 / broker unreachable", "degraded": "일부 파티션 중지 / degraded",
@@ -54,7 +61,7 @@ def show_alerts() -> None:
                                for d, c in zip(history["delivered"], history["channel"])],
         pick("내용 / Body"): history["body"],
     })
-    st.dataframe(shown, hide_index=True, width="stretch", key="p_alerts")
+    st.dataframe(shown, hide_index=True, width="stretch", placeholder=i18n.EMPTY, key="p_alerts")
 
 
 guarded = page_guard(wh, before_stop=show_alerts)
@@ -96,8 +103,8 @@ st.caption(" · ".join(x for x in (
 
 # ── tables ─────────────────────────────────────────────────────────────────
 st.subheader(pick("테이블 / Tables"))
-tables = guarded(ph.landed_tables, wh.query)
-health = guarded(ph.table_health, wh.query, tables, now)
+landed = guarded(ph.landed_tables, wh.query)
+health = guarded(ph.table_health, wh.query, landed, now)
 if health.empty:
     st.caption(pick("아직 적재된 테이블이 없습니다. / No tables landed yet."))
 else:
@@ -108,7 +115,7 @@ else:
         pick("마지막 적재 / Last landed"): [fmt_time(v) for v in health["last_landed_at"]],
         pick("원본 최근 변경 / Last source change"): [fmt_time(v) for v in health["last_change_at"]],
         pick("신선도 / Freshness"): [i18n.fmt_ago(s) if s is not None and s == s else "—" for s in health["freshness_seconds"]],
-    }), hide_index=True, width="stretch", key="p_tables",
+    }), hide_index=True, width="stretch", placeholder=i18n.EMPTY, key="p_tables",
         column_config={pick("행 수 / Rows"): st.column_config.NumberColumn(format="localized"),
                        pick("삭제 표시 / Tombstones"): st.column_config.NumberColumn(format="localized")})
 
@@ -124,9 +131,9 @@ else:
     st.dataframe(pd.DataFrame({
         pick("토픽 / Topic"): parts["topic"], pick("파티션 / Partition"): parts["partition"],
         pick("다음 오프셋 / Next offset"): parts["next_offset"], pick("최고 수위 / High watermark"): parts["high_watermark"],
-        pick("지연(메시지) / Lag (messages)"): parts["lag_messages"], pick("상태 / State"): parts["state"],
+        pick("지연(메시지) / Lag (messages)"): parts["lag_messages"], pick("상태 / State"): [pick(PARTITION_STATES.get(v, f"{v} / {v}")) for v in parts["state"]],
         pick("사유 / Reason"): parts["reason"].fillna(""), pick("갱신 / Updated"): [fmt_time(v) for v in parts["updated_at"]],
-    }), hide_index=True, width="stretch", key="p_parts")
+    }), hide_index=True, width="stretch", placeholder=i18n.EMPTY, key="p_parts")
 
 # ── batches over time ──────────────────────────────────────────────────────
 st.subheader(pick("배치 기록 / Batches over time"))
@@ -134,13 +141,15 @@ batches = guarded(ph.batch_history, wh.query) if "batches" in meta else pd.DataF
 if batches.empty:
     st.caption(pick("아직 배치가 없습니다. / No batches yet."))
 else:
-    labels = {"committed_at": pick("커밋 시각 / Committed at"), "rows": pick("행 수 / Rows"), "seconds": pick("초 / Seconds")}
+    labels = {"committed_at": pick("커밋 시각 / Committed at"), "rows": pick("행 수 / Rows"),
+              "seconds": pick("처리 시간(초) / Duration (s)")}
+    titles = {"rows": pick("배치별 행 수 / Rows per batch"), "seconds": pick("배치별 처리 시간 / Duration per batch")}
     c1, c2 = st.columns(2)
     for box, measure, kind in ((c1, "rows", "bar"), (c2, "seconds", "line")):
         frame = pd.DataFrame({"x": batches["committed_at"], "value": batches[measure]})
-        spec = ChartSpec(kind=kind, x="committed_at", y=measure, agg="sum")
+        spec = ChartSpec(kind=kind, x="committed_at", y=measure, agg=charts.VALUES_AS_GIVEN, bucket="hour")
         fig = charts.figure(frame, spec, labels)
-        fig.update_layout(title_text=pick(f"배치별 {labels[measure]} / {labels[measure]} per batch"), height=300)
+        fig.update_layout(title_text=titles[measure], height=300)
         box.plotly_chart(fig, key=f"p_batches_{measure}", width="stretch")
     total_rows = int(batches["rows"].sum())
     total_secs = float(batches["seconds"].sum())
@@ -165,14 +174,16 @@ else:
         pick("받은 시각 / Received"): [fmt_time(v) for v in dead["received_at"]],
         pick("토픽 / Topic"): dead["topic"], pick("파티션 / Partition"): dead["partition"], pick("오프셋 / Offset"): dead["offset"],
         pick("사유 / Reason"): dead["reason"],
-        pick("마지막 재처리 결과 / Last replay"): [v if isinstance(v, str) else "" for v in dead["last_replay_reason"]],
+        pick("마지막 재처리 결과 / Last replay"): [v if isinstance(v, str) else None for v in dead["last_replay_reason"]],
         pick("크기(바이트) / Bytes"): dead["raw_bytes"],
         pick("내용 (앞부분) / Payload (start)"): dead["raw_preview"],
-    }), hide_index=True, width="stretch", key="p_dead")
+    }), hide_index=True, width="stretch", placeholder=i18n.EMPTY, key="p_dead")
     full = dead[["received_at", "topic", "partition", "offset", "batch_id", "reason", "replayed_at", "last_replay_reason",
                  "key", "raw_text", "raw_bytes", "raw_sha256"]]
+    views = tables.views_for_frame(full, DEAD_LETTER_COLUMNS)
     downloads.download_buttons(
         lambda: pa.Table.from_pandas(full, preserve_index=False),
+        views,
         basename=f"dead_letters_{datetime.now(i18n.SEOUL):%Y-%m-%d}",
         filters_text=[pick("데드레터 전체 (원본 내용 포함) / all dead letters (full payload)")],
         total_rows=len(full), key="p_dead_dl", title="_meta.dead_letters",

@@ -1,40 +1,42 @@
-"""Reports: the curated sql/ files — search, parameters, table, chart, downloads, a shareable link.
+"""Reports: the curated sql/ files — search, parameters, totals, chart, table, downloads, a shareable link.
 
 Layout and widgets only. Parsing lives in dashboard/reports.py, binding and
-running in dashboard/report_runner.py, the reading in dashboard/warehouse.py.
-The URL is the state: `?report=<file name>&<param>=<value>…` reproduces a
-report with its parameters. A broken file shows its name, line and problem
-here, and every other report keeps working.
+running in dashboard/report_runner.py, the reading in dashboard/warehouse.py;
+periods use the app's one date control (dashboard/dates.py) and the table is
+shown and saved through the same column views (dashboard/tables.py). The URL
+is the state: `?report=<file name>&<param>=<value>…&sort=<column>&desc=1`
+reproduces a report with its parameters and order. A broken file shows its
+name, line and problem here, and every other report keeps working.
 """
 
 from __future__ import annotations
 
 from datetime import date
 
-import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
-from dashboard import charts, downloads, i18n
+from dashboard import charts, dates, downloads, i18n, links, tables
 from dashboard.i18n import pick, t
+from dashboard.page_guard import page_guard
 from dashboard.report_runner import (
+    as_period,
     chart_frame,
     chart_problem,
     choice_options,
-    column_labels,
     reports_dir,
     run_report,
     seoul_today,
+    totals_problem,
     values_from_url,
-    value_labeller,
     values_to_url,
 )
 from dashboard.reports import BrokenReport, Param, Report, ReportError, load_reports
-from dashboard.page_guard import page_guard
 from dashboard.warehouse import app_warehouse
 
 wh = app_warehouse()
 st.title(t("page_reports"))
+links.copy_link_button()
 
 
 def seed(key: str, value) -> None:
@@ -61,7 +63,7 @@ if not good:
     st.stop()
 
 # ── which report ───────────────────────────────────────────────────────────
-url = {k: st.query_params.get_all(k)[-1] for k in st.query_params}
+url = {k: v[-1] for k, v in links.page_params().items()}
 wanted = url.get("report")
 by_slug = {r.slug: r for r in good}
 if wanted and wanted not in by_slug:
@@ -87,7 +89,8 @@ if report.description:
 
 # ── parameters ─────────────────────────────────────────────────────────────
 today = seoul_today()
-from_url, problems = values_from_url(report, url if url.get("report") == slug else {}, today)
+own_url = url if url.get("report") == slug else {}
+from_url, problems = values_from_url(report, own_url, today)
 for message in problems:
     st.warning(message)
 
@@ -107,6 +110,7 @@ def option_label(name: str, value: str) -> str:
 
 
 values: dict[str, object] = {}
+blocked = False  # a period whose start is after its end: said under its control, nothing is run
 k = f"r.{slug}."
 if report.params:
     widths = [2 if p.kind == "daterange" else 1 for p in report.params]
@@ -119,13 +123,9 @@ if report.params:
             picked = box.date_input(label_of(p), key=key, format="YYYY-MM-DD")
             values[p.name] = picked if isinstance(picked, date) else from_url[p.name]
         elif p.kind == "daterange":
-            seed(key, from_url[p.name])
-            picked = box.date_input(label_of(p), key=key, format="YYYY-MM-DD")
-            if isinstance(picked, (tuple, list)) and len(picked) == 2:
-                values[p.name] = (min(picked), max(picked))
-            else:
-                box.caption(pick("종료일도 골라 주세요 / pick the end date too"))
-                values[p.name] = from_url[p.name]
+            period = dates.period_picker(key, label_of(p), as_period(from_url[p.name]), today=today, container=box)
+            values[p.name] = period
+            blocked = blocked or period.reversed
         elif p.kind == "number":
             cast = float if p.is_float else int
             seed(key, cast(from_url[p.name]))
@@ -140,6 +140,8 @@ if report.params:
             except Exception as exc:  # noqa: BLE001 - a bad from= query is the report's problem, shown with its line
                 st.error(f"{report.path.rsplit('/', 1)[-1]}:{p.line}: {p.name} from= query failed: {str(exc).splitlines()[0]}")
                 options = []
+            if p.options_sql:  # values from the data: in the order people read them (a header's options keep theirs)
+                options = sorted(options, key=lambda v, n=p.name: option_label(n, v))
             current = from_url[p.name]
             if current is not None and current not in options:
                 options.append(current)
@@ -151,13 +153,26 @@ if report.params:
                                    format_func=lambda v, n=p.name: option_label(n, v))
             values[p.name] = picked or None
 
-# ── the URL follows the parameters ─────────────────────────────────────────
-new_params = values_to_url(report, values)
-if i18n.LANG_KEY in st.query_params:
-    new_params[i18n.LANG_KEY] = st.query_params[i18n.LANG_KEY]
-if {k2: st.query_params.get_all(k2)[-1] for k2 in st.query_params} != new_params:
-    st.query_params.from_dict(new_params)
-    st.session_state["r_url_slug"] = slug
+# ── the URL follows the parameters (and the table's order) ─────────────────
+sort_key, desc_key = k + "sort", k + "desc"
+seed(sort_key, own_url.get("sort", ""))
+seed(desc_key, own_url.get("desc") in ("1", "true"))
+
+
+def url_state() -> dict[str, str]:
+    out = values_to_url(report, values)
+    if st.session_state.get(sort_key):
+        out["sort"] = st.session_state[sort_key]
+        if st.session_state.get(desc_key):
+            out["desc"] = "1"
+    return out
+
+
+new_params = url_state()
+links.set_query(new_params)
+st.session_state["r_url_slug"] = slug
+if blocked:
+    st.stop()
 
 # ── run ────────────────────────────────────────────────────────────────────
 try:
@@ -168,20 +183,28 @@ except ReportError as err:
                     "Fix the file and reload; the other reports keep working."))
     st.stop()
 
-labels = column_labels(list(result.columns), pick)
-st.caption(t("rows_n", n=i18n.fmt_number(len(result))))
+views = tables.views_for_frame(result)
+labels = {v.name: v.label for v in views}
 
+# ── summary: the row count and the report's totals, once, above the table ──
+problem = totals_problem(report, result)
+if problem:
+    st.warning(problem)
+totals = [c for c in report.totals if not problem]
+tiles = st.columns(1 + len(totals))
+tiles[0].metric(t("summary_rows"), i18n.fmt_number(len(result)), border=True)
+for box, name in zip(tiles[1:], totals):
+    total = result[name].sum()
+    box.metric(t("summary_total", column=labels[name]),
+               i18n.fmt_krw(total) if name.endswith("_krw") else i18n.fmt_number(total), border=True)
+
+# ── chart ──────────────────────────────────────────────────────────────────
 if report.chart is not None and not result.empty:
     problem = chart_problem(report, result)
     if problem:
         st.warning(problem)
     else:
-        named = result.copy()
-        for name in named.columns:
-            labeller = value_labeller(name, pick)
-            if labeller:
-                named[name] = named[name].map(labeller)
-        spec, frame = chart_frame(report, named)
+        spec, frame = chart_frame(report, result)
         try:
             fig = charts.figure(frame, spec, labels)
             if report.chart.kind == "heatmap":
@@ -192,49 +215,51 @@ if report.chart is not None and not result.empty:
 elif result.empty:
     st.info(t("chart_empty"))
 
+# ── table, in the order the person chose ───────────────────────────────────
+columns = [str(c) for c in result.columns]
+if st.session_state[sort_key] not in ["", *columns]:
+    st.session_state[sort_key] = ""
+report_order = pick("보고서 순서 / Report order")
+c1, c2 = st.columns([3, 1])
+sort = c1.selectbox(t("sort_by"), ["", *columns], key=sort_key,
+                    format_func=lambda v: labels.get(v, v) if v else report_order) or None
+desc = c2.toggle(t("descending"), key=desc_key)
+links.set_query(url_state())
+ordered = tables.sort_frame(result, sort, desc, views)
 cap = wh.app.max_display_rows
-shown = result.head(cap).copy()
-for name in shown.columns:
-    labeller = value_labeller(name, pick)
-    if labeller:
-        shown[name] = shown[name].map(labeller)
-    elif i18n.has_value_labels(name):
-        shown[name] = shown[name].map(lambda v, name=name: i18n.value_label(name, v))
-config = {}
-for name in shown.columns:
-    if pd.api.types.is_numeric_dtype(shown[name]):
-        config[name] = st.column_config.NumberColumn(labels[name], format="localized")
-    elif pd.api.types.is_datetime64_any_dtype(shown[name]):
-        is_day = (shown[name].dropna().dt.normalize() == shown[name].dropna()).all()
-        config[name] = st.column_config.DatetimeColumn(labels[name], format="YYYY-MM-DD" if is_day else "YYYY-MM-DD HH:mm")
-    else:
-        config[name] = st.column_config.Column(labels[name])
-st.dataframe(shown, column_config=config, hide_index=True, width="stretch", key=f"r_rows_{slug}")
-if len(result) > cap:
-    st.caption(t("shown_rows", shown=i18n.fmt_number(cap), total=i18n.fmt_number(len(result))))
+tables.show(ordered.head(cap), views, key=f"r_rows_{slug}")
+if len(ordered) > cap:
+    st.caption(t("shown_rows", shown=i18n.fmt_number(cap), total=i18n.fmt_number(len(ordered))))
 
 # ── downloads ──────────────────────────────────────────────────────────────
 described = []
 for p in report.params:
     v = values[p.name]
     if p.kind == "daterange":
-        text = f"{v[0].isoformat()} – {v[1].isoformat()}"
+        text = as_period(v).describe()
     elif v is None or v == "":
         text = pick("전체 / All")
     elif p.kind == "date":
         text = v.isoformat()
     else:
-        text = i18n.value_label(p.name, v) if isinstance(v, str) else i18n.fmt_number(v)
+        text = option_label(p.name, v) if isinstance(v, str) else i18n.fmt_number(v)
     described.append(f"{label_of(p)}: {text}")
-basename = "_".join([slug] + [new_params[p.name].replace("..", "_") for p in report.params if p.kind in ("date", "daterange")])
+dated = []
+for p in report.params:
+    if p.kind == "daterange":
+        period = as_period(values[p.name])
+        dated += [period.start.isoformat(), period.end.isoformat()]
+    elif p.kind == "date":
+        dated.append(values[p.name].isoformat())
 st.subheader(t("download"))
 downloads.download_buttons(
-    lambda: pa.Table.from_pandas(result.head(wh.app.max_download_rows), preserve_index=False),
-    basename=basename,
+    lambda: pa.Table.from_pandas(ordered.head(wh.app.max_download_rows), preserve_index=False),
+    views,
+    basename="_".join([slug, *dated]),
     filters_text=described,
     total_rows=len(result),
     max_rows=wh.app.max_download_rows,
     key=f"dl_{slug}",
     title=report.title(lang),
+    order_note=tables.sort_caption(sort, desc, views, report_order),
 )
-st.caption(t("share_link"))

@@ -1,13 +1,12 @@
 -- title: 주별 활성 카드 / Active cards per week
 -- description: 주(월~일, 한국 시간)마다: 그 주 마지막 날까지 30일 안에 승인 결제가 한 번이라도 있었던 카드 수와, 그 주에 쓰인 카드 수. / Per week (Monday to Sunday, Asia/Seoul): cards with at least one approved payment in the 30 days up to the end of that week, and cards used within the week itself.
--- param: start date default=-12w label="시작일 / From"
--- param: end date default=today label="종료일 / To"
+-- param: period daterange default=last_90_days label="기간 / Period"
 -- chart: line x=week y=active_30d
 WITH weeks AS (
     SELECT CAST(w AS DATE) AS week
     FROM generate_series(
-        CAST(date_trunc('week', $start) AS TIMESTAMP),
-        CAST(date_trunc('week', $end) AS TIMESTAMP),
+        CAST(date_trunc('week', $period_start) AS TIMESTAMP),
+        CAST(date_trunc('week', $period_end) AS TIMESTAMP),
         INTERVAL 7 DAY
     ) AS g(w)
 ),

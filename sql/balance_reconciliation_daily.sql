@@ -1,7 +1,8 @@
 -- title: 일별 잔액 대사 / Daily balance reconciliation
 -- description: 보유 카드의 일별 자금 이동(충전 − 승인 결제 + 환불), 그 이동으로 계산한 날짜별 잔액, 마지막 날에는 실제 보유 잔액과의 차이(맞으면 0). / Money moved per day (top-ups − approved payments + refunds) for the cards on file, the balance those movements imply at the end of each day, and on the last day the difference to the balances on file (0 when they agree).
--- param: period daterange default=-30d..today label="기간 / Period"
+-- param: period daterange default=last_30_days label="기간 / Period"
 -- chart: bar x=day y=net_krw
+-- totals: topups_krw, payments_krw, refunds_krw, net_krw
 WITH moves AS (
     SELECT card_id, created_at, amount_krw AS topup, 0 AS payment, 0 AS refund FROM topups
     UNION ALL

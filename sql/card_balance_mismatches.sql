@@ -1,6 +1,7 @@
 -- title: 잔액 불일치 카드 / Cards whose balance does not match their movements
 -- description: 카드별로 보유 잔액과 충전 − 승인 결제 + 환불을 비교합니다. 변경 직후에는 잠깐 차이가 보일 수 있고, 계속 남는 차이는 확인이 필요합니다. / Balance on file against top-ups − approved payments + refunds, per card. Right after a change the pipeline may briefly show a gap; a gap that stays needs a look.
 -- param: min_difference number default=1 min=0 label="최소 차이(원) / Minimum difference (KRW)"
+-- totals: difference_krw
 WITH moves AS (
     SELECT card_id, amount_krw AS topup, 0 AS payment, 0 AS refund FROM topups
     UNION ALL

@@ -1,8 +1,9 @@
 -- title: 가맹점별 환불·취소율 / Refund and cancellation rates by merchant
 -- description: 기간 안 결제 중 취소된 비율(건수)과 승인 금액 중 환불된 비율(그 결제의 환불, 환불 시점 무관). / Of the payments made in the period: share cancelled (by count) and share of the approved amount refunded (refunds of those payments, whenever they happened).
--- param: period daterange default=-30d..today label="기간 / Period"
+-- param: period daterange default=last_30_days label="기간 / Period"
 -- param: min_payments number default=5 min=1 label="최소 결제 건수 / Minimum payments"
 -- chart: bar x=merchant_name y=cancel_rate_pct
+-- totals: payments, cancelled, approved_krw, refunded_krw
 WITH p AS (
     SELECT payment_id, merchant_id, status, amount_krw
     FROM payments

@@ -1,6 +1,6 @@
 -- title: 신규·재방문 카드 / New vs returning cards
 -- description: 일·주·월(한국 시간)마다 승인 결제가 있었던 카드: 첫 승인 결제가 그 기간이면 신규, 아니면 재방문. / Cards with an approved payment in each day, week or month (Asia/Seoul): new when their first-ever approved payment falls in that bucket, returning otherwise.
--- param: period daterange default=-12w..today label="기간 / Period"
+-- param: period daterange default=last_90_days label="기간 / Period"
 -- param: grain choice options=day,week,month default=week required=true label="단위 / Grain"
 -- chart: bar x=bucket y=cards color=segment
 WITH uses AS (

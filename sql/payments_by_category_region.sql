@@ -1,8 +1,9 @@
 -- title: 업종·지역별 결제 / Payments by merchant category and region
 -- description: 업종·지역별 승인 결제(취소 제외) 건수와 금액. / Approved payments (cancellations excluded) per merchant category and region.
--- param: period daterange default=-30d..today label="기간 / Period"
+-- param: period daterange default=last_30_days label="기간 / Period"
 -- param: category choice label="업종 / Category" from=SELECT DISTINCT category FROM merchants
 -- chart: bar x=region y=amount_krw color=category
+-- totals: payments, amount_krw
 SELECT
     m.category,
     m.region,

@@ -1,7 +1,8 @@
 -- title: 요일·시간대별 결제 / Payments by weekday and hour
 -- description: 요일·시간대(한국 시간)별 승인 결제 건수. 결제가 없는 칸은 0으로 보입니다. / Approved payments per weekday and hour of day (Asia/Seoul), every cell shown, zero where there were none.
--- param: period daterange default=-28d..today label="기간 / Period"
+-- param: period daterange default=last_28_days label="기간 / Period"
 -- chart: heatmap x=hour y=weekday z=payments
+-- totals: payments, amount_krw
 WITH p AS (
     SELECT timezone('Asia/Seoul', created_at) AS local_ts, amount_krw
     FROM payments

@@ -1,7 +1,8 @@
 -- title: 상품별 전월 대비 결제 성장 / Month-over-month growth by product
 -- description: 카드 상품별 월(한국 시간) 승인 결제 금액과 전월 대비 증감. 기간에 걸친 달은 한 달 전체를 셉니다. / Approved payment amount per calendar month (Asia/Seoul) and card product, against the month before. Whole months that touch the period are shown.
--- param: period daterange default=-6m..today label="기간 / Period"
+-- param: period daterange default=last_180_days label="기간 / Period"
 -- chart: line x=month y=amount_krw color=product
+-- totals: payments, amount_krw
 WITH months AS (
     SELECT CAST(m AS DATE) AS month
     FROM generate_series(

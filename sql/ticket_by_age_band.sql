@@ -1,7 +1,8 @@
 -- title: 연령대별 객단가·이용 빈도 / Average ticket and use per card by age band
--- description: 기간 안 승인 결제를 카드 소유자의 연령대(기간 마지막 해 기준 나이)로 나눕니다. 회원은 가명 처리된 회원 번호로 연결하고, 회원 정보가 없는 카드는 unknown 입니다. / Approved payments in the period by the card holder's age band (age reached in the period's last year; members joined through the pseudonymised member id). Cards without a member on file count as unknown.
--- param: period daterange default=-30d..today label="기간 / Period"
+-- description: 기간 안 승인 결제를 카드 소유자의 연령대(기간 마지막 해 기준 나이)로 나눕니다. 회원은 가명 처리된 회원 번호로 연결하고, 회원 정보가 없는 카드는 '알 수 없음'으로 셉니다. / Approved payments in the period by the card holder's age band (age reached in the period's last year; members joined through the pseudonymised member id). Cards without a member on file count as Unknown.
+-- param: period daterange default=last_30_days label="기간 / Period"
 -- chart: bar x=age_band y=avg_ticket_krw
+-- totals: payments, amount_krw
 WITH paid AS (
     SELECT p.card_id, p.amount_krw, year($period_end) - mb.birth_year AS age
     FROM payments AS p

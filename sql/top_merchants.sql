@@ -1,10 +1,11 @@
 -- title: 매출 상위 가맹점 / Top merchants by amount
 -- description: 기간 안 승인 결제 금액 순위의 가맹점과 같은 기간의 환불. / Merchants ranked by approved payment amount in the period, with the refunds they made in the same period.
--- param: period daterange default=-30d..today label="기간 / Period"
+-- param: period daterange default=last_30_days label="기간 / Period"
 -- param: category choice label="업종 / Category" from=SELECT DISTINCT category FROM merchants
 -- param: name_contains text label="가맹점명 포함 / Name contains"
 -- param: top_n number default=20 min=1 max=1000 label="상위 N / Top N"
 -- chart: bar x=merchant_name y=amount_krw
+-- totals: payments, amount_krw, refunds_krw, net_krw
 WITH paid AS (
     SELECT merchant_id, count(*) AS payments, sum(amount_krw) AS amount_krw
     FROM payments

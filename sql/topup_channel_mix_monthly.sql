@@ -1,7 +1,8 @@
 -- title: 월별 충전 경로 비중 / Top-up channel mix per month
 -- description: 월(한국 시간)별 충전 금액에서 각 충전 경로가 차지하는 비중. / Share of each channel in the month's top-up amount (Asia/Seoul months).
--- param: period daterange default=-6m..today label="기간 / Period"
+-- param: period daterange default=last_180_days label="기간 / Period"
 -- chart: bar x=month y=share_pct color=channel
+-- totals: topups, amount_krw
 WITH t AS (
     SELECT CAST(date_trunc('month', timezone('Asia/Seoul', created_at)) AS DATE) AS month, channel, amount_krw
     FROM topups

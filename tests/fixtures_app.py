@@ -3,8 +3,8 @@
 `build_warehouse` writes `main.<table>` tables (with the landing's system
 columns and some tombstones), the `live.<table>` views, `_meta` (from
 ingest/sql/meta.sql) with one batch row, and the `.version` sidecar — the
-same shape the worker produces (DESIGN.md), so the app cannot tell the
-difference. The generated rows are returned too: tests compute what they
+same shape the worker produces (ingest/landing_sql.py), so the app cannot
+tell the difference. The generated rows are returned too: tests compute what they
 expect from them (with pandas or a separate DuckDB connection), never from
 the app.
 

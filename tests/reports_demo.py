@@ -2,7 +2,7 @@
 
 Used by the report, page and browser tests. The rows are plain Python dicts,
 so tests compute their expectations from them directly (never by running the
-report SQL). The warehouse follows DESIGN.md: tables in `main` with the
+report SQL). The warehouse follows the worker's layout: tables in `main` with the
 underscore columns, tombstones kept (`_deleted = true`), one view per table in
 `live` hiding them, and `_meta` from ingest/sql/meta.sql.
 

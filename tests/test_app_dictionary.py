@@ -60,10 +60,10 @@ def test_english(app_env):
     at = dictionary("en")
     expander, frame = table_frame(at, "topups")
     assert "top-ups" in expander.label and "rows" in expander.label
-    rows = frame.set_index("column")
-    assert rows.loc["channel", "label"] == "channel"
-    assert set(rows.loc["channel", "example values"].split(", ")) <= {
-        "bank transfer", "card", "convenience store", "mobile", "auto charge"}
+    rows = frame.set_index("Column")
+    assert rows.loc["channel", "Label"] == "Channel"  # a label, capitalised (pipeline.toml says "channel")
+    assert set(rows.loc["channel", "Example values"].split(", ")) <= {
+        "Bank transfer", "Card", "Convenience store", "Mobile", "Auto charge"}
     _, merchants = table_frame(at, "merchants")
-    regions = merchants.set_index("column").loc["region", "example values"]
+    regions = merchants.set_index("Column").loc["region", "Example values"]
     assert regions and not any("\uac00" <= ch <= "\ud7a3" for ch in regions)  # romanised in English

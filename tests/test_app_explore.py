@@ -108,9 +108,9 @@ def test_filters_from_the_url_change_the_row_count(app_env):
         [f"{start} 00:00:00+09", f"{end + timedelta(days=1)} 00:00:00+09"],
     ) == expected
     # the displayed rows obey the filters too
-    shown = at.dataframe[0].value
+    shown = at.dataframe[0].value  # the screen's frame: labelled headers
     assert len(shown) == min(expected, 500)
-    assert shown["amount_krw"].between(10000, 50000).all()
+    assert shown["충전 금액(원)"].between(10000, 50000).all()
 
 
 def test_widgets_change_the_count_and_the_url(app_env):
@@ -119,7 +119,7 @@ def test_widgets_change_the_count_and_the_url(app_env):
     at.multiselect(key="x.topups.in.channel").set_value(["mobile"]).run()
     frame = app_env.live("topups")
     assert matching_rows(at) == int((frame["channel"] == "mobile").sum()) < total
-    at.selectbox(key="x.topups.preset").set_value("last_month").run()
+    at.selectbox(key="x.topups.period.preset").set_value("last_month").run()
     start, end = last_month(seoul_today())
     expected = int(((frame["channel"] == "mobile") & in_dates(frame["created_at"], start, end)).sum())
     assert matching_rows(at) == expected
@@ -146,8 +146,8 @@ def test_shared_url_reproduces_the_view(app_env):
     assert dict(fresh.query_params) == url
     assert matching_rows(fresh) == matching_rows(at) == int((app_env.live("payments")["status"] == "cancelled").sum())
     assert fresh.selectbox(key="x.payments.kind").value == "line"
-    assert fresh.dataframe[0].value["amount_krw"].tolist() == at.dataframe[0].value["amount_krw"].tolist()
-    amounts = fresh.dataframe[0].value["amount_krw"].tolist()
+    assert fresh.dataframe[0].value["결제 금액(원)"].tolist() == at.dataframe[0].value["결제 금액(원)"].tolist()
+    amounts = fresh.dataframe[0].value["결제 금액(원)"].tolist()
     assert amounts == sorted(amounts, reverse=True)
 
 
@@ -211,7 +211,7 @@ def test_other_chart_kinds_render(app_env):
     box = chart_traces(at)[0]
     pay = app_env.live("payments")
     medians = dict(zip(box["x"], _decode(box["median"])))
-    assert medians["approved"] == pytest.approx(pay[pay.status == "approved"]["amount_krw"].median())
+    assert medians["Approved"] == pytest.approx(pay[pay.status == "approved"]["amount_krw"].median())
     for kind in ("line", "area", "heatmap", "bar"):
         at = explore({"table": "payments", "chart": kind, "x": "created_at", "bucket": "week",
                       "color": "status", "agg": "distinct", "y": "card_id"})
@@ -236,42 +236,80 @@ def test_other_chart_kinds_render(app_env):
 # ─────────────────────────────────────────────────────────── downloads ──
 
 
+TOPUP_HEADERS_KO = ["충전 번호", "카드", "충전 경로", "충전 금액(원)", "충전 시각", "변경 시각", "원본에서 바뀐 시각",
+                    "웨어하우스에 적재된 시각"]  # pipeline.toml's descriptions, as the screen shows them
+TOPUP_COLUMNS = ["topup_id", "card_id", "channel", "amount_krw", "created_at", "updated_at", "_source_ts", "_ingested_at"]
+
+
 def test_downloads_contain_exactly_the_filtered_rows(app_env, captured_downloads):
     start, end = last_month(seoul_today())
     at = explore({"table": "topups", "period.created_at": "last_month", "in.channel": ["mobile", "convenience_store"]})
     frame = app_env.live("topups")
     frame = frame[in_dates(frame["created_at"], start, end) & frame["channel"].isin(["mobile", "convenience_store"])]
-    expected_ids = sorted(frame["topup_id"])
+    expected_ids = sorted(frame["topup_id"])  # no sort chosen: the table's key order, on screen and in files
     assert expected_ids and matching_rows(at) == len(expected_ids)
     base = f"topups_{start}_{end}"
     assert set(captured_downloads) == {f"{base}.csv", f"{base}.xlsx", f"{base}.parquet"}
+    screen = at.dataframe[0].value
+    assert list(screen.columns) == TOPUP_HEADERS_KO
+    assert list(screen["충전 번호"]) == expected_ids[:500]
 
     raw = captured_downloads[f"{base}.csv"]()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel on Windows reads the Korean right
     csv = pd.read_csv(io.BytesIO(raw), encoding="utf-8-sig")
-    assert list(csv.columns) == ["topup_id", "card_id", "channel", "amount_krw", "created_at", "updated_at", "_source_ts", "_ingested_at"]
-    assert sorted(csv["topup_id"]) == expected_ids
+    assert list(csv.columns) == TOPUP_HEADERS_KO  # the screen's headers…
+    assert list(csv["충전 번호"]) == expected_ids  # …its rows, in its order…
     by_id = frame.set_index("topup_id")
+    words = {"mobile": "모바일", "convenience_store": "편의점"}
+    assert list(csv["충전 경로"]) == [words[by_id.loc[i, "channel"]] for i in expected_ids]  # …and its words
     first = csv.iloc[0]
-    local = by_id.loc[first["topup_id"], "created_at"].tz_convert(SEOUL).strftime("%Y-%m-%d %H:%M:%S")
-    assert first["created_at"].startswith(local)  # Seoul wall clock
+    local = by_id.loc[first["충전 번호"], "created_at"].tz_convert(SEOUL).strftime("%Y-%m-%d %H:%M:%S")
+    assert first["충전 시각"].startswith(local)  # Seoul wall clock
 
     book = openpyxl.load_workbook(io.BytesIO(captured_downloads[f"{base}.xlsx"]()))
     data, notes = book.worksheets
     header = [c.value for c in data[1]]
-    assert header[:4] == ["충전 번호", "카드", "충전 경로", "충전 금액(원)"]
+    assert header == TOPUP_HEADERS_KO
     rows = list(data.iter_rows(min_row=2, values_only=True))
-    assert sorted(r[0] for r in rows) == expected_ids
+    assert [r[0] for r in rows] == expected_ids
+    assert {r[2] for r in rows} == {"모바일", "편의점"}
     assert all(isinstance(r[4], datetime) for r in rows)  # real dates, not text
     r0 = rows[0]
     assert r0[4] == by_id.loc[r0[0], "created_at"].tz_convert(SEOUL).tz_localize(None).to_pydatetime()
+    assert data["A2"].number_format == "0" and data["B2"].number_format == "0"  # ids: 7056, never 7,056
+    assert data["D2"].number_format == "#,##0"  # amounts keep their separators
     assert data.column_dimensions["A"].width and data.column_dimensions["A"].width > 5
     note_text = "\n".join(str(c.value) for c in notes["A"] if c.value)
     assert f"{start} – {end}" in note_text and "모바일" in note_text and "편의점" in note_text
 
     table = pq.read_table(io.BytesIO(captured_downloads[f"{base}.parquet"]()))
-    assert sorted(table.column("topup_id").to_pylist()) == expected_ids
-    assert table.num_rows == len(expected_ids)
+    assert table.column("충전 번호").to_pylist() == expected_ids
+    assert set(table.column("충전 경로").to_pylist()) == {"모바일", "편의점"}
+
+
+def test_downloads_for_analysts_keep_codes_names_and_the_chosen_order(app_env, captured_downloads):
+    at = explore({"table": "topups", "in.channel": ["auto_charge", "card"], "sort": "amount_krw", "desc": "1"}, lang="en")
+    frame = app_env.live("topups")
+    frame = frame[frame["channel"].isin(["auto_charge", "card"])]
+    english = pd.read_csv(io.BytesIO(captured_downloads[f"topups_{seoul_today()}.csv"]()), encoding="utf-8-sig")
+    assert list(english.columns)[:4] == ["Top-up id", "Card", "Channel", "Amount (KRW)"]
+    assert set(english["Channel"]) == {"Auto charge", "Card"}
+    amounts = list(english["Amount (KRW)"])
+    assert amounts == sorted(frame["amount_krw"], reverse=True)  # the order chosen on screen
+    assert list(at.dataframe[0].value["Amount (KRW)"]) == amounts[:500]
+
+    # (AppTest calls format functions outside the page run, in the default language: switch in a Korean session.)
+    at = explore({"table": "topups", "in.channel": ["auto_charge", "card"], "sort": "amount_krw", "desc": "1"})
+    at.toggle(key="dl_raw").set_value(True).run()
+    name = f"topups_{seoul_today()}_raw"
+    assert {f"{name}.csv", f"{name}.xlsx", f"{name}.parquet"} <= set(captured_downloads)
+    csv = pd.read_csv(io.BytesIO(captured_downloads[f"{name}.csv"]()), encoding="utf-8-sig")
+    assert list(csv.columns) == TOPUP_COLUMNS
+    assert set(csv["channel"]) == {"auto_charge", "card"}
+    assert list(csv["amount_krw"]) == amounts
+    book = openpyxl.load_workbook(io.BytesIO(captured_downloads[f"{name}.xlsx"]()))
+    assert [c.value for c in book.worksheets[0][1]] == TOPUP_COLUMNS
+    assert {r[2] for r in book.worksheets[0].iter_rows(min_row=2, values_only=True)} == {"auto_charge", "card"}
 
 
 def test_excel_row_limit_is_explained(app_env):
@@ -295,13 +333,13 @@ def test_korean_default_and_english(app_env):
     assert any(o.startswith("계좌이체 (") for o in ko.multiselect(key="x.topups.in.channel").options)
     en = explore({"table": "topups"}, lang="en")
     assert any(m.value.startswith("Matching rows") for m in en.markdown)
-    assert en.multiselect(key="x.topups.in.channel").label == "channel"
-    assert any(o.startswith("bank transfer (") for o in en.multiselect(key="x.topups.in.channel").options)
+    assert en.multiselect(key="x.topups.in.channel").label == "Channel"  # capitalised like a label, not "channel"
+    assert any(o.startswith("Bank transfer (") for o in en.multiselect(key="x.topups.in.channel").options)
     assert any(o.startswith("topups — top-ups (") for o in en.selectbox(key="x_table").options)
     assert "Download Excel" in [b.proto.label for b in en.get("download_button")]
     # The sidebar (entry script): page links translated, freshness line, the language switch.
     # (AppTest resets Streamlit to its legacy multipage path before every run, like a fresh
-    # server; dashboard.warehouse leaves it and reruns through the entry script — DESIGN.md "Traps".)
+    # server; dashboard/warehouse.py leaves it and reruns through the entry script.)
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["table"] = "topups"
     at.switch_page("pages/explore.py")
@@ -310,7 +348,7 @@ def test_korean_default_and_english(app_env):
     assert any("데이터 기준" in m.value for m in at.sidebar.markdown)
     at.sidebar.radio(key="lang").set_value("en").run()
     assert [p.proto.label for p in at.sidebar.get("page_link")] == ["Overview", "Explore", "Reports", "Pipeline", "Dictionary"]
-    assert any("data as of" in m.value for m in at.sidebar.markdown)
+    assert any("Data as of" in m.value for m in at.sidebar.markdown)
     assert any(m.value.startswith("Matching rows") for m in at.markdown)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dashboard import filters, freshness
+from dashboard import dates, filters, freshness
 from dashboard.filters import Filter, ViewState
 from dashboard.warehouse import QueryTimeout, Warehouse, get_warehouse
 from ingest.config import load_config
@@ -120,16 +120,24 @@ def test_missing_warehouse_is_an_empty_catalog(empty_app_env):
     (date(2026, 1, 10), "last_7_days", (date(2026, 1, 4), date(2026, 1, 10))),
     (date(2026, 1, 10), "last_30_days", (date(2025, 12, 12), date(2026, 1, 10))),
     (date(2026, 1, 10), "today", (date(2026, 1, 10), date(2026, 1, 10))),
+    # 2026-01-10 is a Saturday; weeks start on Monday
+    (date(2026, 1, 10), "yesterday", (date(2026, 1, 9), date(2026, 1, 9))),
+    (date(2026, 1, 10), "this_week", (date(2026, 1, 5), date(2026, 1, 10))),
+    (date(2026, 1, 10), "last_week", (date(2025, 12, 29), date(2026, 1, 4))),
+    (date(2026, 1, 5), "this_week", (date(2026, 1, 5), date(2026, 1, 5))),
+    (date(2026, 1, 10), "this_year", (date(2026, 1, 1), date(2026, 1, 10))),
+    (date(2026, 1, 10), "last_year", (date(2025, 1, 1), date(2025, 12, 31))),
+    (date(2026, 1, 10), "last_45_days", (date(2025, 11, 27), date(2026, 1, 10))),
 ])
 def test_presets(today, preset, expected):
-    assert filters.preset_range(preset, today) == expected
+    assert dates.preset_range(preset, today) == expected
 
 
 def test_url_round_trip(app_env):
     tables = get_warehouse().catalog().tables
     state = ViewState(
         table="payments",
-        filters=(Filter("created_at", "period", (date(2026, 10, 1), date(2026, 10, 31))),
+        filters=(Filter("created_at", "period", ("2026-10-01..2026-10-31",)),
                  Filter("status", "in", ("approved", "cancelled")),
                  Filter("amount_krw", "range", (1000, None)),
                  Filter("card_id", "range", (None, 2.5))),

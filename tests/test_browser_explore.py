@@ -127,23 +127,26 @@ partitions = 3
             browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-                # First visit of a fresh server through a direct link (DESIGN.md "Traps").
+                # First visit of a fresh server through a direct link (the legacy page-list trap: streamlit_app.py).
                 page.goto(f"{base}/explore?table=topups")
                 expect(page.get_by_text("조건에 맞는 행").first).to_be_visible(timeout=60_000)
                 wait_idle(page)
                 assert page.get_by_test_id("stSidebarNav").count() == 0  # no legacy page list
-                expect(page.get_by_test_id("stSidebar").get_by_text("데이터 탐색")).to_be_visible()
+                # (the first run of a fresh server reruns through the entry script: the sidebar comes with it)
+                expect(page.get_by_test_id("stSidebar").get_by_text("데이터 탐색")).to_be_visible(timeout=30_000)
+                wait_idle(page)
                 _, total_first = matching_and_total(page)
 
-                # A date range: custom, typed into the date input.
+                # A date range: custom, typed into the period control's two date fields.
                 pick(page, "기간", "직접 지정")
-                # Streamlit 1.67's date range is two react-aria fields of year/month/day segments:
-                # type the digits into each field's first segment, they advance on their own.
-                for which, day in (("start", start), ("end", end)):
-                    page.get_by_role("spinbutton", name=f"year, 시작일 – 종료일 {which} date").click()
+                # Streamlit 1.67's date field is react-aria segments (year/month/day): type the digits
+                # into the first segment, they advance on their own; leaving the field commits it.
+                for label, day in (("시작일", start), ("종료일", end)):
+                    page.get_by_role("spinbutton", name=f"year, {label}").click()
                     page.keyboard.type(f"{day:%Y%m%d}", delay=30)
-                page.keyboard.press("Escape")
-                page.get_by_text("조건에 맞는 행").first.click()  # leaving the field commits the range
+                    page.keyboard.press("Escape")
+                    page.get_by_text("조건에 맞는 행").first.click()
+                    wait_idle(page)
                 page.wait_for_url(re.compile(rf"period\.created_at={start}\.\.{end}"), timeout=30_000)
                 wait_idle(page)
                 # A category: channel = 모바일.
@@ -221,10 +224,10 @@ partitions = 3
                 wait_idle(page)
                 assert page.get_by_test_id("stSidebarNav").count() == 0
                 assert matching_and_total(page)[0] == len(wanted)
-                for which, day in (("start", start), ("end", end)):
+                for label, day in (("시작일", start), ("종료일", end)):
                     for part, value in (("year", day.year), ("month", day.month), ("day", day.day)):
-                        spin = page.get_by_role("spinbutton", name=f"{part}, 시작일 – 종료일 {which} date")
-                        assert spin.get_attribute("aria-valuenow") == str(value), (which, part)
+                        spin = page.get_by_role("spinbutton", name=f"{part}, {label}")
+                        assert spin.get_attribute("aria-valuenow") == str(value), (label, part)
                 expect(page.get_by_text(re.compile(r"^모바일 \(")).first).to_be_visible()
                 expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
                 assert page.url.split("?", 1)[1] == shared_url.split("?", 1)[1]

@@ -51,9 +51,9 @@ def test_overview_reports_pipeline_in_a_browser(app_server, chromium_path):
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
 
-            # A shared report link as the very first visit of the fresh server (DESIGN.md "Traps").
+            # A shared report link as the very first visit of the fresh server (the legacy page-list trap: streamlit_app.py).
             start, end = ds.today - dt.timedelta(days=14), ds.today
-            page.goto(f"{base}/reports?report=daily_topups&start={start}&end={end}")
+            page.goto(f"{base}/reports?report=daily_topups&period={start}..{end}")
             expect(page.get_by_text("일별 충전 금액").first).to_be_visible(timeout=30_000)
             expect(page.get_by_test_id("stDataFrame")).to_be_visible(timeout=30_000)
             wait_idle(page)
@@ -75,8 +75,8 @@ def test_overview_reports_pipeline_in_a_browser(app_server, chromium_path):
             for t in ds.live("topups"):
                 if t["channel"] == "mobile" and start <= t["created_at"].astimezone(SEOUL).date() <= end:
                     expected[t["created_at"].astimezone(SEOUL).date().isoformat()] += t["amount_krw"]
-            assert set(csv["channel"]) == {"mobile"}
-            assert {str(d)[:10]: v for d, v in zip(csv["day"], csv["amount_krw"])} == dict(expected)
+            assert set(csv["충전 경로"]) == {"모바일"}  # the screen's header and word, not channel / mobile
+            assert {str(d)[:10]: v for d, v in zip(csv["일자"], csv["금액(원)"])} == dict(expected)
             assert info.value.suggested_filename == f"daily_topups_{start}_{end}.csv"
 
             page.goto(f"{base}/")

@@ -158,18 +158,20 @@ def test_overview_and_reports_without_a_warehouse_are_friendly(tmp_path, monkeyp
 def test_a_report_link_reproduces_the_report(env):
     ds = env
     start, end = ds.today - dt.timedelta(days=20), ds.today - dt.timedelta(days=5)
-    params = {"report": "daily_topups", "start": start.isoformat(), "end": end.isoformat(), "channel": "mobile"}
+    params = {"report": "daily_topups", "period": f"{start}..{end}", "channel": "mobile"}
     at = run_page("pages/reports.py", params)
     expected = Counter()
     for t in ds.live("topups"):
         if t["channel"] == "mobile" and start <= day(t["created_at"]) <= end:
             expected[day(t["created_at"])] += t["amount_krw"]
     df = _by_key(at, "r_rows_daily_topups")
-    assert {pd.Timestamp(d).date(): v for d, v in zip(df["day"], df["amount_krw"])} == dict(expected)
-    assert set(df["channel"]) == {"모바일"}  # codes shown as words
+    assert {pd.Timestamp(d).date(): v for d, v in zip(df["일자"], df["금액(원)"])} == dict(expected)
+    assert set(df["충전 경로"]) == {"모바일"}  # codes shown as words, under the screen's headers
     assert {k: at.query_params[k] for k in params} == params
     assert at.selectbox(key="r.daily_topups.channel").value == "mobile"
-    assert at.date_input(key="r.daily_topups.start").value == start
+    assert at.selectbox(key="r.daily_topups.period.preset").value == "custom"
+    assert at.date_input(key="r.daily_topups.period.start").value == start
+    assert at.date_input(key="r.daily_topups.period.end").value == end
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     assert sum(sum(_ys(tr)) for tr in chart) == sum(expected.values())
 
@@ -193,15 +195,15 @@ def test_changing_a_parameter_reruns_and_updates_the_url(env):
     at.selectbox(key="r.top_merchants.category").set_value("cafe").run()
     assert not at.exception
     df = _by_key(at, "r_rows_top_merchants")
-    start, end = ds.today - dt.timedelta(days=30), ds.today
+    start, end = ds.today - dt.timedelta(days=29), ds.today  # the default period: the last 30 days
     merchants = {m["merchant_id"]: m for m in ds.live("merchants") if m["category"] == "cafe"}
     amount = Counter()
     for p in ds.live("payments"):
         if p["status"] == "approved" and p["merchant_id"] in merchants and start <= day(p["created_at"]) <= end:
             amount[p["merchant_id"]] += p["amount_krw"]
-    assert list(df["merchant_id"]) == [m for m, _ in amount.most_common(3)]
+    assert list(df["가맹점 번호"]) == [m for m, _ in amount.most_common(3)]
     assert at.query_params["top_n"] == "3" and at.query_params["category"] == "cafe"
-    assert at.query_params["period"] == f"{start}..{end}"
+    assert at.query_params["period"] == "last_30_days"  # a preset stays relative in a bookmark
 
 
 def test_search_finds_reports_by_korean_and_english_title(env):
@@ -255,9 +257,9 @@ def test_report_downloads_hold_the_table(env, captured_downloads):
     csv_name = next(n for n in names if n.endswith(".csv"))
     assert {n.rsplit(".", 1)[1] for n in names if n.startswith("card_balance_mismatches")} == {"csv", "xlsx", "parquet"}
     csv = pd.read_csv(io.BytesIO(captured_downloads[csv_name]()), encoding="utf-8-sig")
-    assert dict(zip(csv["card_id"], csv["difference_krw"])) == ds.mismatched_cards
+    assert dict(zip(csv["카드 번호"], csv["차이(원)"])) == ds.mismatched_cards
     parquet = pd.read_parquet(io.BytesIO(captured_downloads[csv_name.replace(".csv", ".parquet")]()))
-    assert sorted(parquet["card_id"]) == sorted(ds.mismatched_cards)
+    assert sorted(parquet["카드 번호"]) == sorted(ds.mismatched_cards)
 
 
 def test_heatmap_keeps_weekday_order(env):
@@ -271,8 +273,20 @@ def test_heatmap_keeps_weekday_order(env):
 # ───────────────────────────────────────────────────────────── pipeline ──
 
 
+def _fresh_heartbeat(warehouse: Path) -> None:
+    """The module's warehouse was built minutes ago: beat again, as the running worker would (and bump the version)."""
+    import duckdb
+
+    con = duckdb.connect(str(warehouse))
+    con.execute("UPDATE _meta.heartbeat SET beat_at = now() - INTERVAL 4 SECOND")
+    con.close()
+    version = warehouse.with_name(warehouse.name + ".version")
+    version.write_text(str(int(version.read_text()) + 1), encoding="utf-8")
+
+
 def test_pipeline_page_shows_health(env, built, captured_downloads):
     ds = env
+    _fresh_heartbeat(built[1])
     at = run_page("pages/pipeline.py")
     assert any("워커" in s.value for s in at.success), texts(at)
     tables = _by_key(at, "p_tables")
@@ -293,7 +307,7 @@ def test_pipeline_page_shows_health(env, built, captured_downloads):
     assert any("\\xff\\xfe" in p for p in previews)  # undecodable bytes shown, not lost
     csv_name = next(n for n in captured_downloads if n.startswith("dead_letters") and n.endswith(".csv"))
     full = pd.read_csv(io.BytesIO(captured_downloads[csv_name]()), encoding="utf-8-sig")
-    assert LONG_RAW.decode() in set(full["raw_text"])
+    assert LONG_RAW.decode() in set(full["내용"])  # the full payload, under the screen's header
     alerts = _by_key(at, "p_alerts")
     assert len(alerts) == 3  # the torn line is skipped
     assert list(alerts.iloc[:, 3]) == [e["subject"] for e in reversed(built[2])]  # newest first
@@ -326,10 +340,10 @@ def test_stale_heartbeat_is_shown_as_down(built, tmp_path, monkeypatch):
 def test_report_words_follow_the_language(env):
     at = run_page("pages/reports.py", {"report": "new_vs_returning_cards", "grain": "month"})
     df = _by_key(at, "r_rows_new_vs_returning_cards")
-    assert set(df["segment"]) == {"신규", "재방문"}
+    assert set(df["구분"]) == {"신규", "재방문"}
     assert {tr["name"] for tr in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]} == {"신규", "재방문"}
     assert any(c.value.startswith("일·주·월") for c in at.caption)  # the Korean half of the description
     assert at.selectbox(key="r.new_vs_returning_cards.grain").value == "month"
     at = run_page("pages/reports.py", {"report": "new_vs_returning_cards"}, lang="en")
-    assert set(_by_key(at, "r_rows_new_vs_returning_cards")["segment"]) == {"new", "returning"}
+    assert set(_by_key(at, "r_rows_new_vs_returning_cards")["Segment"]) == {"New", "Returning"}
     assert any(c.value.startswith("Cards with an approved payment") for c in at.caption)

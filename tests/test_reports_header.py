@@ -88,7 +88,12 @@ def test_a_full_header_parses():
         ("-- title: 가 / A\n-- param: report text\nSELECT $report", 2, "reserved"),
         ("-- title: 가 / A\n-- chart: pie3d x=a y=b\nSELECT 1", 2, "chart kind"),
         ("-- title: 가 / A\n-- chart: line x=day\nSELECT 1", 2, "needs y="),
-        ("-- title: 가 / A\n-- param: p daterange default=today\nSELECT $p_start, $p_end", 2, "<from>..<to>"),
+        ("-- title: 가 / A\n-- param: p daterange default=someday\nSELECT $p_start, $p_end", 2, "<from>..<to>"),
+        ("-- title: 가 / A\n-- param: p daterange default=last_0_days\nSELECT $p_start, $p_end", 2, "last_N_days"),
+        ("-- title: 가 / A\n-- totals:\nSELECT 1", 2, "totals: topups"),
+        ("-- title: 가 / A\n-- totals: a, b-c\nSELECT 1", 2, "'b-c' must be a result column"),
+        ("-- title: 가 / A\n-- totals: a\n-- totals: b\nSELECT 1", 3, "a second 'totals:'"),
+        ("-- title: 가 / A\n-- param: sort text\nSELECT $sort", 2, "reserved"),
         ("-- title: 가 / A\n\nSELECT $1", 3, "positional parameter"),
         ("-- title: 가 / A\n-- param: x date\n", 3, "not followed by a query"),
     ],
@@ -140,7 +145,7 @@ def test_month_arithmetic_clamps_to_the_month_end():
 def test_values_round_trip_through_the_url():
     r = parse_report(GOOD, "daily_topups.sql")
     values = default_values(r, TODAY)
-    assert values["start"] == dt.date(2026, 10, 25) and values["period"] == (dt.date(2026, 11, 1), TODAY)
+    assert values["start"] == dt.date(2026, 10, 25) and tuple(values["period"]) == (dt.date(2026, 11, 1), TODAY)
     assert values["channel"] is None and values["grain"] == "week" and values["min_amount"] == 1000 and values["name"] == ""
     values.update(channel="mobile", grain="month", min_amount=2500, ratio=0.25, name="카페 '1'")
     url = values_to_url(r, values)
@@ -155,10 +160,28 @@ def test_bad_url_values_fall_back_to_defaults_with_a_message():
         r, {"start": "soon", "grain": "decade", "min_amount": "-5", "channel": "", "period": "2026-11-20..2026-11-02"}, TODAY)
     assert back["start"] == dt.date(2026, 10, 25) and back["grain"] == "week" and back["min_amount"] == 1000
     assert back["channel"] is None  # empty = all
-    assert back["period"] == (dt.date(2026, 11, 2), dt.date(2026, 11, 20))  # reversed range is put in order
+    # A reversed range is kept as it was written — the page says the start is after the end (never swaps it silently).
+    assert tuple(back["period"]) == (dt.date(2026, 11, 20), dt.date(2026, 11, 2)) and back["period"].reversed
     assert len(problems) == 3 and any("min_amount" in p and "minimum" in p for p in problems)
     with pytest.raises(ValueError):
         parse_value(r.param("grain"), "", TODAY)  # required choice has no "all"
+
+
+def test_daterange_presets_stay_relative_in_the_url():
+    text = ("-- title: 가 / A\n-- param: p daterange default=last_month\n-- totals: n, amount_krw\n"
+            "SELECT $p_start AS s, $p_end AS e\n")
+    r = parse_report(text, "p.sql")
+    assert r.totals == ("n", "amount_krw")
+    values = default_values(r, TODAY)  # 2026-11-24: last month is October
+    assert tuple(values["p"]) == (dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+    assert values_to_url(r, values)["p"] == "last_month"  # a bookmark stays "last month"
+    back, problems = values_from_url(r, {"p": "this_week"}, TODAY)  # a Tuesday: the week began Monday the 23rd
+    assert tuple(back["p"]) == (dt.date(2026, 11, 23), TODAY) and problems == []
+    back, problems = values_from_url(r, {"p": "last_45_days"}, TODAY)
+    assert tuple(back["p"]) == (dt.date(2026, 10, 11), TODAY) and values_to_url(r, back)["p"] == "last_45_days"
+    back, problems = values_from_url(r, {"p": "fortnight"}, TODAY)
+    assert tuple(back["p"]) == (dt.date(2026, 10, 1), dt.date(2026, 10, 31)) and "fortnight" in problems[0]
+    assert bind_params(r, values) == {"p_start": dt.date(2026, 10, 1), "p_end": dt.date(2026, 10, 31)}
 
 
 def test_binding_is_by_parameter_never_by_text():

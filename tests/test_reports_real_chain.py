@@ -55,8 +55,8 @@ def test_reports_on_the_real_chain_agree_with_the_source(chain):
     recon = results["balance_reconciliation_daily"]
     assert recon["difference_krw"].iloc[-1] == 0
 
-    # Top-ups per Seoul day and channel over the default 30 days (SQLite text is local time, +09:00).
-    start = (today - dt.timedelta(days=30)).isoformat()
+    # Top-ups per Seoul day and channel over the default 30 days, today included (SQLite text is local time, +09:00).
+    start = (today - dt.timedelta(days=29)).isoformat()
     expected = {
         (day, channel): (n, amount)
         for day, channel, n, amount in source.execute(
