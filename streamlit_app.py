@@ -7,7 +7,7 @@ runs the chosen page. Pages live in pages/, shared logic in dashboard/.
 Navigation is hidden and drawn by hand (st.page_link) on purpose: with
 st.navigation and a pages/ folder, Streamlit 1.67 shows its legacy page list
 to the first visitor of a fresh server who arrives through a direct link —
-and shared links are how people use this app (DESIGN.md "Traps").
+and shared links are how people use this app (docs/design.md, "Traps").
 """
 
 from __future__ import annotations

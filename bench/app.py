@@ -142,7 +142,7 @@ def run() -> int:
         raw.close()
 
         # The same, but opening the file per filter change as every reader must (the worker needs
-        # the file back between batches, DESIGN.md): a cold DuckDB instance each time, no app code.
+        # the file back between batches, docs/design.md): a cold DuckDB instance each time, no app code.
         reopen_ms = []
         for i, queries in enumerate(changes):
             t = time.perf_counter()

@@ -44,7 +44,7 @@ from ingest.config import ConfigError, PipelineConfig, TableSpec, load_config, r
 from ingest.warehouse_file import WarehouseBusy, WarehouseMissing, connect_reader, writer_waiting
 
 TIME_ZONE = "Asia/Seoul"
-DATA_SCHEMA = "live"  # views without tombstones and Kafka bookkeeping (DESIGN.md)
+DATA_SCHEMA = "live"  # views without tombstones and Kafka bookkeeping (docs/contracts.md)
 CACHE_TTL_SECONDS = 600
 CACHE_MAX_ENTRIES = 512
 
@@ -492,7 +492,7 @@ def get_warehouse(config_path: str | None = None) -> Warehouse:
 def _leave_legacy_multipage() -> None:
     """Make a page that Streamlit ran on its own re-run inside streamlit_app.py.
 
-    DESIGN.md "Traps": while a `pages/` folder exists, a fresh server treats the
+    docs/design.md "Traps": while a `pages/` folder exists, a fresh server treats the
     app as a legacy (v1) multipage app until `st.navigation` has run once, so
     the first visitor arriving through a shared link (/explore?...) gets the
     page script alone: no sidebar, no language switch, no freshness. Every

@@ -4,7 +4,7 @@
         --config /etc/datadesk/pipeline.toml --to /var/backups/datadesk --keep 14
 
 Why a plain copy is consistent: while this script holds a read-only
-connection, DuckDB lets no writer open the file (DESIGN.md "DuckDB locks"), so
+connection, DuckDB lets no writer open the file (docs/design.md, "DuckDB locks"), so
 the worker waits (its batch stays in memory and is retried) and neither the
 file nor its WAL changes during the copy. The copy is then opened on its own
 and checked before older backups are deleted.

@@ -3,7 +3,7 @@
 Used by `python -m ingest broker`, by `make run` and by the test fixtures, so
 that every one of them starts the broker the same way: loopback only (Tansu's
 default listener is 0.0.0.0), memory storage (the only engine compiled into
-that build — a stopped broker forgets its topics; see DESIGN.md).
+that build — a stopped broker forgets its topics; see docs/design.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`python -m ingest <command>`: one entry point for every pipeline process.
 
-Exit codes (DESIGN.md): 0 done, 2 bad configuration or usage (the message
+Exit codes (docs/contracts.md): 0 done, 2 bad configuration or usage (the message
 names file, key and what was expected), 1 anything else, with a one-line
 reason on stderr. Each command imports its module lazily so that, say, the
 broker launcher works before the rest of the stack is installed.

@@ -168,7 +168,7 @@ class PipelineConfig:
 
 
 def resolve_config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
-    """--config, else env PIPELINE_CONFIG, else ./pipeline.toml (DESIGN.md)."""
+    """--config, else env PIPELINE_CONFIG, else ./pipeline.toml (docs/contracts.md)."""
     if cli_path:
         return Path(cli_path)
     env = os.environ.get(CONFIG_ENV)

@@ -1,4 +1,4 @@
-"""The envelope: the one contract between exporter and worker (DESIGN.md).
+"""The envelope: the one contract between exporter and worker (docs/contracts.md).
 
 A Kafka message value is UTF-8 JSON::
 

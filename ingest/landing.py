@@ -150,7 +150,7 @@ def land_batch(
         raise
     fp.hit("after_commit")
     fp.hit("during_checkpoint", delay=0.0005)
-    # Keep the WAL small so a restart after a crash replays little (DESIGN.md).
+    # Keep the WAL small so a restart after a crash replays little (docs/design.md).
     con.execute("CHECKPOINT")
     result.seconds = time.perf_counter() - t0
     result.columns = {t: own_columns(cols) for t, cols in existing.items()}

@@ -8,7 +8,7 @@ backoff; a permanent refusal (5xx, bad login, a certificate that does not
 verify) is reported once and not retried, because retrying cannot fix it.
 
 Without `[alerts] smtp_host` nothing is sent: the alert goes to the log, which
-is the demo's default (DESIGN.md "Embedded defaults").
+is the demo's default (docs/operations.md, the laptop defaults).
 
 Security decisions:
 - STARTTLS uses `ssl.create_default_context()` (certificate and host name are

@@ -6,7 +6,7 @@ own connection — no transaction stays open across chunks, which matters on
 InnoDB: a long REPEATABLE READ snapshot would hide late commits, and a long
 read would hold back purge on the production server.
 
-The chunk query (DESIGN.md "Traps"): MariaDB does NOT serve the row-value form
+The chunk query (docs/design.md, "Traps"): MariaDB does NOT serve the row-value form
 `(updated_at, id) > (?, ?)` from the index (full scan + filesort), but it does
 serve the expanded form
 
@@ -70,7 +70,7 @@ def iso_seoul(value: datetime | str) -> str:
 
 
 def to_json_value(value: Any) -> Any:
-    """A source value as the envelope carries it (DESIGN.md: timestamps ISO with offset)."""
+    """A source value as the envelope carries it (docs/contracts.md: timestamps ISO with offset)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, datetime):

@@ -13,7 +13,7 @@ so through env INGEST_LOG_PREFIXED; Streamlit through its logger options):
 3. simulate   `python -m ingest simulate` — keeps the business moving;
    export     `python -m ingest export --reset-watermarks` and
    worker     `python -m ingest worker --transport-reset` — the embedded broker
-              starts empty on every run (DESIGN.md "Embedded defaults"), so the
+              starts empty on every run (docs/design.md, "Tansu"), so the
               exporter re-sends from the start and the worker forgets offsets
               the new broker never had; the source_ts rule makes re-sent rows harmless;
    watchdog   `python -m ingest watchdog`;

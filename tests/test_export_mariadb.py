@@ -73,7 +73,7 @@ def test_chunk_query_is_a_range_scan_of_the_watermark_index(mariadb_url):
             rows = conn.exec_driver_sql(sql, params).fetchall()
             assert len(rows) == 1000 and rows[0][0] == first_id
             assert rows_examined(conn, sql, params) <= 1.1 * 1000
-        # Negative control: the row-value form the exporter avoids scans the table (DESIGN.md "Traps").
+        # Negative control: the row-value form the exporter avoids scans the table (docs/design.md "Traps").
         naive = ("SELECT payment_id FROM payments WHERE (updated_at, payment_id) > (%(ts)s, %(pk)s) "
                  "ORDER BY updated_at, payment_id LIMIT 1000")
         assert rows_examined(conn, naive, {"ts": middle.replace(tzinfo=None), "pk": 30_000}) > 10_000
