@@ -212,3 +212,16 @@ def captured_downloads(monkeypatch):
 
     monkeypatch.setattr(MediaFileManager, "add_deferred", spy)
     return files
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path):
+    """Debian chromium driven by Playwright, one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import CHROMIUM_ARGS
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

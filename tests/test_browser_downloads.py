@@ -28,7 +28,6 @@ from pathlib import Path
 import pytest
 
 from tests.browser_page import charts, choose, download, grid_rows, metrics, read_csv, read_xlsx, wait_idle
-from tests.conftest import CHROMIUM_ARGS
 from tests.reports_demo import SEOUL, build_warehouse, make_dataset, write_app_config
 from tests.streamlit_server import start_app, stop_app
 
@@ -81,16 +80,6 @@ def server(tmp_path_factory):
     finally:
         stop_app(proc)
         print("screenshots in", tmp)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 VIEWPORT = {"width": 2600, "height": 1400}  # wide enough that the grid draws every column (it skips those out of view)

@@ -27,7 +27,6 @@ from tests.browser_page import (
     sort_by_first_column,
     wait_idle,
 )
-from tests.conftest import CHROMIUM_ARGS
 from tests.reports_demo import SEOUL, build_warehouse, make_dataset, write_alert_history, write_app_config
 from tests.streamlit_server import start_app, stop_app
 
@@ -76,16 +75,6 @@ def server(tmp_path_factory):
     finally:
         stop_app(proc)
         print("screenshots in", tmp)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

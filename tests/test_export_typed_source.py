@@ -12,7 +12,6 @@ import subprocess
 import sys
 from decimal import Decimal
 
-import duckdb
 import pytest
 import sqlalchemy as sa
 from kafka import KafkaProducer

@@ -16,7 +16,7 @@ import random
 
 import pytest
 
-from ingest.envelope import SCHEMA_KEY, encode_envelope, encode_key, encode_schema_record
+from ingest.envelope import SCHEMA_KEY, encode_key, encode_schema_record
 from tests.ingest_helpers import (
     Scenario,
     assert_matches_scenario,
