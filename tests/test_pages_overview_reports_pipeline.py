@@ -301,8 +301,9 @@ def test_pipeline_page_shows_health(env, built, captured_downloads):
     assert len(at.get("plotly_chart")) == 2
     assert f"최근 배치 {META_BATCHES}개" in texts(at)
     dead = _by_key(at, "p_dead")
-    assert set(dead.iloc[:, 4]) == set(DEAD_LETTER_REASONS)
-    previews = list(dead.iloc[:, 6])
+    assert set(dead["사유"]) == set(DEAD_LETTER_REASONS)
+    assert set(dead["상태"]) == {"남음"}  # none replayed yet
+    previews = list(dead["내용 (앞부분)"])
     assert any(p.endswith("…") and len(p) <= 120 for p in previews)
     assert any("\\xff\\xfe" in p for p in previews)  # undecodable bytes shown, not lost
     csv_name = next(n for n in captured_downloads if n.startswith("dead_letters") and n.endswith(".csv"))

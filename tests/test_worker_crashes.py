@@ -20,6 +20,7 @@ from tests.ingest_helpers import (
     run_worker,
     scenario_config_tables,
     start_worker,
+    wait_for,
     worker_env,
 )
 
@@ -44,8 +45,12 @@ def test_sigkill_at_random_moments_then_restart_gives_the_uncrashed_result(produ
     rnd = random.Random(42)
     progress = []
     for _ in range(5):
+        before = messages_landed(warehouse)
         proc = start_worker(config, log=tmp_path / "worker.log")
-        time.sleep(rnd.uniform(1.0, 3.0))
+        # A random moment once this run is landing (a loaded machine takes a while to start a worker):
+        # mid-batch, between batches, or during a checkpoint.
+        wait_for(lambda: messages_landed(warehouse) > before or proc.poll() is not None, 120, "a batch to land")
+        time.sleep(rnd.uniform(0.0, 1.5))
         proc.kill()  # SIGKILL: no clean-up of any kind
         proc.wait()
         progress.append(messages_landed(warehouse))
