@@ -198,7 +198,10 @@ def check_topic(
         if statement is not None:
             con.execute(statement)
     rejected, valid = con.execute(sql.count_verdicts()).fetchone()
-    fields = [n for n in dict.fromkeys(n for names in _key_lists(con, valid_only=True) for n in names)]
+    if rejected:
+        fields = list(dict.fromkeys(n for names in _key_lists(con, valid_only=True) for n in names))
+    else:
+        fields = [n for n in seen if n in reading.names]
     return Checked(valid, rejected, fields, reading.kinded, declared, schema)
 
 
@@ -216,17 +219,17 @@ class _Reading:
         names = list(dict.fromkeys([*own_columns(columns), *declared, *extra]))
         kinded = [c for c in names if c not in pk and (declared.get(c) or normalise(columns.get(c, "?"))) != VARCHAR]
         self.names, self.kinded = names, kinded
-        self.con.execute(sql.parse_messages(self.table, pk, names, duplicate_fields=twice), {
-            "topic": self.topic, "structure": sql.message_structure(pk, names, kinded),
-            "max_bytes": self.max_bytes, "bad_names": list(bad),
-        })
+        params = {"topic": self.topic, "structure": sql.message_structure(pk, names, kinded), "max_bytes": self.max_bytes}
+        if bad:
+            params["bad_names"] = list(bad)
+        self.con.execute(sql.parse_messages(self.table, pk, names, duplicate_fields=twice, bad_names=bool(bad)), params)
         return self._settle_schema_records()
 
     def _settle_schema_records(self) -> SchemaRecord | None:
         """Valid schema records leave `_parsed`, bad ones become dead letters; returns the newest valid one."""
+        if not self.con.execute(sql.count_schema_records()).fetchone()[0]:
+            return None  # nearly every batch: a count is cheaper than the join below
         records = self.con.execute(sql.schema_records(), {"topic": self.topic}).fetchall()
-        if not records:
-            return None
         newest: tuple[datetime | None, SchemaRecord] | None = None
         good, bad, reasons = [], [], []
         for partition, offset, raw in records:
