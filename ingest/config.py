@@ -111,6 +111,7 @@ class AppConfig:
     query_timeout_seconds: float = 30.0
     memory_limit: str = "2GB"
     reports_dir: Path | None = None  # curated reports (*.sql); None = the project's sql/ folder
+    state_path: Path = Path("data/app_state.sqlite")  # what the app writes: saved views, subscriptions, audit
 
 
 @dataclass(frozen=True)
@@ -393,7 +394,7 @@ def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
 
 def _app(v: _Validator, raw: Any) -> AppConfig:
     raw = v.section(raw, "app")
-    v.unknown_keys(raw, {"max_display_rows", "max_download_rows", "query_timeout_seconds", "memory_limit", "reports_dir"}, "app")
+    v.unknown_keys(raw, {"max_display_rows", "max_download_rows", "query_timeout_seconds", "memory_limit", "reports_dir", "state_path"}, "app")
     memory = v.get(raw, "app", "memory_limit", "a string", "2GB")
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", memory, re.I):
         raise v.fail("[app] memory_limit", f"= {memory!r} — expected a size such as \"2GB\" or \"512MB\"")
@@ -403,6 +404,7 @@ def _app(v: _Validator, raw: Any) -> AppConfig:
         query_timeout_seconds=float(v.get(raw, "app", "query_timeout_seconds", "a number", 30.0, minimum=0.1)),
         memory_limit=memory,
         reports_dir=v.path(v.get(raw, "app", "reports_dir", "a string")) if "reports_dir" in raw else None,
+        state_path=v.path(v.get(raw, "app", "state_path", "a string", "data/app_state.sqlite")),
     )
 
 
