@@ -40,7 +40,9 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
-from ingest.config import ConfigError, PipelineConfig, TableSpec, load_config, resolve_config_path
+from ingest import warehouse_lake
+from ingest.config import ConfigError, PipelineConfig, TableSpec, WarehouseConfig, load_config, resolve_config_path
+from ingest.warehouse_lake import LAKE
 from ingest.warehouse_file import WarehouseBusy, WarehouseMissing, connect_reader, writer_waiting
 
 TIME_ZONE = "Asia/Seoul"
@@ -169,7 +171,13 @@ class Warehouse:
 
     # Connections ---------------------------------------------------------------
 
-    def _reader(self) -> "_SharedReader":
+    @property
+    def is_lake(self) -> bool:
+        return self.config.warehouse.is_lake
+
+    def _reader(self) -> "_SharedReader | _LakeReader":
+        if self.is_lake:
+            return _lake_reader(self.config.warehouse, self.app.memory_limit)
         return _shared_reader(self.path, self.app.memory_limit)
 
     @contextmanager
@@ -219,8 +227,15 @@ class Warehouse:
         """The last landed batch id from the sidecar file the worker writes after each commit.
 
         Without a sidecar (a warehouse built by hand) the file's modification
-        time stands in, so a change still refreshes the caches.
+        time stands in, so a change still refreshes the caches. A lake's data
+        version is its latest snapshot (every commit makes one).
         """
+        if self.is_lake:
+            try:
+                with self._connection() as con:
+                    return "snapshot:" + str(con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0])
+            except WarehouseMissing:
+                return "missing"
         try:
             text = Path(self.config.warehouse.version_path).read_text(encoding="utf-8").strip()
             if text:
@@ -255,7 +270,7 @@ class Warehouse:
 
     def catalog(self) -> Catalog:
         """Tables and columns in the warehouse, with row counts; cached per data version."""
-        if not self.path.exists():
+        if not self.is_lake and not self.path.exists():
             return Catalog(missing=True)
         return _cached_catalog(self, self.data_version())
 
@@ -436,6 +451,67 @@ def _connect_shared_instance(path: Path, timeout: float, memory_limit: str) -> d
     )
 
 
+class _LakeReader:
+    """The app's reader of a DuckLake warehouse: one read-only instance, kept open, shared by all sessions.
+
+    A lake has no file lock: each query reads the latest snapshot when it
+    starts, the worker commits beside it, and nobody waits. So there is
+    nothing to release between page runs (`hold` is a no-op). The instance
+    may read the lake's own data folder and nothing else
+    (`allowed_directories`, then no external access, then the lock).
+    """
+
+    def __init__(self, cfg: WarehouseConfig, memory_limit: str):
+        self.cfg = cfg
+        self.memory_limit = memory_limit
+        self._lock = threading.Lock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @contextmanager
+    def hold(self):
+        yield
+
+    @contextmanager
+    def cursor(self, timeout: float):
+        with self._lock:
+            if self._con is None:
+                self._con = self._open()
+            cur = self._con.cursor()
+        try:
+            cur.execute(f"USE {LAKE}")
+            cur.execute(f"SET search_path = '{LAKE}.{DATA_SCHEMA},{LAKE}.main'")
+            yield cur
+        finally:
+            cur.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        try:
+            con = warehouse_lake.connect(self.cfg, read_only=True, config={"memory_limit": self.memory_limit})
+        except warehouse_lake.LakeUnavailable as exc:
+            raise WarehouseMissing(f"no data yet: {exc}") from exc
+        try:
+            con.execute("SET allowed_directories = [?]", [str(self.cfg.data_path).rstrip("/") + "/"])
+            con.execute("SET enable_external_access = false")
+            con.execute(f"SET GLOBAL TimeZone = '{TIME_ZONE}'")
+            con.execute("SET lock_configuration = true")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+
+_LAKE_READERS: dict[tuple[str, str], _LakeReader] = {}
+
+
+def _lake_reader(cfg: WarehouseConfig, memory_limit: str) -> _LakeReader:
+    key = (f"{cfg.catalog}|{cfg.data_path}", memory_limit)
+    with _READERS_LOCK:
+        reader = _LAKE_READERS.get(key)
+        if reader is None:
+            reader = _LAKE_READERS[key] = _LakeReader(cfg, memory_limit)
+        return reader
+
+
 _READERS: dict[tuple[str, str], _SharedReader] = {}
 _READERS_LOCK = threading.Lock()
 
@@ -450,7 +526,7 @@ def _shared_reader(path: Path, memory_limit: str) -> _SharedReader:
 
 
 def _warehouse_key(wh: Warehouse) -> tuple:
-    return (str(wh.path), wh.app.query_timeout_seconds, wh.app.memory_limit)
+    return (str(wh.path), wh.config.warehouse.catalog, wh.app.query_timeout_seconds, wh.app.memory_limit)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=CACHE_MAX_ENTRIES, show_spinner=False,

@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--since", metavar="TIME", type=_timestamp,
                     help="only dead letters received since TIME (ISO-8601, e.g. 2026-11-24 or 2026-11-24T09:00+09:00)")
 
+    m = with_config(sub.add_parser("maintain", help="lake mode: merge small files, expire old snapshots, delete unneeded files"))
+    m.add_argument("--every", type=float, metavar="SECONDS", help="keep running, once every SECONDS (default: once and exit)")
+
     d = with_config(sub.add_parser("watchdog", help="e-mail when the worker stops, and when it recovers"))
     d.add_argument("--once", action="store_true", help="check once and exit")
 
@@ -156,6 +159,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ingest.replay import run_replay
 
         return run_replay(cfg, table=args.table, since=args.since)
+    if args.command == "maintain":
+        cfg = load_config(args.config, needs=("warehouse",))
+        from ingest.warehouse_lake import run_maintenance
+
+        return run_maintenance(cfg.warehouse, every=args.every)
     if args.command == "watchdog":
         cfg = load_config(args.config, needs=("warehouse", "alerts"))
         from ingest.watchdog import run_watchdog

@@ -55,7 +55,24 @@ class KafkaConfig:
 
 @dataclass(frozen=True)
 class WarehouseConfig:
+    """Where the warehouse lives.
+
+    Single file (the default): `path` is the DuckDB file; one worker, readers
+    take turns with it. Lake mode (`catalog` set): a DuckLake whose catalog is
+    a SQLite file (`sqlite:<path>`, one machine) or PostgreSQL
+    (`postgres:<libpq conninfo>`), and whose data are Parquet files under
+    `data_path`; readers read snapshots and never wait for the writer. `path`
+    then only names where the worker keeps its local lock and version files.
+    """
+
     path: Path
+    catalog: str | None = None  # "sqlite:<file>" | "postgres:<conninfo>"; None = single DuckDB file
+    data_path: Path | None = None  # lake mode: folder of the Parquet files
+    keep_snapshots_hours: float = 24.0  # lake mode: `ingest maintain` expires older snapshots
+
+    @property
+    def is_lake(self) -> bool:
+        return self.catalog is not None
 
     @property
     def version_path(self) -> Path:
@@ -313,9 +330,29 @@ def _kafka(v: _Validator, raw: Any, env: Mapping[str, str]) -> KafkaConfig:
 
 def _warehouse(v: _Validator, raw: Any, env: Mapping[str, str]) -> WarehouseConfig:
     raw = v.section(raw, "warehouse")
-    v.unknown_keys(raw, {"path"}, "warehouse")
+    v.unknown_keys(raw, {"path", "catalog", "data_path", "keep_snapshots_hours"}, "warehouse")
     path = env.get("WAREHOUSE_PATH") or v.get(raw, "warehouse", "path", "a string", "data/warehouse.duckdb")
-    return WarehouseConfig(path=v.path(path))
+    catalog = env.get("WAREHOUSE_CATALOG") or v.get(raw, "warehouse", "catalog", "a string", None)
+    if catalog is None:
+        for key in ("data_path", "keep_snapshots_hours"):
+            if key in raw:
+                raise v.fail(f"[warehouse] {key}", "is only used with a DuckLake catalog — add catalog = \"sqlite:data/lake.sqlite\" "
+                             "(or \"postgres:dbname=... host=...\"), or remove the key")
+        return WarehouseConfig(path=v.path(path))
+    kind, _, target = catalog.partition(":")
+    if kind not in ("sqlite", "postgres") or not target.strip():
+        raise v.fail("[warehouse] catalog", f"= {catalog!r} — expected \"sqlite:<file>\" or \"postgres:<conninfo>\", "
+                     "e.g. \"postgres:dbname=datadesk host=127.0.0.1\"")
+    if kind == "sqlite":
+        catalog = "sqlite:" + str(v.path(target))
+    if "data_path" not in raw and not env.get("WAREHOUSE_DATA_PATH"):
+        raise v.fail("[warehouse] data_path", "is missing — a DuckLake needs a folder for its Parquet files, "
+                     "e.g. data_path = \"data/lake\"")
+    data_path = env.get("WAREHOUSE_DATA_PATH") or v.get(raw, "warehouse", "data_path", "a string")
+    return WarehouseConfig(
+        path=v.path(path), catalog=catalog, data_path=v.path(data_path),
+        keep_snapshots_hours=float(v.get(raw, "warehouse", "keep_snapshots_hours", "a number", 24.0, minimum=0)),
+    )
 
 
 def _source(v: _Validator, raw: Any, env: Mapping[str, str]) -> SourceConfig:

@@ -150,8 +150,10 @@ def land_batch(
         raise
     fp.hit("after_commit")
     fp.hit("during_checkpoint", delay=0.0005)
-    # Keep the WAL small so a restart after a crash replays little (docs/design.md).
-    con.execute("CHECKPOINT")
+    # Keep the WAL small so a restart after a crash replays little (docs/design.md). Not on a lake:
+    # there CHECKPOINT is the whole maintenance (merge files, expire snapshots), run by `ingest maintain`.
+    if not is_lake(con):
+        con.execute("CHECKPOINT")
     result.seconds = time.perf_counter() - t0
     result.columns = {t: own_columns(cols) for t, cols in existing.items()}
     return result
@@ -285,14 +287,27 @@ def _land_topic(
     con.register("_stage", decoded.stage)
     try:
         staged = set(primary_key) | set(decoded.fields)
-        applied = con.execute(sql.merge_changes(table, primary_key, own_columns(table_columns), staged)).fetchall()
+        columns = own_columns(table_columns)
+        if is_lake(con):
+            # DuckLake has no MERGE … RETURNING: count what the merge will apply first (same transaction).
+            upserts, deletes = con.execute(sql.count_applicable(table, primary_key, columns)).fetchone()
+            con.execute(sql.merge_changes(table, primary_key, columns, staged, returning=False))
+        else:
+            applied = con.execute(sql.merge_changes(table, primary_key, columns, staged)).fetchall()
+            deletes = sum(1 for (d,) in applied if d)
+            upserts = len(applied) - deletes
     finally:
         con.unregister("_stage")
-    deletes = sum(1 for (d,) in applied if d)
     result.deletes += deletes
-    result.upserts += len(applied) - deletes
-    result.skipped_stale += decoded.valid - len(applied)
+    result.upserts += upserts
+    result.skipped_stale += decoded.valid - upserts - deletes
     return True
+
+
+def is_lake(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `con`'s default database is a DuckLake (ingest/warehouse_lake.py) rather than a DuckDB file."""
+    row = con.execute("SELECT type FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return row is not None and row[0] == "ducklake"
 
 
 def _evolve(con: duckdb.DuckDBPyConnection, table: str, incoming: dict[str, str | None],

@@ -98,7 +98,32 @@ def table_columns() -> str:
 # ──────────────────────────────────────────────────────────── the merge ──
 
 
-def merge_changes(table: str, primary_key: Sequence[str], columns: Mapping[str, str], staged: Collection[str]) -> str:
+def _merge_key(primary_key: Sequence[str], columns: Mapping[str, str]) -> str:
+    return " AND ".join(f"t.{q(k)} = CAST(s.{q(k)} AS {columns[k]})" for k in primary_key)
+
+
+_NEWER = (
+    "(t._source_ts IS NULL OR s._source_ts > t._source_ts "
+    "OR (s._source_ts = t._source_ts AND s._kafka_offset >= t._kafka_offset))"
+)
+
+
+def count_applicable(table: str, primary_key: Sequence[str], columns: Mapping[str, str]) -> str:
+    """(upserts, deletes) that `merge_changes` will apply: new keys, and changes newer than the stored row.
+
+    For warehouses whose MERGE cannot return the rows it touched (DuckLake);
+    run in the merge's transaction, so nothing lands in between.
+    """
+    first_key = q(primary_key[0])
+    return (
+        f"SELECT count(*) FILTER (NOT s._is_delete), count(*) FILTER (s._is_delete) "
+        f"FROM _stage AS s LEFT JOIN main.{q(table)} AS t ON {_merge_key(primary_key, columns)} "
+        f"WHERE t.{first_key} IS NULL OR {_NEWER}"
+    )
+
+
+def merge_changes(table: str, primary_key: Sequence[str], columns: Mapping[str, str], staged: Collection[str],
+                  returning: bool = True) -> str:
     """Apply `_stage` (`decode_sql.newest_changes`, values as text): newer wins, ties go to the later Kafka offset.
 
     - an upsert, or a delete that carries its row, replaces the row's columns
@@ -107,16 +132,14 @@ def merge_changes(table: str, primary_key: Sequence[str], columns: Mapping[str, 
     - a delete WITHOUT a row only marks the tombstone and keeps the columns;
     - a change older than what the warehouse holds changes nothing, so replays
       and duplicates are harmless.
-    RETURNING `_deleted` lets the caller count upserts and deletes applied.
+    RETURNING `_deleted` lets the caller count upserts and deletes applied (`returning`;
+    DuckLake cannot: `count_applicable` counts them first).
     """
     def value(c: str, ty: str) -> str:
         return f"CAST(s.{q(c)} AS {ty})" if c in staged else f"NULL::{ty}"
 
-    on = " AND ".join(f"t.{q(k)} = CAST(s.{q(k)} AS {columns[k]})" for k in primary_key)
-    newer = (
-        "(t._source_ts IS NULL OR s._source_ts > t._source_ts "
-        "OR (s._source_ts = t._source_ts AND s._kafka_offset >= t._kafka_offset))"
-    )
+    on = _merge_key(primary_key, columns)
+    newer = _NEWER
     set_cols = [
         f"{q(c)} = CASE WHEN s._row_present THEN {value(c, ty)} ELSE t.{q(c)} END"
         for c, ty in columns.items()
@@ -136,8 +159,8 @@ def merge_changes(table: str, primary_key: Sequence[str], columns: Mapping[str, 
     return (
         f"MERGE INTO main.{q(table)} AS t USING _stage AS s ON {on} "
         f"WHEN MATCHED AND {newer} THEN UPDATE SET {', '.join(set_cols)} "
-        f"WHEN NOT MATCHED THEN INSERT ({', '.join(insert_cols)}) VALUES ({', '.join(insert_vals)}) "
-        "RETURNING _deleted"
+        f"WHEN NOT MATCHED THEN INSERT ({', '.join(insert_cols)}) VALUES ({', '.join(insert_vals)})"
+        + (" RETURNING _deleted" if returning else "")
     )
 
 

@@ -69,7 +69,8 @@ from ingest.landing import (
     write_heartbeat,
 )
 from ingest.decode import DecodedBatch, Decoder
-from ingest.warehouse_file import WarehouseBusy, create_warehouse, open_writer
+from ingest import warehouse_lake, warehouse_target
+from ingest.warehouse_file import WarehouseBusy
 
 log = logging.getLogger("ingest.worker")
 
@@ -78,6 +79,7 @@ POLL_RECORDS = 5000
 DISCOVERY_SECONDS = 5.0
 PROBE_SECONDS = 5.0
 READER_GAP_SECONDS = 0.03
+LAKE_RETRIES = 50  # commits that met another commit to the lake, retried before it counts as a failure
 DECODE_THREADS = 1
 GIL_SWITCH_SECONDS = 0.001
 QUIET_CUT_SECONDS = 0.3  # --until-idle: a batch is cut once nothing has arrived for this long
@@ -390,6 +392,7 @@ class Worker:
         self._quiet_since = 0.0
         self._logged = False  # the first batch is always logged
         self._host = socket.gethostname()
+        self.writer = warehouse_target.Writer(cfg.warehouse, cfg.worker.lock_timeout_seconds)
 
     # -- lifecycle
     def run(self) -> int:
@@ -405,7 +408,7 @@ class Worker:
             self._open_warehouse()
             self.fetcher = Fetcher(self.cfg, self.committed, self.from_beginning, self.stop)
             self.fetcher.start()
-            log.info("worker started: %d topic(s) → %s", len(self.topics), self.cfg.warehouse.path)
+            log.info("worker started: %d topic(s) → %s", len(self.topics), warehouse_target.describe(self.cfg.warehouse))
             self._loop()
             return 0
         finally:
@@ -415,6 +418,7 @@ class Worker:
             problem = self._state_message()
             self._beat("stopped", "the worker was stopped" + (f"; before that: {problem}" if problem else ""), timeout=5)
             self.decoder.close()
+            self.writer.close()
             lock.release()
             self._flush_quiet("?")
             log.info("worker stopped")
@@ -429,9 +433,19 @@ class Worker:
         signal.signal(signal.SIGINT, on_signal)
 
     def _open_warehouse(self) -> None:
-        if create_warehouse(self.cfg.warehouse.path, ensure_meta):
-            log.info("created the warehouse %s", self.cfg.warehouse.path)
-        with open_writer(self.cfg.warehouse.path, self.cfg.worker.lock_timeout_seconds) as con:
+        for attempt in range(LAKE_RETRIES):
+            try:
+                return self._open_warehouse_once()
+            except duckdb.Error as exc:
+                if not warehouse_lake.is_transient(exc) or attempt == LAKE_RETRIES - 1:
+                    raise
+                self.writer.close()
+                time.sleep(min(2.0, 0.1 * (attempt + 1)))
+
+    def _open_warehouse_once(self) -> None:
+        if warehouse_target.create(self.cfg.warehouse, ensure_meta):
+            log.info("created the warehouse %s", warehouse_target.describe(self.cfg.warehouse))
+        with self.writer.open() as con:
             ensure_meta(con)
             if self.transport_reset:
                 n = forget_offsets(con, list(self.topics))
@@ -440,7 +454,8 @@ class Worker:
             self.committed = stored_offsets(con, list(self.topics))
             self.decoder.know_columns(user_columns(con))
             self.decoder.know_declared(declared_columns(con))
-            con.execute("CHECKPOINT")
+            if not self.cfg.warehouse.is_lake:  # on a lake CHECKPOINT is the whole maintenance
+                con.execute("CHECKPOINT")
 
     def _loop(self) -> None:
         cfg = self.cfg.worker
@@ -586,10 +601,11 @@ class Worker:
         for key, (_first, nxt) in batch.offsets.items():
             after[key] = max(nxt, after.get(key, 0))
         attempt = 0
+        lake_retries = 0
         waited_for_readers = False
         while True:
             try:
-                with open_writer(self.cfg.warehouse.path, self.cfg.worker.lock_timeout_seconds) as con:
+                with self.writer.open() as con:
                     result = land_batch(
                         con, batch,
                         self._heartbeat("running", self._state_message(), after),
@@ -603,12 +619,17 @@ class Worker:
                     log.info("warehouse busy (a reader holds it); batch kept in memory, retrying")
                     waited_for_readers = True
             except Exception as exc:  # noqa: BLE001 - sorted into the environment's faults and the data's
+                if warehouse_lake.is_transient(exc) and lake_retries < LAKE_RETRIES:
+                    # Another commit to the lake (maintenance, a second worker) met ours: nothing landed; again.
+                    lake_retries += 1
+                    time.sleep(min(2.0, 0.1 * lake_retries))
+                    continue
                 hint = _environment_fault(exc)
                 if hint is None:
                     raise _DataFault(str(exc)) from exc
                 attempt += 1
                 if attempt >= 3:
-                    raise RuntimeError(f"landing into {self.cfg.warehouse.path} failed 3 times: {_one_line(exc)} — {hint}; "
+                    raise RuntimeError(f"landing into {warehouse_target.describe(self.cfg.warehouse)} failed 3 times: {_one_line(exc)} — {hint}; "
                                        "the worker resumes from the stored offsets when restarted") from exc
                 log.error("landing failed (%s); retrying in %d s — nothing is committed until it succeeds",
                           _one_line(exc), 2 ** attempt)
@@ -623,8 +644,9 @@ class Worker:
         for change in result.schema_changes:
             log.info("schema: %s", change)
         # The file is closed now: leave readers a moment to get in before the
-        # next batch takes it again (DuckDB has no queue).
-        time.sleep(READER_GAP_SECONDS)
+        # next batch takes it again (DuckDB has no queue). Lake readers never wait.
+        if not self.cfg.warehouse.is_lake:
+            time.sleep(READER_GAP_SECONDS)
 
     def _log_batch(self, batch: DecodedBatch, result, lag: int | None) -> None:
         """One line per batch that carries real work; the trickle of a quiet pipeline in one line a minute."""
@@ -661,7 +683,9 @@ class Worker:
         self._quiet = dict.fromkeys(self._quiet, 0)
 
     def _write_version(self, batch_id: int) -> None:
-        """Sidecar the app reads without opening DuckDB: its cache key."""
+        """Sidecar the app reads without opening DuckDB: its cache key (a lake's is its snapshot id)."""
+        if self.cfg.warehouse.is_lake:
+            return
         path = self.cfg.warehouse.version_path
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(str(batch_id), encoding="utf-8")
@@ -719,7 +743,7 @@ class Worker:
 
     def _beat(self, state: str, message: str | None, timeout: float) -> None:
         try:
-            with open_writer(self.cfg.warehouse.path, timeout) as con:
+            with self.writer.open(timeout) as con:
                 write_heartbeat(con, self._heartbeat(state, message), self._partition_states(self.committed))
         except WarehouseBusy:
             log.debug("heartbeat skipped: a reader holds the warehouse")
@@ -744,6 +768,8 @@ class _DataFault(Exception):
 def _environment_fault(exc: BaseException) -> str | None:
     """What to fix when `exc` is a fault of the machine rather than of the data; None for the data's faults."""
     text = str(exc).lower()
+    if isinstance(exc, warehouse_lake.LakeUnavailable):
+        return "the DuckLake catalog cannot be reached: check [warehouse] catalog and that its database server runs"
     if isinstance(exc, (MemoryError, duckdb.OutOfMemoryException)):
         return "the worker ran out of memory: lower [worker] max_batch_rows or give it more memory"
     if "no space left" in text or "disk full" in text:

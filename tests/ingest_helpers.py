@@ -22,7 +22,9 @@ import duckdb
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from ingest import warehouse_lake
 from ingest.batch import Message, raw_batch
+from ingest.config import WarehouseConfig
 from ingest.envelope import encode_envelope, encode_key
 from ingest.landing import Heartbeat, LandingResult, land_batch
 from ingest.decode import Decoder
@@ -113,9 +115,12 @@ def warehouse_value(path: Path, sql: str):
 
 def messages_landed(path: Path) -> int:
     """Kafka messages the warehouse has landed: the sum of the stored next offsets (0 before the first batch)."""
-    if not path.exists():
+    if isinstance(path, Path) and not path.exists():
         return 0
-    return warehouse_value(path, "SELECT coalesce(sum(next_offset), 0) FROM _meta.offsets")
+    try:
+        return warehouse_value(path, "SELECT coalesce(sum(next_offset), 0) FROM _meta.offsets")
+    except (warehouse_lake.LakeUnavailable, duckdb.CatalogException):
+        return 0  # a lake not created yet, or created but without its bookkeeping yet
 
 
 def dead_letter_count(path: Path) -> int:
@@ -136,7 +141,10 @@ def land_upserts(con: duckdb.DuckDBPyConnection, decoder: Decoder, table: str, k
     return land_batch(con, decoder.decode_batch(raw_batch(msgs)), heartbeat, [], BASE_TS)
 
 
-def read_only(path: Path) -> duckdb.DuckDBPyConnection:
+def read_only(path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse: a DuckDB file (Path), or a lake (its `WarehouseConfig`)."""
+    if isinstance(path, WarehouseConfig):
+        return warehouse_lake.connect(path, read_only=True)
     deadline = time.monotonic() + 30
     while True:
         try:
