@@ -17,6 +17,8 @@ so through env INGEST_LOG_PREFIXED; Streamlit through its logger options):
               exporter re-sends from the start and the worker forgets offsets
               the new broker never had; the source_ts rule makes re-sent rows harmless;
    watchdog   `python -m ingest watchdog`;
+   maintain   `python -m ingest maintain --every 600`, only when the warehouse is a
+              DuckLake ([warehouse] catalog): merges the small files each batch writes;
    app        `streamlit run streamlit_app.py` on 127.0.0.1:N, URL printed once healthy
               (Streamlit's welcome lines and INFO log are off: this line says
               where to go, once the app answers).
@@ -83,6 +85,7 @@ GRACE_SECONDS = 6.0  # after SIGINT, before SIGKILL (a worker finishing a big ba
 BROKER_GRACE_SECONDS = 2.0  # Tansu stops on SIGINT in milliseconds
 KILL_WAIT_SECONDS = 1.5  # for the kernel to reap what SIGKILL hit
 APP_READY_SECONDS = 120.0
+LAKE_MAINTENANCE_SECONDS = 600
 
 _COLOURS = ["\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[96m", "\033[93m", "\033[95m"]
 _RESET, _BOLD, _RED = "\033[0m", "\033[1m", "\033[31m"
@@ -365,6 +368,8 @@ def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 90
         sup.start("export", [*ingest, "export", *conf, "--reset-watermarks"])
         sup.start("worker", [*ingest, "worker", *conf, "--transport-reset"])
         sup.start("watchdog", [*ingest, "watchdog", *conf])
+        if cfg.warehouse is not None and cfg.warehouse.is_lake:  # a lake collects small files: tidy it every 10 minutes
+            sup.start("maintain", [*ingest, "maintain", *conf, "--every", str(LAKE_MAINTENANCE_SECONDS)])
         sup.start("app", [py, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(app_port),
                           "--server.address", HOST, "--server.headless", "true",
                           # One line format for the whole console: our prefix has the time; warnings say so.
