@@ -10,6 +10,9 @@ in the same run:
 2. the worker, as a subprocess with --until-idle, from its start to the
    commit of its last batch (read from _meta.batches), and its peak memory.
 
+With --lake, the worker lands into a DuckLake (SQLite catalog, Parquet files
+under the temp folder) and the file count before and after maintenance is printed.
+
 With --typed, a schema record declaring every column's type goes to each
 partition first, as the exporter sends it: the worker then checks every value
 against its declared type (the product's normal path) instead of inferring.
@@ -38,6 +41,8 @@ import duckdb  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
+from ingest import warehouse_lake  # noqa: E402
+from ingest.config import load_config  # noqa: E402
 from ingest.broker import free_port, start_broker  # noqa: E402
 from ingest.envelope import SCHEMA_KEY, encode_envelope, encode_key, encode_schema_record  # noqa: E402
 
@@ -98,15 +103,16 @@ def raw_consume(bootstrap: str, n: int, partitions: int) -> float:
     return count / seconds
 
 
-def run_worker(bootstrap: str, workdir: Path) -> tuple[float, int, int]:
+def run_worker(bootstrap: str, workdir: Path, lake: bool = False) -> tuple[float, int, int]:
     config = workdir / "pipeline.toml"
+    lake_keys = 'catalog = "sqlite:lake/catalog.sqlite"\ndata_path = "lake/files"\n' if lake else ""
     config.write_text(f"""
 [kafka]
 bootstrap_servers = "{bootstrap}"
 topic_prefix = "{TOPIC_PREFIX}"
 [warehouse]
 path = "warehouse.duckdb"
-[worker]
+{lake_keys}[worker]
 max_batch_rows = 50000
 max_batch_seconds = 5
 idle_exit_seconds = 3
@@ -122,8 +128,18 @@ primary_key = ["tx_id"]
     if proc.returncode != 0:
         raise SystemExit(f"worker failed: {proc.stderr[-2000:]}")
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
+    if lake:
+        warehouse = load_config(config, needs=("warehouse",)).warehouse
+        con = warehouse_lake.connect(warehouse, read_only=True)
+    else:
+        con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
     last_commit, messages = con.execute("SELECT max(committed_at), sum(messages) FROM _meta.batches").fetchone()
+    if lake:
+        files = sum(warehouse_lake.file_counts(con).values())
+        con.close()
+        figures = warehouse_lake.maintain(warehouse, log=lambda _m: None)
+        print(f"lake data files          : {files:>10,} after the load → {figures['files_after']:,} after maintenance "
+              f"({figures['seconds']:.1f} s)")
     con.close()
     seconds = (last_commit - start_wall).total_seconds()
     return messages / seconds, peak_kib, messages
@@ -134,6 +150,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--partitions", type=int, default=3)
     ap.add_argument("--typed", action="store_true", help="declare the column types first (schema records)")
+    ap.add_argument("--lake", action="store_true", help="land into a DuckLake (SQLite catalog, Parquet files) instead of one DuckDB file")
     args = ap.parse_args()
     total = args.messages + (args.partitions if args.typed else 0)
     broker = start_broker(free_port())
@@ -145,10 +162,11 @@ def main() -> None:
         raw = raw_consume(broker.bootstrap, total, args.partitions)
         print(f"raw kafka-python consume : {raw:>10,.0f} msgs/s")
         with tempfile.TemporaryDirectory() as tmp:
-            rate, peak_kib, landed = run_worker(broker.bootstrap, Path(tmp))
+            rate, peak_kib, landed = run_worker(broker.bootstrap, Path(tmp), lake=args.lake)
         assert landed == total, f"worker landed {landed} of {total}"
         ratio = rate / raw
-        print(f"worker end to end        : {rate:>10,.0f} msgs/s   ratio to raw {ratio:.2f} "
+        where = "into a DuckLake" if args.lake else "into one DuckDB file"
+        print(f"worker ({where}) end to end: {rate:>10,.0f} msgs/s   ratio to raw {ratio:.2f} "
               f"(target ≥ {TARGET}: {ratio / TARGET:.2f}× the floor)")
         print(f"worker peak memory       : {peak_kib / 1024:>10,.0f} MiB   ratio to limit {peak_kib / 1024 / 1024:.2f} (limit 1 GiB)")
         print(f"worker log (per batch)   : {LOG.relative_to(ROOT)}")
