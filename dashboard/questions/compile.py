@@ -414,3 +414,195 @@ def compile_summary(model: Model, q: Question) -> Compiled:
     order += dcols
     sql = "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(out)} FROM {final} ORDER BY {', '.join(order)}"
     return Compiled(sql, tuple(bind.values), tuple(columns))
+
+
+def _column_label(model: Model, table: str, column: str) -> tuple[Label, Mapping[str, Label]]:
+    dim = model.tables[table].dimensions.get(column)
+    if dim is not None and dim.derive is None:
+        return dim.label, dim.values
+    return Label(column, column), {}
+
+
+def _current_window(model: Model, q: Question, frm: _From, bind: _Params) -> list[str]:
+    if not q.period:
+        return []
+    win = periods.windows(q.period, "none")
+    ts, ts_type = _time_of(model, q, frm, q.base)
+    return [f"{ts} >= {bind(time_value(win.current.start, ts_type))}",
+            f"{ts} < {bind(time_value(win.current.end, ts_type))}"]
+
+
+# ─────────────────────────────────────────────────────────────── rows ──
+
+
+def compile_rows(model: Model, q: Question, limit: int) -> Compiled:
+    """The base table's records behind a question's numbers (its filters and period), newest first,
+    with the question's dimensions from related tables as extra columns."""
+    bind = _Params()
+    frm = _From(model, q.base)
+    table = model.tables[q.base]
+    why = f"rows of {q.base}"
+    shown = [name for name, _ in table.columns if not name.startswith("_")]  # not the landing's bookkeeping
+    select = [f"t0.{quote(name)} AS {quote(name)}" for name in shown]
+    columns = [Column(name, "column", *_column_label(model, q.base, name), source=f"{q.base}.{name}")
+               for name in shown]
+    related = list(q.dimensions) + [f.dimension for f in q.filters]
+    for dim_id in dict.fromkeys(related):
+        dim = model.dimension(dim_id)
+        if dim.table == q.base and dim.derive is None:
+            continue
+        select.append(f"{frm.dimension(dim, why)} AS {quote(dim.id)}")
+        columns.append(Column(dim.id, "dimension", dim.label, None, dim.values, source=dim.id))
+    where = [_filter_sql(model, frm, f, bind, why) for f in q.filters] + _current_window(model, q, frm, bind)
+    order = [f"t0.{quote(table.time)} DESC NULLS LAST"] if table.time else []
+    order += [f"t0.{quote(k)}" for k in table.primary_key if table.column_type(k)]
+    sql = (f"SELECT {', '.join(select)} FROM {frm.sql()}" + (f" WHERE {' AND '.join(where)}" if where else "")
+           + (f" ORDER BY {', '.join(order)}" if order else "") + f" LIMIT {bind(int(limit))}")
+    return Compiled(sql, tuple(bind.values), tuple(columns))
+
+
+# ────────────────────────────────────────────────────────────── pivot ──
+
+
+def compile_pivot(model: Model, q: Question, row_dims: list[str] | tuple[str, ...],
+                  col_dims: list[str] | tuple[str, ...]) -> Compiled:
+    """Measures per (row, column) cell, plus row totals, column totals and the grand total, in long form.
+
+    `all_columns` marks a row's total (the column dimensions rolled up),
+    `all_rows` a column's total, both the grand total. The page pivots the
+    long form; totals are aggregated from the data, never summed from cells
+    (a distinct count or a ratio does not add up).
+    """
+    if not q.measures:
+        raise QuestionError("pick at least one measure for the pivot")
+    if not row_dims and not col_dims:
+        raise QuestionError("a pivot needs a dimension on rows or on columns")
+    bind = _Params()
+    row = [model.dimension(d) for d in row_dims]
+    col = [model.dimension(d) for d in col_dims]
+    dims = row + col
+    rcols = [f"__d{i}" for i in range(len(row))]
+    ccols = [f"__d{i}" for i in range(len(row), len(dims))]
+    ms = _Measures(model, list(q.measures))
+    sets = [rcols + ccols, rcols, ccols, []]
+    grouping = "GROUPING SETS (" + ", ".join("(" + ", ".join(s) + ")" for s in sets) + ")"
+    flags = [f"{'grouping(' + ', '.join(ccols) + ') > 0' if ccols else 'FALSE'} AS __all_columns",
+             f"{'grouping(' + ', '.join(rcols) + ') > 0' if rcols else 'FALSE'} AS __all_rows"]
+    ctes = []
+    for i, table in enumerate(ms.tables()):
+        frm = _From(model, table)
+        why = f"measures of {table}"
+        select = ["t0.*"] + [f"{frm.dimension(d, why)} AS {c}" for d, c in zip(dims, rcols + ccols)]
+        where = [_filter_sql(model, frm, f, bind, why) for f in q.filters]
+        if q.period:
+            win = periods.windows(q.period, "none")
+            ts, ts_type = _time_of(model, q, frm, table)
+            where += [f"{ts} >= {bind(time_value(win.current.start, ts_type))}",
+                      f"{ts} < {bind(time_value(win.current.end, ts_type))}"]
+        parts = ", ".join(f"{expr} AS {name}" for name, expr, _ in ms.parts_of(table))
+        inner = f"SELECT {', '.join(select)} FROM {frm.sql()}" + (f" WHERE {' AND '.join(where)}" if where else "")
+        ctes.append(f"s{i} AS (SELECT {', '.join(rcols + ccols)}, {', '.join(flags)}, {parts} "
+                    f"FROM ({inner}) AS b GROUP BY {grouping})")
+    stacked = " UNION ALL BY NAME ".join(f"SELECT * FROM s{i}" for i in range(len(ctes)))
+    keys = rcols + ccols + ["__all_columns", "__all_rows"]
+    combined = ", ".join(_combine(how, name) + f" AS {name}" for name, _, how in ms.all_parts())
+    ctes.append(f"cells AS (SELECT {', '.join(keys)}, {combined} FROM ({stacked}) AS u GROUP BY {', '.join(keys)})")
+    out = [f"{c} AS {quote(d.id)}" for d, c in zip(dims, rcols + ccols)]
+    columns = [Column(d.id, "dimension", d.label, None, d.values, source=d.id) for d in dims]
+    out += ["__all_columns AS all_columns", "__all_rows AS all_rows"]
+    columns += [Column("all_columns", "flag", Label("행 합계", "Row total")),
+                Column("all_rows", "flag", Label("열 합계", "Column total"))]
+    for mid in q.measures:
+        m = model.measure(mid)
+        out.append(f"CAST({ms.value(mid, lambda p: p)} AS DOUBLE) AS {quote(mid)}")
+        columns.append(Column(mid, "measure", m.label, m.format, source=mid))
+    order = ["__all_rows", *(f"{c} NULLS LAST" for c in rcols), "__all_columns", *(f"{c} NULLS LAST" for c in ccols)]
+    sql = "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(out)} FROM cells ORDER BY {', '.join(order)}"
+    return Compiled(sql, tuple(bind.values), tuple(columns))
+
+
+# ───────────────────────────────────────────────────────────── lookup ──
+
+
+def _key_value(model: Model, table: str, key: str) -> tuple[str, Any]:
+    tm = model.tables[table]
+    if len(tm.primary_key) != 1 or not tm.column_type(tm.primary_key[0]):
+        raise QuestionError(f"{table} has no single-column key to look up by — pick another table")
+    column = tm.primary_key[0]
+    ctype = tm.column_type(column)
+    from dashboard.warehouse import column_kind
+    try:
+        return column, coerce(str(key).strip(), column_kind(ctype), ctype)
+    except FilterValueError as exc:
+        raise QuestionError(f"{tm.label.en} key: {exc} — type the id as shown in the data") from None
+
+
+def compile_lookup(model: Model, table: str, key: str) -> Lookup:
+    """One thing (a card, a merchant…): its row, one timeline of every event pointing at it, its events per month.
+
+    The timeline is the union of the rows of every table with a relationship
+    straight to `table` (a card's payments, top-ups and refunds), each with
+    its table name, id, time, amount and the whole row as JSON, in time order.
+    """
+    model.table(table)
+    column, value = _key_value(model, table, key)
+    bind = _Params()
+    k = bind(value)
+    tm = model.tables[table]
+    attributes = Compiled(
+        f"SELECT {', '.join('t0.' + quote(c) + ' AS ' + quote(c) for c, _ in tm.columns)} "
+        f"FROM {source(table)} AS t0 WHERE t0.{quote(column)} = {k}",
+        tuple(bind.values),
+        tuple(Column(c, "column", *_column_label(model, table, c), source=f"{table}.{c}") for c, _ in tm.columns),
+    )
+    branches = []
+    tbind = _Params()
+    tk = tbind(value)
+    for rel in model.related_event_tables(table):
+        events = model.tables[rel.table]
+        if events.time is None or len(events.primary_key) != 1:
+            continue
+        amount = f"CAST(e.{quote(events.amount)} AS DOUBLE)" if events.amount else "CAST(NULL AS DOUBLE)"
+        branches.append(
+            f"SELECT {tbind(rel.table)} AS source, {tbind(rel.name)} AS via, "
+            f"CAST(e.{quote(events.primary_key[0])} AS VARCHAR) AS id, "
+            f"CAST(e.{quote(events.time)} AS TIMESTAMPTZ) AS happened_at, {amount} AS amount, "
+            f"CAST(to_json(e) AS VARCHAR) AS details FROM {source(rel.table)} AS e WHERE e.{quote(rel.column)} = {tk}")
+    if not branches:
+        raise QuestionError(f"no table points at {table}, so it has no timeline — look up another kind of thing")
+    union = " UNION ALL ".join(branches)
+    timeline_columns = (Column("source", "dimension", Label("구분", "Kind"),
+                               values={t: model.tables[t].label for t in model.tables}),
+                        Column("via", "dimension", Label("연결", "Via")),
+                        Column("id", "dimension", Label("번호", "Id")),
+                        Column("happened_at", "time", Label("시각", "Time")),
+                        Column("amount", "measure", Label("금액(원)", "Amount (KRW)"), "krw"),
+                        Column("details", "column", Label("상세", "Details")))
+    timeline = Compiled(f"SELECT * FROM ({union}) AS tl ORDER BY happened_at, source, id", tuple(tbind.values),
+                        timeline_columns)
+    over_time = Compiled(
+        f"SELECT source, CAST(date_trunc('month', timezone('{TIME_ZONE}', happened_at)) AS DATE) AS month, "
+        f"count(*) AS events, sum(amount) AS amount FROM ({union}) AS tl GROUP BY ALL ORDER BY month, source",
+        tuple(tbind.values),
+        (timeline_columns[0], Column("month", "time", Label("월", "Month"), "month"),
+         Column("events", "measure", Label("건수", "Events"), "number"),
+         Column("amount", "measure", Label("금액(원)", "Amount (KRW)"), "krw")),
+    )
+    return Lookup(attributes, timeline, over_time)
+
+
+def compile_lookup_search(model: Model, table: str, text: str, limit: int = 20) -> Compiled:
+    """Candidates for a lookup: the key equal to `text`, or a search column (e.g. merchant_name) containing it."""
+    tm = model.table(table)
+    if len(tm.primary_key) != 1:
+        raise QuestionError(f"{table} has no single-column key to look up by — pick another table")
+    bind = _Params()
+    key = tm.primary_key[0]
+    t = bind(str(text).strip())
+    conditions = [f"CAST(t0.{quote(key)} AS VARCHAR) = {t}"]
+    conditions += [f"contains(lower(CAST(t0.{quote(c)} AS VARCHAR)), lower({t}))" for c in tm.search]
+    cols = [key] + [c for c in tm.search if c != key]
+    sql = (f"SELECT {', '.join('t0.' + quote(c) + ' AS ' + quote(c) for c in cols)} FROM {source(table)} AS t0 "
+           f"WHERE {' OR '.join(conditions)} ORDER BY t0.{quote(key)} LIMIT {bind(int(limit))}")
+    return Compiled(sql, tuple(bind.values),
+                    tuple(Column(c, "column", *_column_label(model, table, c)) for c in cols))
