@@ -235,6 +235,9 @@ VOCABULARY: dict[str, dict[str, tuple[str, str]]] = {
     "segment": _SEGMENT, "age_band": _AGE_BAND, "weekday": _WEEKDAY, "measure": _MEASURE,
 }
 
+# model: words for the ranking choice of the refund report (sql/merchant_refund_cancel_rates.sql)
+VOCABULARY["rank_by"] = {"refund_rate": ("환불률", "Refund rate"), "cancel_rate": ("취소율", "Cancellation rate")}
+
 # Names of the result columns the bundled reports and pages use ("한국어 / English"); a
 # warehouse column is named by its description in pipeline.toml first.
 COLUMN_NAMES = {

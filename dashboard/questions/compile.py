@@ -196,10 +196,15 @@ def _filter_sql(model: Model, frm: _From, f, bind: _Params, why: str) -> str:
 _REAGG = {"count": "sum", "sum": "sum", "avg": "sum", "min": "min", "max": "max", "count_distinct": "once", None: "once"}
 
 
-def _parts(measure: Measure, index: int) -> list[tuple[str, str, str]]:
-    """(part column, aggregate SQL over the table's own columns, how parts of groups combine)."""
+def _parts(measure: Measure, index: int, when: str | None = None) -> list[tuple[str, str, str]]:
+    """(part column, aggregate SQL over the table's own columns, how parts of groups combine).
+
+    `when` limits the aggregate to some rows (the current or the previous
+    window), on top of the measure's own `where`.
+    """
     col = quote(measure.column) if measure.column else None
-    filt = f" FILTER (WHERE {measure.where})" if measure.where else ""
+    conditions = [c for c in (when, f"({measure.where})" if measure.where else None) if c]
+    filt = f" FILTER (WHERE {' AND '.join(conditions)})" if conditions else ""
     name = f"p{index}"
     if measure.sql is not None:
         return [(name, measure.sql, "once")]
@@ -237,8 +242,12 @@ class _Measures:
     def tables(self) -> list[str]:
         return list(dict.fromkeys(a.table for a in self.atoms))
 
-    def parts_of(self, table: str) -> list[tuple[str, str, str]]:
-        return [p for a in self.atoms if a.table == table for p in self.parts[a.id]]
+    def parts_of(self, table: str, when: str | None = None) -> list[tuple[str, str, str]]:
+        return [p for i, a in enumerate(self.atoms) if a.table == table for p in _parts(a, i, when)]
+
+    def filterable(self) -> bool:
+        """Every part can take a FILTER clause (free `sql` measures cannot)."""
+        return all(a.sql is None for a in self.atoms)
 
     def all_parts(self) -> list[tuple[str, str, str]]:
         return [p for a in self.atoms for p in self.parts[a.id]]
@@ -306,6 +315,7 @@ def compile_summary(model: Model, q: Question) -> Compiled:
     compare = win is not None and win.previous is not None
     dcols = [f"__d{i}" for i in range(len(dims))]
     tcol = ["__t"] if q.grain else []
+    by_filter = ms.filterable()
 
     ctes = []
     for i, table in enumerate(ms.tables()):
@@ -321,12 +331,16 @@ def compile_summary(model: Model, q: Question) -> Compiled:
                 in_current = (f"({ts} >= {bind(time_value(cur.start, ts_type))} "
                               f"AND {ts} < {bind(time_value(cur.end, ts_type))})")
                 ranges = [in_current]
-                if compare:
+                if compare and win.previous.end == cur.start:
+                    # adjoining windows: one range, so DuckDB can skip row groups by their min/max
+                    ranges = [f"({ts} >= {bind(time_value(win.previous.start, ts_type))} "
+                              f"AND {ts} < {bind(time_value(cur.end, ts_type))})"]
+                elif compare:
                     prev = win.previous
                     ranges.append(f"({ts} >= {bind(time_value(prev.start, ts_type))} "
                                   f"AND {ts} < {bind(time_value(prev.end, ts_type))})")
                 where.append("(" + " OR ".join(ranges) + ")")
-            select.append(f"CASE WHEN {in_current} THEN 'c' ELSE 'p' END AS __w" if compare else "'c' AS __w")
+            select.append(f"{in_current} AS __cur")
             if q.grain:
                 loc = local_time(ts, ts_type)
                 if compare:
@@ -335,17 +349,28 @@ def compile_summary(model: Model, q: Question) -> Compiled:
                     loc = f"(CASE WHEN {in_current} THEN {loc} ELSE {loc} + {shift} END)"
                 bucket = f"date_trunc('{q.grain}', {loc})"
                 select.append(f"{bucket} AS __t" if q.grain == "hour" else f"CAST({bucket} AS DATE) AS __t")
+        # Both windows in one scan: each part twice, FILTERed to its window (current / previous);
+        # free `sql` measures cannot take a FILTER, so then the window becomes a grouping key instead.
+        keys = dcols + tcol
+        if not compare:
+            parts = [f"{expr} AS {name}__c" for name, expr, _ in ms.parts_of(table)]
+        elif by_filter:
+            parts = [f"{expr} AS {name}__{w}" for w, cond in (("c", "__cur"), ("p", "NOT __cur"))
+                     for name, expr, _ in ms.parts_of(table, cond)]
         else:
-            select.append("'c' AS __w")
-        parts = ", ".join(f"{expr} AS {name}" for name, expr, _ in ms.parts_of(table))
+            keys = keys + ["__cur"]
+            parts = [f"{expr} AS {name}" for name, expr, _ in ms.parts_of(table)]
         inner = f"SELECT {', '.join(select)} FROM {frm.sql()}" + (f" WHERE {' AND '.join(where)}" if where else "")
-        keys = ", ".join(dcols + tcol + ["__w"])
-        ctes.append(f"s{i} AS (SELECT {keys}, {parts} FROM ({inner}) AS b GROUP BY ALL)")
+        ctes.append(f"s{i} AS (SELECT {', '.join(keys + parts)} FROM ({inner}) AS b GROUP BY ALL)")
 
     stacked = " UNION ALL BY NAME ".join(f"SELECT * FROM s{i}" for i in range(len(ctes)))
     windows = ["c", "p"] if compare else ["c"]
-    grain_parts = ", ".join(_combine(how, name, f" FILTER (WHERE __w = '{w}')") + f" AS {name}__{w}"
-                            for name, _, how in ms.all_parts() for w in windows)
+    if compare and not by_filter:
+        grain_parts = ", ".join(_combine(how, name, f" FILTER (WHERE {'' if w == 'c' else 'NOT '}__cur)")
+                                + f" AS {name}__{w}" for name, _, how in ms.all_parts() for w in windows)
+    else:
+        grain_parts = ", ".join(_combine(how, f"{name}__{w}") + f" AS {name}__{w}"
+                                for name, _, how in ms.all_parts() for w in windows)
     group = ", ".join(dcols + tcol)
     ctes.append(f"grain AS (SELECT {group + ', ' if group else ''}{grain_parts} FROM ({stacked}) AS u"
                 + (f" GROUP BY {group})" if group else ")"))
