@@ -163,3 +163,11 @@ def test_unknown_ids_from_a_link_are_dropped_with_a_message(business):
     assert q.period is None and q.top is None
     assert len(problems) == 6
     assert any("payments.nope" in p for p in problems) and any("merchants.colour" in p for p in problems)
+
+
+def test_pages_get_the_model_of_their_warehouse_once_per_data_version(business):
+    from dashboard.model import model_for
+
+    first = model_for(business.warehouse)
+    assert first is model_for(business.warehouse)
+    assert first.problems == [] and first.has_measure("payments.refund_rate")

@@ -201,3 +201,20 @@ def test_a_filter_value_of_the_wrong_type_is_a_message_not_a_query(business):
     q = Question("payments", ("payments.payments",), (), filters=(Filter("payments.amount_krw", "gt", ("1; --",)),))
     with pytest.raises(QuestionError, match="not a number"):
         compile_summary(business.model, q)
+
+
+def test_values_read_in_the_chosen_language(business):
+    from dashboard.questions.display import format_value
+
+    q = Question("payments", ("payments.amount", "payments.cancel_rate"), ("payments.weekday",), top=3)
+    compiled = compile_summary(business.model, q)
+    got = business.query(compiled)
+    cols = {c.id: c for c in compiled.columns}
+    weekday = got["payments.weekday"].dropna().iloc[0]
+    names = {1: ("월", "Mon"), 2: ("화", "Tue"), 3: ("수", "Wed"), 4: ("목", "Thu"), 5: ("금", "Fri"),
+             6: ("토", "Sat"), 7: ("일", "Sun")}
+    assert format_value(cols["payments.weekday"], weekday, "ko") == names[int(weekday)][0]
+    assert format_value(cols["payments.weekday"], weekday, "en") == names[int(weekday)][1]
+    assert format_value(cols["payments.amount"], 1234.0, "ko") == "1,234원"
+    assert format_value(cols["others"], True, "ko") == "기타"
+    assert cols["payments.cancel_rate"].title("ko") == "취소율(%)"

@@ -21,7 +21,7 @@ from dashboard.model.types import Dimension, Label, Measure, Problem, Relationsh
 from dashboard.warehouse import Catalog
 
 __all__ = ["Dimension", "Label", "Measure", "Model", "ModelError", "Problem", "Relationship", "TableModel",
-           "load_model", "models_dir"]
+           "load_model", "model_for", "models_dir"]
 
 PROJECT_MODELS = Path(__file__).resolve().parent.parent.parent / "models"
 MAX_FORMULA_DEPTH = 5
@@ -208,3 +208,24 @@ def _drop(model: Model, table: str, section: str, name: str) -> None:
     current = model.tables[table]
     kept = {k: v for k, v in getattr(current, section).items() if k != name}
     model.tables[table] = replace(current, **{section: kept})
+
+
+_CACHE: dict[tuple, Model] = {}
+
+
+def model_for(warehouse) -> Model:
+    """The model of the app's warehouse, for pages; read again when the data version or a model file changes.
+
+    The data version covers new tables and columns (a new topic gets its
+    catalog model on the next batch); the files' stamps cover a developer
+    editing `models/*.toml` while the app runs.
+    """
+    directory = models_dir(warehouse.config)
+    stamps = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.toml"))) if directory.is_dir() else ()
+    key = (str(warehouse.path), str(directory), warehouse.data_version(), stamps)
+    model = _CACHE.get(key)
+    if model is None:
+        model = load_model(warehouse.config, warehouse.catalog(), directory)
+        _CACHE.clear()
+        _CACHE[key] = model
+    return model
