@@ -171,3 +171,16 @@ def test_pages_get_the_model_of_their_warehouse_once_per_data_version(business):
     first = model_for(business.warehouse)
     assert first is model_for(business.warehouse)
     assert first.problems == [] and first.has_measure("payments.refund_rate")
+
+
+def test_link_problems_are_told_in_the_page_language(business):
+    from dashboard import i18n
+
+    params = {"base": "payments", "m": "payments.nope", "period": "someday"}
+    with i18n.language("ko"):
+        _, ko = Question.from_params(params, business.model)
+    with i18n.language("en"):
+        _, en = Question.from_params(params, business.model)
+    assert ko == ["측정값 'payments.nope' 이(가) 없어 뺐습니다 — 목록에서 다시 골라 주세요.",
+                  "기간 'someday' 을(를) 읽지 못해 뺐습니다 — 목록에서 고르거나 2026-11-01..2026-11-30 처럼 적어 주세요."]
+    assert en[0] == "Measure 'payments.nope' does not exist and was dropped — pick one from the list."

@@ -218,3 +218,31 @@ def test_values_read_in_the_chosen_language(business):
     assert format_value(cols["payments.amount"], 1234.0, "ko") == "1,234원"
     assert format_value(cols["others"], True, "ko") == "기타"
     assert cols["payments.cancel_rate"].title("ko") == "취소율(%)"
+
+
+def test_filters_on_derived_and_time_dimensions(business):
+    pay = business.live("payments")
+    local = pay.created_at.dt.tz_convert(SEOUL)
+    lo, hi, _ = _bounds("last_month")
+    cases = [
+        (Filter("payments.weekday", "in", ("6", "7")), local.dt.dayofweek >= 5),
+        (Filter("payments.amount_band", "in", ("5000", "-inf")), pay.amount_krw < 10000),
+        (Filter("payments.hour", "between", ("9", "17")), local.dt.hour.between(9, 17)),
+        (Filter("payments.created_at", "during", ("last_month",)), (pay.created_at >= lo) & (pay.created_at < hi)),
+        (Filter("payments.day", "ge", (lo.date().isoformat(),)), pay.created_at >= lo),
+        (Filter("payments.cancelled_at", "empty", ()), pay.cancelled_at.isna()),
+        (Filter("payments.status", "ne", ("approved",)), pay.status != "approved"),
+    ]
+    for f, mask in cases:
+        q = Question("payments", ("payments.payments",), (), filters=(f,))
+        got = business.query(compile_summary(business.model, q))
+        assert got["payments.payments"].iloc[0] == mask.sum(), f
+
+
+def test_compiled_queries_run_through_the_warehouse_cache(business):
+    q = Question("payments", ("payments.payments",), ("merchants.category",),
+                 filters=(Filter("merchants.category", "in", ("cafe", "online")),))
+    compiled = compile_summary(business.model, q)
+    first = compiled.run(business.warehouse)
+    assert set(first["merchants.category"]) == {"cafe", "online"}
+    assert compiled.run(business.warehouse).equals(first)

@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from dashboard.i18n import t
 from dashboard.model import Label, Measure, Model, ModelError
 from dashboard.model.formulas import substitute
 from dashboard.model.types import Dimension
@@ -97,6 +98,13 @@ class _Params:
         return f"${len(self.values)}"
 
 
+def _name(label: Label) -> str:
+    """A label in the language of the page run (for messages)."""
+    from dashboard.i18n import lang
+
+    return label.text(lang())
+
+
 def source(table: str) -> str:
     return f"{quote(DATA_SCHEMA)}.{quote(table)}"
 
@@ -155,7 +163,7 @@ class _From:
         try:
             path = self.model.path(self.table, table)
         except ModelError as exc:
-            raise QuestionError(f"{why}: {exc}") from None
+            raise QuestionError(t("q_cannot_reach", what=why, reason=str(exc))) from None
         key: tuple[str, ...] = ()
         alias = "t0"
         for rel in path:
@@ -178,14 +186,14 @@ def _filter_sql(model: Model, frm: _From, f, bind: _Params, why: str) -> str:
     dim = model.dimension(f.dimension)
     op = OPS.get(f.op)
     if op is None or dim.kind not in op.kinds:
-        raise QuestionError(f"filter '{f.op}' does not fit {dim.label.en} ({dim.kind}) — pick another operation")
+        raise QuestionError(t("q_op_not_for", op=f.op, dimension=_name(dim.label)))
     problem = op.check_count(f.values)
     if problem:
-        raise QuestionError(f"filter on {dim.label.en}: {f.op} {problem}")
+        raise QuestionError(t("q_bad_value", dimension=_name(dim.label), problem=f"{f.op} {problem}"))
     try:
         values = op.convert(list(f.values), dim.kind, value_type(dim))
     except FilterValueError as exc:
-        raise QuestionError(f"filter on {dim.label.en}: {exc} — correct the value") from None
+        raise QuestionError(t("q_bad_value", dimension=_name(dim.label), problem=str(exc))) from None
     if f.op in ("in", "not_in") and any(isinstance(v, float) for v in values):
         values = [float(v) for v in values]
     return op.sql(frm.dimension(dim, why), values, bind)
@@ -279,8 +287,7 @@ def _time_of(model: Model, q: Question, frm: _From, table: str) -> tuple[str, st
             return f"{alias}.{quote(dim.column)}", dim.column_type
     own = model.tables[table].time
     if own is None:
-        raise QuestionError(f"{table} has no date or time column, so it cannot be limited to a period "
-                            "— remove the period or the measures of that table")
+        raise QuestionError(t("q_no_time", table=table))
     return f"t0.{quote(own)}", model.tables[table].column_type(own) or "TIMESTAMP WITH TIME ZONE"
 
 
@@ -302,9 +309,9 @@ def _measure_columns(model: Model, q: Question) -> list[Column]:
 def compile_summary(model: Model, q: Question) -> Compiled:
     """Measures per group: one statement for the table and the chart of a question."""
     if not q.measures:
-        raise QuestionError("pick at least one measure (what to count or sum)")
+        raise QuestionError(t("q_need_measure"))
     if q.compare != "none" and not q.period:
-        raise QuestionError("a comparison needs a period — pick one (e.g. last 30 days)")
+        raise QuestionError(t("q_need_period"))
     if q.grain is not None and q.grain not in GRAINS:
         raise QuestionError(f"time grain '{q.grain}' is unknown — use one of: {', '.join(GRAINS)}")
     bind = _Params()
@@ -380,8 +387,7 @@ def compile_summary(model: Model, q: Question) -> Compiled:
     if dims and (q.top or q.measure_filters):
         for mid in [f.measure for f in q.measure_filters] + [sort_measure]:
             if q.grain and ms.once(mid):
-                raise QuestionError(f"{model.measure(mid).label.en} cannot be totalled over a time series "
-                                    "(distinct counts do not add up) — remove the time grain, or rank by another measure")
+                raise QuestionError(t("q_not_additive", measure=_name(model.measure(mid).label)))
         rank_source = "grain"
         if q.grain:
             totals = ", ".join(_combine(how, f"{name}__c") + f" AS {name}__c" for name, _, how in ms.all_parts())
@@ -499,9 +505,9 @@ def compile_pivot(model: Model, q: Question, row_dims: list[str] | tuple[str, ..
     (a distinct count or a ratio does not add up).
     """
     if not q.measures:
-        raise QuestionError("pick at least one measure for the pivot")
+        raise QuestionError(t("q_need_measure"))
     if not row_dims and not col_dims:
-        raise QuestionError("a pivot needs a dimension on rows or on columns")
+        raise QuestionError(t("q_pivot_needs_dimension"))
     bind = _Params()
     row = [model.dimension(d) for d in row_dims]
     col = [model.dimension(d) for d in col_dims]
@@ -559,7 +565,7 @@ def _key_value(model: Model, table: str, key: str) -> tuple[str, Any]:
     try:
         return column, coerce(str(key).strip(), column_kind(ctype), ctype)
     except FilterValueError as exc:
-        raise QuestionError(f"{tm.label.en} key: {exc} — type the id as shown in the data") from None
+        raise QuestionError(t("q_bad_key", value=str(key)[:40], table=_name(tm.label))) from None
 
 
 def compile_lookup(model: Model, table: str, key: str) -> Lookup:
@@ -594,7 +600,7 @@ def compile_lookup(model: Model, table: str, key: str) -> Lookup:
             f"CAST(e.{quote(events.time)} AS TIMESTAMPTZ) AS happened_at, {amount} AS amount, "
             f"CAST(to_json(e) AS VARCHAR) AS details FROM {source(rel.table)} AS e WHERE e.{quote(rel.column)} = {tk}")
     if not branches:
-        raise QuestionError(f"no table points at {table}, so it has no timeline — look up another kind of thing")
+        raise QuestionError(t("q_no_timeline", table=_name(tm.label)))
     union = " UNION ALL ".join(branches)
     timeline_columns = (Column("source", "dimension", Label("구분", "Kind"),
                                values={t: model.tables[t].label for t in model.tables}),
