@@ -282,6 +282,16 @@ _TEXT.update({
     "q_bad_key": ("'{value}' 은(는) {table} 번호로 쓸 수 없습니다 — 데이터에 보이는 번호를 그대로 적어 주세요.",
                   "'{value}' is not a {table} id — type the id as shown in the data."),
     "q_others": ("기타", "Others"),
+    # filter operations (dashboard/questions/filters.py) and comparisons
+    "op_in": ("다음 중 하나", "is one of"), "op_not_in": ("다음이 아님", "is none of"), "op_eq": ("=", "="),
+    "op_ne": ("≠", "≠"), "op_lt": ("<", "<"), "op_le": ("≤", "≤"), "op_gt": (">", ">"), "op_ge": ("≥", "≥"),
+    "op_between": ("사이 (양끝 포함)", "between (inclusive)"), "op_contains": ("포함", "contains"),
+    "op_empty": ("비어 있음", "is empty"), "op_not_empty": ("비어 있지 않음", "is not empty"),
+    "op_during": ("기간", "during"),
+    "compare_none": ("비교 안 함", "No comparison"), "compare_previous": ("직전 같은 기간", "Previous period"),
+    "compare_year": ("작년 같은 기간", "Same period last year"),
+    "grain_hour": ("시간", "Hour"), "grain_day": ("일", "Day"), "grain_week": ("주", "Week"), "grain_month": ("월", "Month"),
+    "grain_quarter": ("분기", "Quarter"), "grain_year": ("연", "Year"),
 })
 
 # Names of the result columns the bundled reports and pages use ("한국어 / English"); a

@@ -246,3 +246,37 @@ def test_compiled_queries_run_through_the_warehouse_cache(business):
     first = compiled.run(business.warehouse)
     assert set(first["merchants.category"]) == {"cafe", "online"}
     assert compiled.run(business.warehouse).equals(first)
+
+
+def test_comparison_windows():
+    from datetime import date
+
+    from dashboard.questions.periods import windows
+
+    w = windows("2026-11-01..2026-11-30", "previous")
+    assert (w.previous.start.date(), w.previous.end.date(), w.shift_days) == (date(2026, 10, 2), date(2026, 11, 1), 30)
+    w = windows("2024-02-01..2024-02-29", "year")
+    assert (w.previous.start.date(), w.previous.end.date(), w.shift_years) == (date(2023, 2, 1), date(2023, 3, 1), 1)
+    assert windows("last_month", "none").previous is None
+
+
+def test_every_filter_operation_and_comparison_has_words_in_both_languages():
+    from dashboard import i18n
+    from dashboard.questions.filters import OPS, op_label
+    from dashboard.questions.spec import COMPARES, GRAINS
+
+    for lang in i18n.LANGS:
+        with i18n.language(lang):
+            assert all(op_label(op) for op in OPS)
+            assert all(i18n.t("compare_" + c) for c in COMPARES) and all(i18n.t("grain_" + g) for g in GRAINS)
+
+
+def test_lookup_search_finds_a_merchant_by_name_or_id(business):
+    from dashboard.questions import compile_lookup_search
+
+    merchants = business.live("merchants")
+    name = merchants.merchant_name.iloc[3]
+    found = business.query(compile_lookup_search(business.model, "merchants", name.split()[0]))
+    assert set(found.merchant_id) == set(merchants[merchants.merchant_name.str.contains(name.split()[0])].merchant_id[:20])
+    by_id = business.query(compile_lookup_search(business.model, "merchants", str(merchants.merchant_id.iloc[3])))
+    assert merchants.merchant_id.iloc[3] in set(by_id.merchant_id)
