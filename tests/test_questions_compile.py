@@ -280,3 +280,18 @@ def test_lookup_search_finds_a_merchant_by_name_or_id(business):
     assert set(found.merchant_id) == set(merchants[merchants.merchant_name.str.contains(name.split()[0])].merchant_id[:20])
     by_id = business.query(compile_lookup_search(business.model, "merchants", str(merchants.merchant_id.iloc[3])))
     assert merchants.merchant_id.iloc[3] in set(by_id.merchant_id)
+
+
+def test_a_period_places_refunds_by_their_payments_time(business):
+    q = Question("payments", ("payments.refund_rate",), (), period="last_30_days")
+    got = business.query(compile_summary(business.model, q))["payments.refund_rate"].iloc[0]
+    lo, hi, _ = _bounds("last_30_days")
+    pay = _in(business.live("payments"), lo, hi)
+    refunds = business.live("refunds")
+    refunded = refunds[refunds.payment_id.isin(pay.payment_id)].amount_krw.sum()
+    assert got == pytest.approx(100.0 * refunded / pay[pay.status == "approved"].amount_krw.sum())
+    # topups cannot reach payments: placed by their own time
+    q = Question("payments", ("payments.amount", "topups.amount"), (), period="last_30_days")
+    got = business.query(compile_summary(business.model, q)).iloc[0]
+    assert got["topups.amount"] == _in(business.live("topups"), lo, hi).amount_krw.sum()
+    assert got["payments.amount"] == pay.amount_krw.sum()

@@ -282,9 +282,13 @@ def _time_of(model: Model, q: Question, frm: _From, table: str) -> tuple[str, st
     """The time column a table's rows are placed in time by: the question's, when reachable, else its own."""
     if q.time:
         dim = model.dimension(q.time)
-        if model.reaches(table, dim.table):
-            alias = frm.alias(dim.table, "time column")
-            return f"{alias}.{quote(dim.column)}", dim.column_type
+        home, column, column_type = dim.table, dim.column, dim.column_type
+    else:  # the base table's own time column
+        home, column = q.base, model.tables[q.base].time
+        column_type = model.tables[q.base].column_type(column) if column else None
+    if column and column_type and model.reaches(table, home):
+        alias = frm.alias(home, "time column")
+        return f"{alias}.{quote(column)}", column_type
     own = model.tables[table].time
     if own is None:
         raise QuestionError(t("q_no_time", table=table))
