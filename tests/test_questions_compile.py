@@ -295,3 +295,29 @@ def test_a_period_places_refunds_by_their_payments_time(business):
     got = business.query(compile_summary(business.model, q)).iloc[0]
     assert got["topups.amount"] == _in(business.live("topups"), lo, hi).amount_krw.sum()
     assert got["payments.amount"] == pay.amount_krw.sum()
+
+
+def test_any_text_in_a_filter_or_link_stays_a_parameter(business):
+    """Fuzz: whatever text arrives (widget or URL), the SQL text is the one compiled for a plain value."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    def compiled(value: str):
+        q = Question("payments", ("payments.payments",), ("merchants.category",),
+                     filters=(Filter("merchants.merchant_name", "contains", (value,)),
+                              Filter("merchants.category", "in", (value, "cafe"))))
+        return compile_summary(business.model, q)
+
+    baseline = compiled("plain").sql
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.text(max_size=300))
+    def check(value):
+        c = compiled(value)
+        assert c.sql == baseline
+        again, problems = Question.from_params(
+            Question("payments", ("payments.payments",), ("merchants.category",),
+                     filters=(Filter("merchants.merchant_name", "contains", (value,)),)).to_params(), business.model)
+        assert problems == [] and again.filters[0].values == (value,)
+
+    check()
