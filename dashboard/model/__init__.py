@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from dashboard.model import derive, files, graph
 from dashboard.model.types import Dimension, Label, Measure, Problem, Relationship, TableModel

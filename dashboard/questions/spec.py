@@ -26,7 +26,7 @@ URL keys (all optional except base):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 from dashboard.dates import parse_period, today_seoul
