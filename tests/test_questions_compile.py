@@ -75,6 +75,11 @@ def test_ratio_across_two_tables_with_a_floor_on_a_count_and_top_n(business):
     other = got[got["others"]].iloc[0]
     assert other["payments.payments"] == rest.payments.sum()
     assert other["payments.refund_rate"] == pytest.approx(100.0 * rest.refunded_krw.sum() / rest.approved_krw.sum())
+    # Negative control: joining refunds to payments before counting (the fan-out the compiler avoids)
+    # repeats refunded payments, and this oracle would notice.
+    pay, ref = business.live("payments"), business.live("refunds")
+    naive = pay.merge(ref[["payment_id"]], on="payment_id", how="left").groupby("merchant_id").size()
+    assert (naive != per.payments).any()
 
 
 def test_top_n_and_others_sum_to_the_total(business):
@@ -225,7 +230,7 @@ def test_filters_on_derived_and_time_dimensions(business):
     local = pay.created_at.dt.tz_convert(SEOUL)
     lo, hi, _ = _bounds("last_month")
     cases = [
-        (Filter("payments.weekday", "in", ("6", "7")), local.dt.dayofweek >= 5),
+        (Filter("payments.weekday", "in", ("6", "7")), local.dt.day_of_week >= 5),
         (Filter("payments.amount_band", "in", ("5000", "-inf")), pay.amount_krw < 10000),
         (Filter("payments.hour", "between", ("9", "17")), local.dt.hour.between(9, 17)),
         (Filter("payments.created_at", "during", ("last_month",)), (pay.created_at >= lo) & (pay.created_at < hi)),
