@@ -326,3 +326,17 @@ def test_any_text_in_a_filter_or_link_stays_a_parameter(business):
         assert problems == [] and again.filters[0].values == (value,)
 
     check()
+
+
+def test_breadcrumbs_read_like_a_sentence(business):
+    from dashboard.questions.display import describe_filter, describe_measure_filter
+    from dashboard.questions.spec import default_question
+
+    f = Filter("merchants.category", "in", ("cafe", "online"))
+    assert describe_filter(business.model, f, "ko") == "업종 다음 중 하나 카페, 온라인"
+    assert describe_filter(business.model, f, "en") == "Category is one of Cafe, Online"
+    assert describe_measure_filter(business.model, MeasureFilter("payments.payments", "ge", 50), "ko") == "결제 건수 ≥ 50"
+    q = default_question(business.model, "payments")
+    got = business.query(compile_summary(business.model, q))
+    lo, hi, _ = _bounds("last_30_days")
+    assert got["payments.payments"].sum() == len(_in(business.live("payments"), lo, hi))

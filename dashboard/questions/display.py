@@ -38,3 +38,30 @@ def format_value(column: Column, value: Any, lang: str | None = None) -> str:
 def others_label(lang: str | None = None) -> str:
     """What the "others" row shows in place of its dimension values."""
     return OTHERS.text(lang or i18n.lang())
+
+
+def describe_filter(model, f, lang: str | None = None) -> str:
+    """A filter as a person reads it — `업종 다음 중 하나 카페, 온라인` — for breadcrumbs and file notes."""
+    from dashboard.dates import parse_period, today_seoul
+    from dashboard.questions.filters import op_label
+
+    lang = lang or i18n.lang()
+    dim = model.dimension(f.dimension)
+    with i18n.language(lang):
+        if f.op == "during":
+            try:
+                words = parse_period(f.values[0], today_seoul()).describe()
+            except ValueError:
+                words = f.values[0]
+        else:
+            words = ", ".join(dim.value_label(v, lang) or v for v in f.values)
+        return " ".join(part for part in (dim.label.text(lang), op_label(f.op), words) if part)
+
+
+def describe_measure_filter(model, f, lang: str | None = None) -> str:
+    """`결제 건수 ≥ 50`."""
+    from dashboard.questions.filters import op_label
+
+    lang = lang or i18n.lang()
+    with i18n.language(lang):
+        return f"{model.measure(f.measure).label.text(lang)} {op_label(f.op)} {i18n.fmt_number(f.value)}"

@@ -212,6 +212,15 @@ class Question:
         return question, problems
 
 
+def default_question(model, base: str) -> Question:
+    """What a table shows before anyone picks anything: its first measure over the last 30 days, by day."""
+    table = model.table(base)
+    measure = next(iter(table.measures.values()), None)
+    time = f"{base}.{table.time}" if table.time and table.time in table.dimensions else None
+    return Question(base=base, measures=(measure.id,) if measure else (), time=time,
+                    period="last_30_days" if table.time else None, grain="day" if table.time else None)
+
+
 def _known(ids: list[str], exists, message: str, problems: list[str]) -> list[str]:
     out = []
     for item in ids:
