@@ -184,3 +184,11 @@ def test_link_problems_are_told_in_the_page_language(business):
     assert ko == ["측정값 'payments.nope' 이(가) 없어 뺐습니다 — 목록에서 다시 골라 주세요.",
                   "기간 'someday' 을(를) 읽지 못해 뺐습니다 — 목록에서 고르거나 2026-11-01..2026-11-30 처럼 적어 주세요."]
     assert en[0] == "Measure 'payments.nope' does not exist and was dropped — pick one from the list."
+
+
+def test_an_empty_warehouse_has_an_empty_model_and_no_problems(business):
+    from dashboard.warehouse import Catalog
+
+    config = load_config(business.config_path, needs=("warehouse",))
+    model = load_model(config, Catalog(missing=True), directory=ROOT / "models")
+    assert model.tables == {} and model.problems == []

@@ -139,6 +139,8 @@ def models_dir(config) -> Path:
 
 def load_model(config, catalog: Catalog, directory: Path | None = None) -> Model:
     """The model of every table in `catalog`; problems collected, never raised."""
+    if catalog.empty:  # no data yet: pages say so; model files are checked once tables exist
+        return Model(tables={})
     directory = directory or models_dir(config)
     primary_keys = {name: tuple(spec.primary_key) for name, spec in config.tables.items()}
     descriptions = {name: {c.name: c.description for c in spec.columns} for name, spec in config.tables.items()}
