@@ -340,3 +340,13 @@ def test_breadcrumbs_read_like_a_sentence(business):
     got = business.query(compile_summary(business.model, q))
     lo, hi, _ = _bounds("last_30_days")
     assert got["payments.payments"].sum() == len(_in(business.live("payments"), lo, hi))
+
+
+def test_same_period_last_year_on_data_that_starts_this_year(business):
+    q = Question("payments", ("payments.amount",), ("payments.status",), period="last_30_days", compare="year",
+                 grain="week")
+    got = business.query(compile_summary(business.model, q))
+    lo, hi, _ = _bounds("last_30_days")
+    pay = _in(business.live("payments"), lo, hi)
+    assert got["payments.amount"].sum() == pay.amount_krw.sum()
+    assert (got["payments.amount__previous"] == 0).all() and got["payments.amount__delta_pct"].isna().all()

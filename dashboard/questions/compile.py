@@ -311,144 +311,178 @@ def _measure_columns(model: Model, q: Question) -> list[Column]:
 
 
 def compile_summary(model: Model, q: Question) -> Compiled:
-    """Measures per group: one statement for the table and the chart of a question."""
+    """Measures per group: one statement for the table and the chart of a question.
+
+    CTEs, in order: `s<i>` aggregates each table's measures to the groups
+    (both comparison windows in the same scan); `grain` stacks them and
+    groups once more; `totals`/`ranked` apply measure filters and rank the
+    groups (over the whole period when there is a time series); `topped`
+    folds everything past N into one "others" row, from the parts.
+    """
     if not q.measures:
         raise QuestionError(t("q_need_measure"))
     if q.compare != "none" and not q.period:
         raise QuestionError(t("q_need_period"))
     if q.grain is not None and q.grain not in GRAINS:
         raise QuestionError(f"time grain '{q.grain}' is unknown — use one of: {', '.join(GRAINS)}")
-    bind = _Params()
-    dims = [model.dimension(d) for d in q.dimensions]
-    sort_measure = q.sort if q.sort in q.measures else q.measures[0]
-    ms = _Measures(model, list(q.measures) + [f.measure for f in q.measure_filters] + [sort_measure])
-    win = periods.windows(q.period, q.compare) if q.period else None
-    compare = win is not None and win.previous is not None
-    dcols = [f"__d{i}" for i in range(len(dims))]
-    tcol = ["__t"] if q.grain else []
-    by_filter = ms.filterable()
+    plan = _Summary(model, q)
+    ctes = [plan.table_cte(i, table) for i, table in enumerate(plan.ms.tables())]
+    ctes.append(plan.grain_cte(len(ctes)))
+    final, others = "grain", "FALSE"
+    if plan.dims and (q.top or q.measure_filters):
+        ctes += plan.rank_ctes()
+        final, others = ("topped", "__others") if q.top else ("kept", "FALSE")
+    out, columns = plan.output(others)
+    sql = ("WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(out)} FROM {final} "
+           f"ORDER BY {', '.join(plan.order(others != 'FALSE'))}")
+    return Compiled(sql, tuple(plan.bind.values), tuple(columns))
 
-    ctes = []
-    for i, table in enumerate(ms.tables()):
-        frm = _From(model, table)
+
+class _Summary:
+    """What every part of a summary statement shares: the measures' parts, the groups, the windows, the params."""
+
+    def __init__(self, model: Model, q: Question):
+        self.model, self.q = model, q
+        self.bind = _Params()
+        self.dims = [model.dimension(d) for d in q.dimensions]
+        self.sort_measure = q.sort if q.sort in q.measures else q.measures[0]
+        self.ms = _Measures(model, list(q.measures) + [f.measure for f in q.measure_filters] + [self.sort_measure])
+        self.win = periods.windows(q.period, q.compare) if q.period else None
+        self.compare = self.win is not None and self.win.previous is not None
+        self.dcols = [f"__d{i}" for i in range(len(self.dims))]
+        self.tcol = ["__t"] if q.grain else []
+        self.windows = ["c", "p"] if self.compare else ["c"]
+        # Both windows in one scan: each part twice, FILTERed to its window; free `sql` measures
+        # cannot take a FILTER, so then the window becomes a grouping key instead.
+        self.by_filter = self.ms.filterable()
+
+    def _time(self, frm: _From, table: str, select: list[str], where: list[str]) -> None:
+        """The period's WHERE, the `__cur` flag (row in the current window) and the time bucket `__t`."""
+        q, win, bind = self.q, self.win, self.bind
+        ts, ts_type = _time_of(self.model, q, frm, table)
+        in_current = "TRUE"
+        if win:
+            cur = win.current
+            in_current = (f"({ts} >= {bind(time_value(cur.start, ts_type))} "
+                          f"AND {ts} < {bind(time_value(cur.end, ts_type))})")
+            if not self.compare:
+                where.append(in_current)
+            elif win.previous.end == cur.start:  # adjoining: one range, so row groups are skipped by min/max
+                where.append(f"({ts} >= {bind(time_value(win.previous.start, ts_type))} "
+                             f"AND {ts} < {bind(time_value(cur.end, ts_type))})")
+            else:
+                prev = win.previous
+                where.append(f"({in_current} OR ({ts} >= {bind(time_value(prev.start, ts_type))} "
+                             f"AND {ts} < {bind(time_value(prev.end, ts_type))}))")
+        select.append(f"{in_current} AS __cur")
+        if q.grain:
+            loc = local_time(ts, ts_type)
+            if self.compare:  # previous rows move forward so their buckets line up with the current ones
+                shift = (f"to_days(CAST({bind(win.shift_days)} AS INTEGER))" if win.shift_days
+                         else f"to_years(CAST({bind(win.shift_years)} AS INTEGER))")
+                loc = f"(CASE WHEN {in_current} THEN {loc} ELSE {loc} + {shift} END)"
+            bucket = f"date_trunc('{q.grain}', {loc})"
+            select.append(f"{bucket} AS __t" if q.grain == "hour" else f"CAST({bucket} AS DATE) AS __t")
+
+    def table_cte(self, index: int, table: str) -> str:
+        """`s<index>`: one table's measure parts per group, joined only along its many-to-one paths."""
+        frm = _From(self.model, table)
         why = f"measures of {table}"
-        select = ["t0.*"] + [f"{frm.dimension(d, why)} AS {c}" for d, c in zip(dims, dcols)]
-        where = [_filter_sql(model, frm, f, bind, why) for f in q.filters]
-        if win or q.grain:
-            ts, ts_type = _time_of(model, q, frm, table)
-            in_current = "TRUE"
-            if win:
-                cur = win.current
-                in_current = (f"({ts} >= {bind(time_value(cur.start, ts_type))} "
-                              f"AND {ts} < {bind(time_value(cur.end, ts_type))})")
-                ranges = [in_current]
-                if compare and win.previous.end == cur.start:
-                    # adjoining windows: one range, so DuckDB can skip row groups by their min/max
-                    ranges = [f"({ts} >= {bind(time_value(win.previous.start, ts_type))} "
-                              f"AND {ts} < {bind(time_value(cur.end, ts_type))})"]
-                elif compare:
-                    prev = win.previous
-                    ranges.append(f"({ts} >= {bind(time_value(prev.start, ts_type))} "
-                                  f"AND {ts} < {bind(time_value(prev.end, ts_type))})")
-                where.append("(" + " OR ".join(ranges) + ")")
-            select.append(f"{in_current} AS __cur")
-            if q.grain:
-                loc = local_time(ts, ts_type)
-                if compare:
-                    shift = (f"to_days(CAST({bind(win.shift_days)} AS INTEGER))" if win.shift_days
-                             else f"to_years(CAST({bind(win.shift_years)} AS INTEGER))")
-                    loc = f"(CASE WHEN {in_current} THEN {loc} ELSE {loc} + {shift} END)"
-                bucket = f"date_trunc('{q.grain}', {loc})"
-                select.append(f"{bucket} AS __t" if q.grain == "hour" else f"CAST({bucket} AS DATE) AS __t")
-        # Both windows in one scan: each part twice, FILTERed to its window (current / previous);
-        # free `sql` measures cannot take a FILTER, so then the window becomes a grouping key instead.
-        keys = dcols + tcol
-        if not compare:
-            parts = [f"{expr} AS {name}__c" for name, expr, _ in ms.parts_of(table)]
-        elif by_filter:
+        select = ["t0.*"] + [f"{frm.dimension(d, why)} AS {c}" for d, c in zip(self.dims, self.dcols)]
+        where = [_filter_sql(self.model, frm, f, self.bind, why) for f in self.q.filters]
+        if self.win or self.q.grain:
+            self._time(frm, table, select, where)
+        keys = self.dcols + self.tcol
+        if not self.compare:
+            parts = [f"{expr} AS {name}__c" for name, expr, _ in self.ms.parts_of(table)]
+        elif self.by_filter:
             parts = [f"{expr} AS {name}__{w}" for w, cond in (("c", "__cur"), ("p", "NOT __cur"))
-                     for name, expr, _ in ms.parts_of(table, cond)]
+                     for name, expr, _ in self.ms.parts_of(table, cond)]
         else:
             keys = keys + ["__cur"]
-            parts = [f"{expr} AS {name}" for name, expr, _ in ms.parts_of(table)]
+            parts = [f"{expr} AS {name}" for name, expr, _ in self.ms.parts_of(table)]
         inner = f"SELECT {', '.join(select)} FROM {frm.sql()}" + (f" WHERE {' AND '.join(where)}" if where else "")
-        ctes.append(f"s{i} AS (SELECT {', '.join(keys + parts)} FROM ({inner}) AS b GROUP BY ALL)")
+        return f"s{index} AS (SELECT {', '.join(keys + parts)} FROM ({inner}) AS b GROUP BY ALL)"
 
-    stacked = " UNION ALL BY NAME ".join(f"SELECT * FROM s{i}" for i in range(len(ctes)))
-    windows = ["c", "p"] if compare else ["c"]
-    if compare and not by_filter:
-        grain_parts = ", ".join(_combine(how, name, f" FILTER (WHERE {'' if w == 'c' else 'NOT '}__cur)")
-                                + f" AS {name}__{w}" for name, _, how in ms.all_parts() for w in windows)
-    else:
-        grain_parts = ", ".join(_combine(how, f"{name}__{w}") + f" AS {name}__{w}"
-                                for name, _, how in ms.all_parts() for w in windows)
-    group = ", ".join(dcols + tcol)
-    ctes.append(f"grain AS (SELECT {group + ', ' if group else ''}{grain_parts} FROM ({stacked}) AS u"
+    def grain_cte(self, tables: int) -> str:
+        """`grain`: the tables' parts side by side, one row per group (and time bucket)."""
+        stacked = " UNION ALL BY NAME ".join(f"SELECT * FROM s{i}" for i in range(tables))
+        if self.compare and not self.by_filter:
+            parts = [_combine(how, name, f" FILTER (WHERE {'' if w == 'c' else 'NOT '}__cur)") + f" AS {name}__{w}"
+                     for name, _, how in self.ms.all_parts() for w in self.windows]
+        else:
+            parts = [_combine(how, f"{name}__{w}") + f" AS {name}__{w}"
+                     for name, _, how in self.ms.all_parts() for w in self.windows]
+        group = ", ".join(self.dcols + self.tcol)
+        return (f"grain AS (SELECT {group + ', ' if group else ''}{', '.join(parts)} FROM ({stacked}) AS u"
                 + (f" GROUP BY {group})" if group else ")"))
 
-    final = "grain"
-    others_expr = "FALSE"
-    if dims and (q.top or q.measure_filters):
-        for mid in [f.measure for f in q.measure_filters] + [sort_measure]:
+    def rank_ctes(self) -> list[str]:
+        """Measure filters, then the rank of each group by the sort measure; then top N + others, or the kept groups."""
+        q, ms, dcols, bind = self.q, self.ms, self.dcols, self.bind
+        for mid in [f.measure for f in q.measure_filters] + [self.sort_measure]:
             if q.grain and ms.once(mid):
-                raise QuestionError(t("q_not_additive", measure=_name(model.measure(mid).label)))
-        rank_source = "grain"
-        if q.grain:
+                raise QuestionError(t("q_not_additive", measure=_name(self.model.measure(mid).label)))
+        ctes, source = [], "grain"
+        if q.grain:  # rank over the whole period, not per bucket
             totals = ", ".join(_combine(how, f"{name}__c") + f" AS {name}__c" for name, _, how in ms.all_parts())
             ctes.append(f"totals AS (SELECT {', '.join(dcols)}, {totals} FROM grain GROUP BY {', '.join(dcols)})")
-            rank_source = "totals"
-        current = lambda part: f"{part}__c"  # noqa: E731
+            source = "totals"
+
+        def current(part: str) -> str:
+            return f"{part}__c"
+
         having = [f"({ms.value(f.measure, current)}) {MEASURE_OPS[f.op]} {bind(f.value)}" for f in q.measure_filters]
         direction = "DESC" if (q.descending or q.sort not in q.measures) else "ASC"
         ctes.append(f"ranked AS (SELECT {', '.join(dcols)}, row_number() OVER (ORDER BY "
-                    f"{ms.value(sort_measure, current)} {direction} NULLS LAST, {', '.join(dcols)}) AS __rn "
-                    f"FROM {rank_source}" + (f" WHERE {' AND '.join(having)})" if having else ")"))
+                    f"{ms.value(self.sort_measure, current)} {direction} NULLS LAST, {', '.join(dcols)}) AS __rn "
+                    f"FROM {source}" + (f" WHERE {' AND '.join(having)})" if having else ")"))
         match = " AND ".join(f"g.{c} IS NOT DISTINCT FROM r.{c}" for c in dcols)
-        if q.top:
-            n = bind(q.top)
-            keep = ", ".join(f"CASE WHEN r.__rn <= {n} THEN g.{c} END AS {c}" for c in dcols)
-            combined = ", ".join(_combine(how, f"g.{name}__{w}") + f" AS {name}__{w}"
-                                 for name, _, how in ms.all_parts() for w in windows)
-            time_key = ", g.__t" if q.grain else ""
-            ctes.append(f"topped AS (SELECT {keep}{time_key}, r.__rn > {n} AS __others, {combined} "
-                        f"FROM grain AS g JOIN ranked AS r ON {match} GROUP BY ALL)")
-            final, others_expr = "topped", "__others"
+        if not q.top:
+            return ctes + [f"kept AS (SELECT g.* FROM grain AS g SEMI JOIN ranked AS r ON {match})"]
+        n = bind(q.top)
+        keep = ", ".join(f"CASE WHEN r.__rn <= {n} THEN g.{c} END AS {c}" for c in dcols)
+        combined = ", ".join(_combine(how, f"g.{name}__{w}") + f" AS {name}__{w}"
+                             for name, _, how in ms.all_parts() for w in self.windows)
+        time_key = ", g.__t" if q.grain else ""
+        return ctes + [f"topped AS (SELECT {keep}{time_key}, r.__rn > {n} AS __others, {combined} "
+                       f"FROM grain AS g JOIN ranked AS r ON {match} GROUP BY ALL)"]
+
+    def output(self, others: str) -> tuple[list[str], list[Column]]:
+        """The SELECT list (dimensions, time, others flag, then value / previous / Δ / Δ% per measure) and its columns."""
+        out, columns = [], []
+        for dim, c in zip(self.dims, self.dcols):
+            out.append(f"{c} AS {quote(dim.id)}")
+            columns.append(Column(dim.id, "dimension", dim.label, None, dim.values, source=dim.id))
+        if self.q.grain:
+            out.append(f"__t AS {quote(TIME_COLUMN)}")
+            columns.append(Column(TIME_COLUMN, "time", Label("기간", "Period"), self.q.grain))
+        out.append(f"{others} AS {quote(OTHERS_COLUMN)}")
+        columns.append(Column(OTHERS_COLUMN, "others", OTHERS))
+        for mid in self.q.measures:
+            cur = self.ms.value(mid, lambda part: f"{part}__c")
+            out.append(f"CAST({cur} AS DOUBLE) AS {quote(mid)}")
+            if self.compare:
+                prev = self.ms.value(mid, lambda part: f"{part}__p")
+                out.append(f"CAST({prev} AS DOUBLE) AS {quote(mid + '__previous')}")
+                out.append(f"CAST(({cur}) - ({prev}) AS DOUBLE) AS {quote(mid + '__delta')}")
+                out.append(f"CAST(100.0 * (({cur}) - ({prev})) / nullif(abs({prev}), 0) AS DOUBLE) "
+                           f"AS {quote(mid + '__delta_pct')}")
+        columns += [c for c in _measure_columns(self.model, self.q) if self.compare or c.kind == "measure"]
+        return out, columns
+
+    def order(self, has_others: bool) -> list[str]:
+        """Others last; a time series in time order; then the chosen sort; dimensions break ties."""
+        q = self.q
+        order = [quote(OTHERS_COLUMN)] if has_others else []
+        if q.grain:
+            order.append("__t")
+        direction = "DESC" if q.descending else "ASC"
+        if q.sort in q.dimensions:
+            order.append(f"{self.dcols[q.dimensions.index(q.sort)]} {direction} NULLS LAST")
         else:
-            ctes.append(f"kept AS (SELECT g.* FROM grain AS g SEMI JOIN ranked AS r ON {match})")
-            final = "kept"
-
-    out, columns = [], []
-    for dim, c in zip(dims, dcols):
-        out.append(f"{c} AS {quote(dim.id)}")
-        columns.append(Column(dim.id, "dimension", dim.label, None, dim.values, source=dim.id))
-    if q.grain:
-        out.append(f"__t AS {quote(TIME_COLUMN)}")
-        columns.append(Column(TIME_COLUMN, "time", Label("기간", "Period"), q.grain))
-    out.append(f"{others_expr} AS {quote(OTHERS_COLUMN)}")
-    columns.append(Column(OTHERS_COLUMN, "others", OTHERS))
-    for mid in q.measures:
-        cur = ms.value(mid, lambda part: f"{part}__c")
-        out.append(f"CAST({cur} AS DOUBLE) AS {quote(mid)}")
-        if compare:
-            prev = ms.value(mid, lambda part: f"{part}__p")
-            out.append(f"CAST({prev} AS DOUBLE) AS {quote(mid + '__previous')}")
-            out.append(f"CAST(({cur}) - ({prev}) AS DOUBLE) AS {quote(mid + '__delta')}")
-            out.append(f"CAST(100.0 * (({cur}) - ({prev})) / nullif(abs({prev}), 0) AS DOUBLE) "
-                       f"AS {quote(mid + '__delta_pct')}")
-    columns += [c for c in _measure_columns(model, q) if compare or c.kind == "measure"]
-
-    order = [quote(OTHERS_COLUMN)] if others_expr != "FALSE" else []
-    if q.grain:
-        order.append("__t")
-    if q.sort in q.dimensions:
-        c = dcols[q.dimensions.index(q.sort)]
-        order.append(f"{c} {'DESC' if q.descending else 'ASC'} NULLS LAST")
-    else:
-        order.append(f"{quote(sort_measure) if sort_measure in q.measures else ms.value(sort_measure, lambda p: p + '__c')}"
-                     f" {'DESC' if q.descending else 'ASC'} NULLS LAST")
-    order += dcols
-    sql = "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(out)} FROM {final} ORDER BY {', '.join(order)}"
-    return Compiled(sql, tuple(bind.values), tuple(columns))
+            order.append(f"{quote(self.sort_measure)} {direction} NULLS LAST")
+        return order + self.dcols
 
 
 def _column_label(model: Model, table: str, column: str) -> tuple[Label, Mapping[str, Label]]:
