@@ -222,7 +222,8 @@ def test_values_read_in_the_chosen_language(business):
     assert format_value(cols["payments.weekday"], weekday, "en") == names[int(weekday)][1]
     assert format_value(cols["payments.amount"], 1234.0, "ko") == "1,234원"
     assert format_value(cols["others"], True, "ko") == "기타"
-    assert cols["payments.cancel_rate"].title("ko") == "취소율(%)"
+    assert cols["payments.cancel_rate"].title("ko") == cols["payments.cancel_rate"].label("ko") == "취소율(%)"
+    assert cols["payments.cancel_rate"].label("en") == "Cancellation rate (%)"
 
 
 def test_filters_on_derived_and_time_dimensions(business):
