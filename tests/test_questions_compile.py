@@ -351,3 +351,18 @@ def test_same_period_last_year_on_data_that_starts_this_year(business):
     pay = _in(business.live("payments"), lo, hi)
     assert got["payments.amount"].sum() == pay.amount_krw.sum()
     assert (got["payments.amount__previous"] == 0).all() and got["payments.amount__delta_pct"].isna().all()
+
+
+def test_a_question_built_in_code_with_bad_parts_is_a_question_error(business):
+    bad = [Question("payments", ("payments.nope",)),
+           Question("payments", ("payments.amount",), ("payments.nope",)),
+           Question("payments", ("payments.amount",), grain="fortnight"),
+           Question("payments", ("payments.amount",), period="last_30_days", compare="decade"),
+           Question("payments", ("payments.amount",), ("payments.status",),
+                    measure_filters=(MeasureFilter("payments.amount", "like", 1),)),
+           Question("merchants", ("merchants.merchants",), ("payments.status",))]
+    for q in bad:
+        with pytest.raises(QuestionError):
+            compile_summary(business.model, q)
+    with pytest.raises(QuestionError):
+        compile_lookup(business.model, "nowhere", "1")

@@ -47,6 +47,19 @@ class QuestionError(ValueError):
     """The question cannot be answered as asked; the message says what to change."""
 
 
+def _answers(compile_fn):
+    """Pages catch one error: an id the model lacks (ModelError) becomes a QuestionError with the same message."""
+    import functools
+
+    @functools.wraps(compile_fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return compile_fn(*args, **kwargs)
+        except ModelError as exc:
+            raise QuestionError(str(exc)) from None
+    return wrapper
+
+
 @dataclass(frozen=True)
 class Column:
     """One output column: what it is, what to call it, how to show its numbers and codes."""
@@ -310,6 +323,7 @@ def _measure_columns(model: Model, q: Question) -> list[Column]:
     return cols
 
 
+@_answers
 def compile_summary(model: Model, q: Question) -> Compiled:
     """Measures per group: one statement for the table and the chart of a question.
 
@@ -324,7 +338,11 @@ def compile_summary(model: Model, q: Question) -> Compiled:
     if q.compare != "none" and not q.period:
         raise QuestionError(t("q_need_period"))
     if q.grain is not None and q.grain not in GRAINS:
-        raise QuestionError(f"time grain '{q.grain}' is unknown — use one of: {', '.join(GRAINS)}")
+        raise QuestionError(t("q_bad_choice", value=str(q.grain)[:20], what="grain"))
+    if q.compare not in periods.COMPARISONS:
+        raise QuestionError(t("q_bad_choice", value=str(q.compare)[:20], what="cmp"))
+    if any(f.op not in MEASURE_OPS for f in q.measure_filters):
+        raise QuestionError(t("q_bad_measure_filter", token=", ".join(f.token() for f in q.measure_filters)[:60]))
     plan = _Summary(model, q)
     ctes = [plan.table_cte(i, table) for i, table in enumerate(plan.ms.tables())]
     ctes.append(plan.grain_cte(len(ctes)))
@@ -504,6 +522,7 @@ def _current_window(model: Model, q: Question, frm: _From, bind: _Params) -> lis
 # ─────────────────────────────────────────────────────────────── rows ──
 
 
+@_answers
 def compile_rows(model: Model, q: Question, limit: int) -> Compiled:
     """The base table's records behind a question's numbers (its filters and period), newest first,
     with the question's dimensions from related tables as extra columns."""
@@ -533,6 +552,7 @@ def compile_rows(model: Model, q: Question, limit: int) -> Compiled:
 # ────────────────────────────────────────────────────────────── pivot ──
 
 
+@_answers
 def compile_pivot(model: Model, q: Question, row_dims: list[str] | tuple[str, ...],
                   col_dims: list[str] | tuple[str, ...]) -> Compiled:
     """Measures per (row, column) cell, plus row totals, column totals and the grand total, in long form.
@@ -606,6 +626,7 @@ def _key_value(model: Model, table: str, key: str) -> tuple[str, Any]:
         raise QuestionError(t("q_bad_key", value=str(key)[:40], table=_name(tm.label))) from None
 
 
+@_answers
 def compile_lookup(model: Model, table: str, key: str) -> Lookup:
     """One thing (a card, a merchant…): its row, one timeline of every event pointing at it, its events per month.
 
@@ -660,6 +681,7 @@ def compile_lookup(model: Model, table: str, key: str) -> Lookup:
     return Lookup(attributes, timeline, over_time)
 
 
+@_answers
 def compile_lookup_search(model: Model, table: str, text: str, limit: int = 20) -> Compiled:
     """Candidates for a lookup: the key equal to `text`, or a search column (e.g. merchant_name) containing it."""
     tm = model.table(table)
