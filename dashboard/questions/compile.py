@@ -6,8 +6,9 @@
 - `compile_rows`: the records behind a number, related dimensions as columns;
 - `compile_pivot`: dimensions on rows and columns with row, column and grand
   totals (GROUPING SETS);
-- `compile_lookup` / `compile_lookup_search`: one thing's attributes, one
-  timeline of every related event in time order, and its events over time.
+- `compile_lookup` / `compile_lookup_search` (dashboard/questions/lookup.py):
+  one thing's attributes, one timeline of every related event in time order,
+  and its events over time.
 
 How a measure is never multiplied: each table's measures are aggregated on
 their own table, joined only along many-to-one paths to the dimensions
@@ -26,286 +27,17 @@ under the per-query time limit).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
-
 from dashboard.i18n import t
-from dashboard.model import Label, Measure, Model, ModelError
-from dashboard.model.formulas import substitute
-from dashboard.model.types import Dimension
+from dashboard.model import Label, Model
 from dashboard.questions import periods
-from dashboard.questions.filters import MEASURE_OPS, OPS, FilterValueError, coerce, time_value
+# Column, Compiled, Lookup, QuestionError… are imported from here by pages: one import for the compiler.
+from dashboard.questions.blocks import (OTHERS, OTHERS_COLUMN, TIME_COLUMN, Column, Compiled, FromClause,  # noqa: F401
+                                        Lookup, MeasureParts, Params, QuestionError, answers, column_label, combine,
+                                        filter_sql, label_text, local_time, time_column)
+from dashboard.questions.filters import MEASURE_OPS, time_value
+from dashboard.questions.lookup import compile_lookup, compile_lookup_search  # noqa: F401  (one import for pages)
 from dashboard.questions.spec import GRAINS, Question
-from dashboard.warehouse import DATA_SCHEMA, TIME_ZONE, quote
-
-OTHERS = Label("기타", "Others")
-TIME_COLUMN = "time"
-OTHERS_COLUMN = "others"
-
-
-class QuestionError(ValueError):
-    """The question cannot be answered as asked; the message says what to change."""
-
-
-def _answers(compile_fn):
-    """Pages catch one error: an id the model lacks (ModelError) becomes a QuestionError with the same message."""
-    import functools
-
-    @functools.wraps(compile_fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return compile_fn(*args, **kwargs)
-        except ModelError as exc:
-            raise QuestionError(str(exc)) from None
-    return wrapper
-
-
-@dataclass(frozen=True)
-class Column:
-    """One output column: what it is, what to call it, how to show its numbers and codes."""
-
-    id: str
-    kind: str  # dimension | time | others | measure | previous | delta | delta_pct | column | flag
-    label: Label
-    format: str | None = None
-    values: Mapping[str, Label] = field(default_factory=dict)
-    source: str | None = None  # the measure or dimension id it comes from
-
-    def title(self, lang: str) -> str:
-        return self.label.text(lang)
-
-    def value_label(self, value: Any, lang: str) -> str | None:
-        if not self.values or value is None:
-            return None
-        key = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-        label = self.values.get(key)
-        return label.text(lang) if label else None
-
-
-@dataclass(frozen=True)
-class Compiled:
-    sql: str
-    params: tuple
-    columns: tuple[Column, ...]
-
-    def run(self, warehouse):
-        """The result as a DataFrame, through the warehouse's cache and time limit."""
-        return warehouse.query(self.sql, self.params)
-
-
-@dataclass(frozen=True)
-class Lookup:
-    attributes: Compiled
-    timeline: Compiled
-    over_time: Compiled
-
-
-class _Params:
-    """Collects values; returns the `$n` placeholder each one is bound to."""
-
-    def __init__(self):
-        self.values: list[Any] = []
-
-    def __call__(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
-
-
-def _name(label: Label) -> str:
-    """A label in the language of the page run (for messages)."""
-    from dashboard.i18n import lang
-
-    return label.text(lang())
-
-
-def source(table: str) -> str:
-    return f"{quote(DATA_SCHEMA)}.{quote(table)}"
-
-
-# ─────────────────────────────────────────────────────── expressions ──
-
-
-def _has_zone(column_type: str) -> bool:
-    upper = column_type.upper()
-    return "TIME ZONE" in upper or upper == "TIMESTAMPTZ"
-
-
-def local_time(expr: str, column_type: str) -> str:
-    """Seoul wall-clock time of a column (weekday, hour and day are Seoul's, whatever the session zone)."""
-    return f"timezone('{TIME_ZONE}', {expr})" if _has_zone(column_type) else expr
-
-
-def _number(x: float) -> str:
-    return repr(float(x))
-
-
-def dimension_sql(dim: Dimension, alias: str) -> str:
-    col = f"{alias}.{quote(dim.column)}"
-    if dim.derive is None:
-        return col
-    loc = local_time(col, dim.column_type)
-    simple = {"weekday": f"isodow({loc})", "hour": f"hour({loc})", "day": f"CAST({loc} AS DATE)",
-              "week": f"CAST(date_trunc('week', {loc}) AS DATE)", "month": f"CAST(date_trunc('month', {loc}) AS DATE)",
-              "month_of_year": f"month({loc})", "year": f"year({loc})"}
-    if dim.derive in simple:
-        return simple[dim.derive]
-    # bins: the code of a value is its bin's lower bound; below the first bound is -inf
-    cases = [f"WHEN {col} < {_number(dim.bins[0])} THEN CAST('-inf' AS DOUBLE)"]
-    cases += [f"WHEN {col} < {_number(hi)} THEN {_number(lo)}" for lo, hi in zip(dim.bins, dim.bins[1:])]
-    return f"CASE WHEN {col} IS NULL THEN NULL {' '.join(cases)} ELSE {_number(dim.bins[-1])} END"
-
-
-def value_type(dim: Dimension) -> str:
-    """The type of the values a dimension produces (what a filter value is converted to)."""
-    if dim.derive in ("day", "week", "month"):
-        return "DATE"
-    if dim.derive is not None:
-        return "DOUBLE"
-    return dim.column_type
-
-
-class _From:
-    """`live.<table> AS t0` and the LEFT JOINs its dimensions need, each path joined once."""
-
-    def __init__(self, model: Model, table: str):
-        self.model, self.table = model, table
-        self.aliases: dict[tuple[str, ...], str] = {(): "t0"}
-        self.joins: list[str] = []
-
-    def alias(self, table: str, why: str) -> str:
-        try:
-            path = self.model.path(self.table, table)
-        except ModelError as exc:
-            raise QuestionError(t("q_cannot_reach", what=why, reason=str(exc))) from None
-        key: tuple[str, ...] = ()
-        alias = "t0"
-        for rel in path:
-            parent, key = alias, key + (rel.id,)
-            if key not in self.aliases:
-                self.aliases[key] = f"t{len(self.aliases)}"
-                self.joins.append(f"LEFT JOIN {source(rel.to_table)} AS {self.aliases[key]} "
-                                  f"ON {self.aliases[key]}.{quote(rel.to_column)} = {parent}.{quote(rel.column)}")
-            alias = self.aliases[key]
-        return alias
-
-    def dimension(self, dim: Dimension, why: str) -> str:
-        return dimension_sql(dim, self.alias(dim.table, why))
-
-    def sql(self) -> str:
-        return " ".join([f"{source(self.table)} AS t0", *self.joins])
-
-
-def _filter_sql(model: Model, frm: _From, f, bind: _Params, why: str) -> str:
-    dim = model.dimension(f.dimension)
-    op = OPS.get(f.op)
-    if op is None or dim.kind not in op.kinds:
-        raise QuestionError(t("q_op_not_for", op=f.op, dimension=_name(dim.label)))
-    problem = op.check_count(f.values)
-    if problem:
-        raise QuestionError(t("q_bad_value", dimension=_name(dim.label), problem=f"{f.op} {problem}"))
-    try:
-        values = op.convert(list(f.values), dim.kind, value_type(dim))
-    except FilterValueError as exc:
-        raise QuestionError(t("q_bad_value", dimension=_name(dim.label), problem=str(exc))) from None
-    if f.op in ("in", "not_in") and any(isinstance(v, float) for v in values):
-        values = [float(v) for v in values]
-    return op.sql(frm.dimension(dim, why), values, bind)
-
-
-# ─────────────────────────────────────────────────────────── measures ──
-
-_REAGG = {"count": "sum", "sum": "sum", "avg": "sum", "min": "min", "max": "max", "count_distinct": "once", None: "once"}
-
-
-def _parts(measure: Measure, index: int, when: str | None = None) -> list[tuple[str, str, str]]:
-    """(part column, aggregate SQL over the table's own columns, how parts of groups combine).
-
-    `when` limits the aggregate to some rows (the current or the previous
-    window), on top of the measure's own `where`.
-    """
-    col = quote(measure.column) if measure.column else None
-    conditions = [c for c in (when, f"({measure.where})" if measure.where else None) if c]
-    filt = f" FILTER (WHERE {' AND '.join(conditions)})" if conditions else ""
-    name = f"p{index}"
-    if measure.sql is not None:
-        return [(name, measure.sql, "once")]
-    if measure.agg == "count":
-        return [(name, f"count({col or '*'}){filt}", "sum")]
-    if measure.agg == "avg":
-        return [(name + "s", f"sum({col}){filt}", "sum"), (name + "n", f"count({col}){filt}", "sum")]
-    if measure.agg == "count_distinct":
-        return [(name, f"count(DISTINCT {col}){filt}", "once")]
-    return [(name, f"{measure.agg}({col}){filt}", _REAGG[measure.agg])]
-
-
-def _combine(how: str, expr: str, filt: str = "") -> str:
-    if how == "once":  # not re-aggregable: only meaningful where a group has exactly one row
-        return f"CASE WHEN count({expr}){filt} <= 1 THEN max({expr}){filt} END"
-    return f"{how}({expr}){filt}"
-
-
-class _Measures:
-    """The atomic measures a question needs, their part columns, and measure values as SQL over parts."""
-
-    def __init__(self, model: Model, measure_ids: list[str]):
-        self.model = model
-        self.atoms: list[Measure] = []
-        for mid in measure_ids:
-            try:
-                atoms = model.atomic_measures(mid)
-            except ModelError as exc:
-                raise QuestionError(str(exc)) from None
-            for atom in atoms:
-                if atom not in self.atoms:
-                    self.atoms.append(atom)
-        self.parts = {a.id: _parts(a, i) for i, a in enumerate(self.atoms)}
-
-    def tables(self) -> list[str]:
-        return list(dict.fromkeys(a.table for a in self.atoms))
-
-    def parts_of(self, table: str, when: str | None = None) -> list[tuple[str, str, str]]:
-        return [p for i, a in enumerate(self.atoms) if a.table == table for p in _parts(a, i, when)]
-
-    def filterable(self) -> bool:
-        """Every part can take a FILTER clause (free `sql` measures cannot)."""
-        return all(a.sql is None for a in self.atoms)
-
-    def all_parts(self) -> list[tuple[str, str, str]]:
-        return [p for a in self.atoms for p in self.parts[a.id]]
-
-    def once(self, measure_id: str) -> bool:
-        return any(how == "once" for a in self.model.atomic_measures(measure_id) for _, _, how in self.parts[a.id])
-
-    def value(self, measure_id: str, col: Callable[[str], str], _depth: int = 0) -> str:
-        measure = self.model.measure(measure_id)
-        if measure.is_formula:
-            return substitute(measure.formula, lambda ref: f"({self.value(ref, col, _depth + 1)})")
-        parts = [name for name, _, _ in self.parts[measure.id]]
-        if measure.agg == "avg":
-            return f"{col(parts[0])} / nullif({col(parts[1])}, 0)"
-        if measure.agg in ("count", "sum"):
-            return f"coalesce({col(parts[0])}, 0)"
-        return col(parts[0])
-
-
-# ──────────────────────────────────────────────────────────── summary ──
-
-
-def _time_of(model: Model, q: Question, frm: _From, table: str) -> tuple[str, str]:
-    """The time column a table's rows are placed in time by: the question's, when reachable, else its own."""
-    if q.time:
-        dim = model.dimension(q.time)
-        home, column, column_type = dim.table, dim.column, dim.column_type
-    else:  # the base table's own time column
-        home, column = q.base, model.tables[q.base].time
-        column_type = model.tables[q.base].column_type(column) if column else None
-    if column and column_type and model.reaches(table, home):
-        alias = frm.alias(home, "time column")
-        return f"{alias}.{quote(column)}", column_type
-    own = model.tables[table].time
-    if own is None:
-        raise QuestionError(t("q_no_time", table=table))
-    return f"t0.{quote(own)}", model.tables[table].column_type(own) or "TIMESTAMP WITH TIME ZONE"
+from dashboard.warehouse import quote
 
 
 def _measure_columns(model: Model, q: Question) -> list[Column]:
@@ -323,7 +55,7 @@ def _measure_columns(model: Model, q: Question) -> list[Column]:
     return cols
 
 
-@_answers
+@answers
 def compile_summary(model: Model, q: Question) -> Compiled:
     """Measures per group: one statement for the table and the chart of a question.
 
@@ -361,10 +93,10 @@ class _Summary:
 
     def __init__(self, model: Model, q: Question):
         self.model, self.q = model, q
-        self.bind = _Params()
+        self.bind = Params()
         self.dims = [model.dimension(d) for d in q.dimensions]
         self.sort_measure = q.sort if q.sort in q.measures else q.measures[0]
-        self.ms = _Measures(model, list(q.measures) + [f.measure for f in q.measure_filters] + [self.sort_measure])
+        self.ms = MeasureParts(model, list(q.measures) + [f.measure for f in q.measure_filters] + [self.sort_measure])
         self.win = periods.windows(q.period, q.compare) if q.period else None
         self.compare = self.win is not None and self.win.previous is not None
         self.dcols = [f"__d{i}" for i in range(len(self.dims))]
@@ -374,10 +106,10 @@ class _Summary:
         # cannot take a FILTER, so then the window becomes a grouping key instead.
         self.by_filter = self.ms.filterable()
 
-    def _time(self, frm: _From, table: str, select: list[str], where: list[str]) -> None:
+    def _time(self, frm: FromClause, table: str, select: list[str], where: list[str]) -> None:
         """The period's WHERE, the `__cur` flag (row in the current window) and the time bucket `__t`."""
         q, win, bind = self.q, self.win, self.bind
-        ts, ts_type = _time_of(self.model, q, frm, table)
+        ts, ts_type = time_column(self.model, q, frm, table)
         in_current = "TRUE"
         if win:
             cur = win.current
@@ -404,10 +136,10 @@ class _Summary:
 
     def table_cte(self, index: int, table: str) -> str:
         """`s<index>`: one table's measure parts per group, joined only along its many-to-one paths."""
-        frm = _From(self.model, table)
+        frm = FromClause(self.model, table)
         why = f"measures of {table}"
         select = ["t0.*"] + [f"{frm.dimension(d, why)} AS {c}" for d, c in zip(self.dims, self.dcols)]
-        where = [_filter_sql(self.model, frm, f, self.bind, why) for f in self.q.filters]
+        where = [filter_sql(self.model, frm, f, self.bind, why) for f in self.q.filters]
         if self.win or self.q.grain:
             self._time(frm, table, select, where)
         keys = self.dcols + self.tcol
@@ -426,11 +158,11 @@ class _Summary:
         """`grain`: the tables' parts side by side, one row per group (and time bucket)."""
         stacked = " UNION ALL BY NAME ".join(f"SELECT * FROM s{i}" for i in range(tables))
         if self.compare and not self.by_filter:
-            parts = [_combine(how, name, f" FILTER (WHERE {'' if w == 'c' else 'NOT '}__cur)") + f" AS {name}__{w}"
-                     for name, _, how in self.ms.all_parts() for w in self.windows]
+            parts = [combine(how, name, f" FILTER (WHERE {'' if w == 'c' else 'NOT '}__cur)") + f" AS {name}__{w}"
+                     for name, _, how in self.ms.allmeasure_parts() for w in self.windows]
         else:
-            parts = [_combine(how, f"{name}__{w}") + f" AS {name}__{w}"
-                     for name, _, how in self.ms.all_parts() for w in self.windows]
+            parts = [combine(how, f"{name}__{w}") + f" AS {name}__{w}"
+                     for name, _, how in self.ms.allmeasure_parts() for w in self.windows]
         group = ", ".join(self.dcols + self.tcol)
         return (f"grain AS (SELECT {group + ', ' if group else ''}{', '.join(parts)} FROM ({stacked}) AS u"
                 + (f" GROUP BY {group})" if group else ")"))
@@ -440,10 +172,10 @@ class _Summary:
         q, ms, dcols, bind = self.q, self.ms, self.dcols, self.bind
         for mid in [f.measure for f in q.measure_filters] + [self.sort_measure]:
             if q.grain and ms.once(mid):
-                raise QuestionError(t("q_not_additive", measure=_name(self.model.measure(mid).label)))
+                raise QuestionError(t("q_not_additive", measure=label_text(self.model.measure(mid).label)))
         ctes, source = [], "grain"
         if q.grain:  # rank over the whole period, not per bucket
-            totals = ", ".join(_combine(how, f"{name}__c") + f" AS {name}__c" for name, _, how in ms.all_parts())
+            totals = ", ".join(combine(how, f"{name}__c") + f" AS {name}__c" for name, _, how in ms.allmeasure_parts())
             ctes.append(f"totals AS (SELECT {', '.join(dcols)}, {totals} FROM grain GROUP BY {', '.join(dcols)})")
             source = "totals"
 
@@ -460,8 +192,8 @@ class _Summary:
             return ctes + [f"kept AS (SELECT g.* FROM grain AS g SEMI JOIN ranked AS r ON {match})"]
         n = bind(q.top)
         keep = ", ".join(f"CASE WHEN r.__rn <= {n} THEN g.{c} END AS {c}" for c in dcols)
-        combined = ", ".join(_combine(how, f"g.{name}__{w}") + f" AS {name}__{w}"
-                             for name, _, how in ms.all_parts() for w in self.windows)
+        combined = ", ".join(combine(how, f"g.{name}__{w}") + f" AS {name}__{w}"
+                             for name, _, how in ms.allmeasure_parts() for w in self.windows)
         time_key = ", g.__t" if q.grain else ""
         return ctes + [f"topped AS (SELECT {keep}{time_key}, r.__rn > {n} AS __others, {combined} "
                        f"FROM grain AS g JOIN ranked AS r ON {match} GROUP BY ALL)"]
@@ -503,18 +235,11 @@ class _Summary:
         return order + self.dcols
 
 
-def _column_label(model: Model, table: str, column: str) -> tuple[Label, Mapping[str, Label]]:
-    dim = model.tables[table].dimensions.get(column)
-    if dim is not None and dim.derive is None:
-        return dim.label, dim.values
-    return Label(column, column), {}
-
-
-def _current_window(model: Model, q: Question, frm: _From, bind: _Params) -> list[str]:
+def _current_window(model: Model, q: Question, frm: FromClause, bind: Params) -> list[str]:
     if not q.period:
         return []
     win = periods.windows(q.period, "none")
-    ts, ts_type = _time_of(model, q, frm, q.base)
+    ts, ts_type = time_column(model, q, frm, q.base)
     return [f"{ts} >= {bind(time_value(win.current.start, ts_type))}",
             f"{ts} < {bind(time_value(win.current.end, ts_type))}"]
 
@@ -522,17 +247,17 @@ def _current_window(model: Model, q: Question, frm: _From, bind: _Params) -> lis
 # ─────────────────────────────────────────────────────────────── rows ──
 
 
-@_answers
+@answers
 def compile_rows(model: Model, q: Question, limit: int) -> Compiled:
     """The base table's records behind a question's numbers (its filters and period), newest first,
     with the question's dimensions from related tables as extra columns."""
-    bind = _Params()
-    frm = _From(model, q.base)
+    bind = Params()
+    frm = FromClause(model, q.base)
     table = model.tables[q.base]
     why = f"rows of {q.base}"
     shown = [name for name, _ in table.columns if not name.startswith("_")]  # not the landing's bookkeeping
     select = [f"t0.{quote(name)} AS {quote(name)}" for name in shown]
-    columns = [Column(name, "column", *_column_label(model, q.base, name), source=f"{q.base}.{name}")
+    columns = [Column(name, "column", *column_label(model, q.base, name), source=f"{q.base}.{name}")
                for name in shown]
     related = list(q.dimensions) + [f.dimension for f in q.filters]
     for dim_id in dict.fromkeys(related):
@@ -541,7 +266,7 @@ def compile_rows(model: Model, q: Question, limit: int) -> Compiled:
             continue
         select.append(f"{frm.dimension(dim, why)} AS {quote(dim.id)}")
         columns.append(Column(dim.id, "dimension", dim.label, None, dim.values, source=dim.id))
-    where = [_filter_sql(model, frm, f, bind, why) for f in q.filters] + _current_window(model, q, frm, bind)
+    where = [filter_sql(model, frm, f, bind, why) for f in q.filters] + _current_window(model, q, frm, bind)
     order = [f"t0.{quote(table.time)} DESC NULLS LAST"] if table.time else []
     order += [f"t0.{quote(k)}" for k in table.primary_key if table.column_type(k)]
     sql = (f"SELECT {', '.join(select)} FROM {frm.sql()}" + (f" WHERE {' AND '.join(where)}" if where else "")
@@ -552,7 +277,7 @@ def compile_rows(model: Model, q: Question, limit: int) -> Compiled:
 # ────────────────────────────────────────────────────────────── pivot ──
 
 
-@_answers
+@answers
 def compile_pivot(model: Model, q: Question, row_dims: list[str] | tuple[str, ...],
                   col_dims: list[str] | tuple[str, ...]) -> Compiled:
     """Measures per (row, column) cell, plus row totals, column totals and the grand total, in long form.
@@ -566,26 +291,26 @@ def compile_pivot(model: Model, q: Question, row_dims: list[str] | tuple[str, ..
         raise QuestionError(t("q_need_measure"))
     if not row_dims and not col_dims:
         raise QuestionError(t("q_pivot_needs_dimension"))
-    bind = _Params()
+    bind = Params()
     row = [model.dimension(d) for d in row_dims]
     col = [model.dimension(d) for d in col_dims]
     dims = row + col
     rcols = [f"__d{i}" for i in range(len(row))]
     ccols = [f"__d{i}" for i in range(len(row), len(dims))]
-    ms = _Measures(model, list(q.measures))
+    ms = MeasureParts(model, list(q.measures))
     sets = [rcols + ccols, rcols, ccols, []]
     grouping = "GROUPING SETS (" + ", ".join("(" + ", ".join(s) + ")" for s in sets) + ")"
     flags = [f"{'grouping(' + ', '.join(ccols) + ') > 0' if ccols else 'FALSE'} AS __all_columns",
              f"{'grouping(' + ', '.join(rcols) + ') > 0' if rcols else 'FALSE'} AS __all_rows"]
     ctes = []
     for i, table in enumerate(ms.tables()):
-        frm = _From(model, table)
+        frm = FromClause(model, table)
         why = f"measures of {table}"
         select = ["t0.*"] + [f"{frm.dimension(d, why)} AS {c}" for d, c in zip(dims, rcols + ccols)]
-        where = [_filter_sql(model, frm, f, bind, why) for f in q.filters]
+        where = [filter_sql(model, frm, f, bind, why) for f in q.filters]
         if q.period:
             win = periods.windows(q.period, "none")
-            ts, ts_type = _time_of(model, q, frm, table)
+            ts, ts_type = time_column(model, q, frm, table)
             where += [f"{ts} >= {bind(time_value(win.current.start, ts_type))}",
                       f"{ts} < {bind(time_value(win.current.end, ts_type))}"]
         parts = ", ".join(f"{expr} AS {name}" for name, expr, _ in ms.parts_of(table))
@@ -594,7 +319,7 @@ def compile_pivot(model: Model, q: Question, row_dims: list[str] | tuple[str, ..
                     f"FROM ({inner}) AS b GROUP BY {grouping})")
     stacked = " UNION ALL BY NAME ".join(f"SELECT * FROM s{i}" for i in range(len(ctes)))
     keys = rcols + ccols + ["__all_columns", "__all_rows"]
-    combined = ", ".join(_combine(how, name) + f" AS {name}" for name, _, how in ms.all_parts())
+    combined = ", ".join(combine(how, name) + f" AS {name}" for name, _, how in ms.allmeasure_parts())
     ctes.append(f"cells AS (SELECT {', '.join(keys)}, {combined} FROM ({stacked}) AS u GROUP BY {', '.join(keys)})")
     out = [f"{c} AS {quote(d.id)}" for d, c in zip(dims, rcols + ccols)]
     columns = [Column(d.id, "dimension", d.label, None, d.values, source=d.id) for d in dims]
@@ -608,92 +333,3 @@ def compile_pivot(model: Model, q: Question, row_dims: list[str] | tuple[str, ..
     order = ["__all_rows", *(f"{c} NULLS LAST" for c in rcols), "__all_columns", *(f"{c} NULLS LAST" for c in ccols)]
     sql = "WITH " + ",\n".join(ctes) + f"\nSELECT {', '.join(out)} FROM cells ORDER BY {', '.join(order)}"
     return Compiled(sql, tuple(bind.values), tuple(columns))
-
-
-# ───────────────────────────────────────────────────────────── lookup ──
-
-
-def _key_value(model: Model, table: str, key: str) -> tuple[str, Any]:
-    tm = model.tables[table]
-    if len(tm.primary_key) != 1 or not tm.column_type(tm.primary_key[0]):
-        raise QuestionError(f"{table} has no single-column key to look up by — pick another table")
-    column = tm.primary_key[0]
-    ctype = tm.column_type(column)
-    from dashboard.warehouse import column_kind
-    try:
-        return column, coerce(str(key).strip(), column_kind(ctype), ctype)
-    except FilterValueError as exc:
-        raise QuestionError(t("q_bad_key", value=str(key)[:40], table=_name(tm.label))) from None
-
-
-@_answers
-def compile_lookup(model: Model, table: str, key: str) -> Lookup:
-    """One thing (a card, a merchant…): its row, one timeline of every event pointing at it, its events per month.
-
-    The timeline is the union of the rows of every table with a relationship
-    straight to `table` (a card's payments, top-ups and refunds), each with
-    its table name, id, time, amount and the whole row as JSON, in time order.
-    """
-    model.table(table)
-    column, value = _key_value(model, table, key)
-    bind = _Params()
-    k = bind(value)
-    tm = model.tables[table]
-    attributes = Compiled(
-        f"SELECT {', '.join('t0.' + quote(c) + ' AS ' + quote(c) for c, _ in tm.columns)} "
-        f"FROM {source(table)} AS t0 WHERE t0.{quote(column)} = {k}",
-        tuple(bind.values),
-        tuple(Column(c, "column", *_column_label(model, table, c), source=f"{table}.{c}") for c, _ in tm.columns),
-    )
-    branches = []
-    tbind = _Params()
-    tk = tbind(value)
-    for rel in model.related_event_tables(table):
-        events = model.tables[rel.table]
-        if events.time is None or len(events.primary_key) != 1:
-            continue
-        amount = f"CAST(e.{quote(events.amount)} AS DOUBLE)" if events.amount else "CAST(NULL AS DOUBLE)"
-        branches.append(
-            f"SELECT {tbind(rel.table)} AS source, {tbind(rel.name)} AS via, "
-            f"CAST(e.{quote(events.primary_key[0])} AS VARCHAR) AS id, "
-            f"CAST(e.{quote(events.time)} AS TIMESTAMPTZ) AS happened_at, {amount} AS amount, "
-            f"CAST(to_json(e) AS VARCHAR) AS details FROM {source(rel.table)} AS e WHERE e.{quote(rel.column)} = {tk}")
-    if not branches:
-        raise QuestionError(t("q_no_timeline", table=_name(tm.label)))
-    union = " UNION ALL ".join(branches)
-    timeline_columns = (Column("source", "dimension", Label("구분", "Kind"),
-                               values={t: model.tables[t].label for t in model.tables}),
-                        Column("via", "dimension", Label("연결", "Via")),
-                        Column("id", "dimension", Label("번호", "Id")),
-                        Column("happened_at", "time", Label("시각", "Time")),
-                        Column("amount", "measure", Label("금액(원)", "Amount (KRW)"), "krw"),
-                        Column("details", "column", Label("상세", "Details")))
-    timeline = Compiled(f"SELECT * FROM ({union}) AS tl ORDER BY happened_at, source, id", tuple(tbind.values),
-                        timeline_columns)
-    over_time = Compiled(
-        f"SELECT source, CAST(date_trunc('month', timezone('{TIME_ZONE}', happened_at)) AS DATE) AS month, "
-        f"count(*) AS events, sum(amount) AS amount FROM ({union}) AS tl GROUP BY ALL ORDER BY month, source",
-        tuple(tbind.values),
-        (timeline_columns[0], Column("month", "time", Label("월", "Month"), "month"),
-         Column("events", "measure", Label("건수", "Events"), "number"),
-         Column("amount", "measure", Label("금액(원)", "Amount (KRW)"), "krw")),
-    )
-    return Lookup(attributes, timeline, over_time)
-
-
-@_answers
-def compile_lookup_search(model: Model, table: str, text: str, limit: int = 20) -> Compiled:
-    """Candidates for a lookup: the key equal to `text`, or a search column (e.g. merchant_name) containing it."""
-    tm = model.table(table)
-    if len(tm.primary_key) != 1:
-        raise QuestionError(f"{table} has no single-column key to look up by — pick another table")
-    bind = _Params()
-    key = tm.primary_key[0]
-    t = bind(str(text).strip())
-    conditions = [f"CAST(t0.{quote(key)} AS VARCHAR) = {t}"]
-    conditions += [f"contains(lower(CAST(t0.{quote(c)} AS VARCHAR)), lower({t}))" for c in tm.search]
-    cols = [key] + [c for c in tm.search if c != key]
-    sql = (f"SELECT {', '.join('t0.' + quote(c) + ' AS ' + quote(c) for c in cols)} FROM {source(table)} AS t0 "
-           f"WHERE {' OR '.join(conditions)} ORDER BY t0.{quote(key)} LIMIT {bind(int(limit))}")
-    return Compiled(sql, tuple(bind.values),
-                    tuple(Column(c, "column", *_column_label(model, table, c)) for c in cols))
