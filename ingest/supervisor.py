@@ -17,6 +17,7 @@ so through env INGEST_LOG_PREFIXED; Streamlit through its logger options):
               exporter re-sends from the start and the worker forgets offsets
               the new broker never had; the source_ts rule makes re-sent rows harmless;
    watchdog   `python -m ingest watchdog`;
+   scheduler  `python -m ingest scheduler` — subscribed reports and data alerts by e-mail;
    app        `streamlit run streamlit_app.py` on 127.0.0.1:N, URL printed once healthy
               (Streamlit's welcome lines and INFO log are off: this line says
               where to go, once the app answers).
@@ -365,6 +366,7 @@ def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 90
         sup.start("export", [*ingest, "export", *conf, "--reset-watermarks"])
         sup.start("worker", [*ingest, "worker", *conf, "--transport-reset"])
         sup.start("watchdog", [*ingest, "watchdog", *conf])
+        sup.start("scheduler", [*ingest, "scheduler", *conf])
         sup.start("app", [py, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(app_port),
                           "--server.address", HOST, "--server.headless", "true",
                           # One line format for the whole console: our prefix has the time; warnings say so.
