@@ -260,10 +260,12 @@ class Sender:
 
 def run_scheduler(cfg: PipelineConfig, once: bool = False, clock_file: Path | None = None) -> int:
     """The process: tick every `[subscriptions] check_seconds` until SIGTERM/SIGINT."""
+    import streamlit.logger
+
+    # The app's reader caches through Streamlit, which warns on import that no server runs. Not news here.
+    streamlit.logger.set_log_level("error")
     from dashboard.warehouse import Warehouse
 
-    # The app's query cache is Streamlit's; outside a Streamlit server it says so on every start. Not news here.
-    logging.getLogger("streamlit.runtime.caching.cache_data_api").setLevel(logging.ERROR)
     if not cfg.alerts.smtp_host:
         log.warning("no [alerts] smtp_host: subscription mails cannot be sent; they wait in the log as due")
     wh = Warehouse(cfg)
