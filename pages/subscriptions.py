@@ -52,6 +52,7 @@ with app_state.connect(path) as conn:
     subs = store.subscriptions(conn)
     last = {s.id: store.last_delivery(conn, s.id) for s in subs}
     alert_list = store.alerts(conn)
+    last_event = {a.id: store.last_alert_event(conn, a.id) for a in alert_list}
 
 # ── report subscriptions ───────────────────────────────────────────────────
 st.subheader(t("subs_reports"))
@@ -125,7 +126,10 @@ else:
             t("subs_col_report"): title_of(a.ref),
             t("subs_col_condition"): rules.condition_text(a, label, lang),
             t("subs_col_state"): t("subs_paused") if a.paused else t("alert_on" if a.state.get("active") else "alert_off"),
-            t("subs_col_last"): when(a.state.get("checked_at")),
+            t("subs_col_checked"): when(a.state.get("checked_at")),
+            t("subs_col_last"): (f"{when(last_event[a.id]['finished_at'] or last_event[a.id]['at'])} · "
+                                 f"{t('change_' + last_event[a.id]['change'])} · {t('status_' + last_event[a.id]['state'])}"
+                                 if last_event[a.id] else i18n.EMPTY),
             t("subs_col_recipients"): ", ".join(a.recipients),
         })
     with st.container(key="alerts_table"):
@@ -147,6 +151,23 @@ else:
             store.delete_alert(conn, chosen.id)
         st.session_state.pop("alerts_pick", None)
         st.rerun()
+    with st.expander(t("subs_edit")):
+        key = f"alertedit.{chosen.id}"
+        threshold = hours = None
+        if chosen.condition == "no_rows":
+            hours = st.number_input(t("alert_hours"), min_value=1.0, value=float(chosen.hours or 2), step=1.0, key=f"{key}.hours")
+        else:
+            threshold = st.number_input(t("alert_threshold"), value=float(chosen.threshold or 0), step=1000.0, key=f"{key}.threshold")
+        recipients = st.text_input(t("sub_recipients"), value=", ".join(chosen.recipients), key=f"{key}.to")
+        if st.button(t("sub_save"), key=f"{key}.save", type="primary"):
+            try:
+                with app_state.connect(path) as conn:
+                    store.update_alert(conn, chosen.id, threshold=threshold, hours=hours,
+                                       recipients=store.split_recipients(recipients), now=datetime.now(SEOUL))
+            except ValueError as exc:
+                st.error(t("sub_problem", msg=str(exc)))
+            else:
+                st.success(t("subs_updated"))
 
 with st.expander(t("alert_new")):
     slugs = sorted(reports, key=lambda s: reports[s].title(lang))

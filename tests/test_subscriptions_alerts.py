@@ -71,3 +71,18 @@ def test_no_rows_for_n_hours_and_when_an_alert_is_checked(app_env):
     assert not rules.needs_check(same, "41", now + timedelta(minutes=29))
     assert rules.needs_check(same, "42", now + timedelta(minutes=1))  # a batch landed: checked at once
     assert rules.needs_check(same, "41", now + timedelta(minutes=30))
+
+
+def test_editing_the_line_is_judged_at_the_next_round(app_env, smtp_server):
+    server = smtp_server()
+    sender, clock, _ = make_sender(app_env, server.port)
+    with app_state.connect(sender.path) as conn:
+        alert = store.add_alert(conn, ref="daily_topups", params={"period": "last_30_days"}, condition="above",
+                                measure="topups", threshold=1e12, recipients=["ops@example.com"], now=clock.moment)
+    sender.tick()
+    assert server.wait_for(1, 0.5) == []
+    with app_state.connect(sender.path) as conn:
+        store.update_alert(conn, alert, threshold=1, hours=None, recipients=["ops@example.com"], now=clock.moment)
+    sender.tick()  # same minute: without the edit, the next check would be an hour away
+    (got,) = server.wait_for(1, 5)
+    assert got.subject.startswith("[데이터 데스크] 알림: 일별 충전 금액 — 충전 건수 합계가 1 초과")

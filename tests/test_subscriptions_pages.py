@@ -68,6 +68,7 @@ def test_the_subscriptions_page_lists_pauses_sends_now_and_deletes(app_env):
     assert subs_table["행 수"].iloc[0] == "42" and subs_table["상태"].iloc[0] == "늦게 보냄"
     assert subs_table["마지막 발송"].iloc[1] == "—"
     assert alerts_table["조건"].iloc[0] == "금액(원) 합계가 10,000,000 미만"
+    assert alerts_table["현재"].iloc[0] == "정상" and alerts_table["마지막 발송"].iloc[0] == "—"
     assert at.selectbox(key="subs_pick").value == first  # the mail's settings link preselects it
 
     assert [b.label for b in at.button if b.key and b.key.startswith("subs_")] == ["일시 중지", "지금 보내기", "삭제"]

@@ -294,6 +294,24 @@ def alerts(conn: sqlite3.Connection) -> list[Alert]:
         " FROM alerts a LEFT JOIN alert_state s ON s.alert_id = a.id ORDER BY a.id")]
 
 
+def update_alert(conn: sqlite3.Connection, alert_id: int, *, threshold: float | None, hours: float | None,
+                 recipients: Iterable[str], now: datetime) -> None:
+    """Change the line and who hears about it; the alert's state stays (a change of line is judged at the next check)."""
+    recipients = list(recipients)
+    problem = recipients_problem(recipients)
+    if problem:
+        raise ValueError(problem)
+    with transaction(conn):
+        conn.execute("UPDATE alerts SET threshold = ?, hours = ?, recipients = ?, updated_at = ? WHERE id = ?",
+                     (threshold, hours, json.dumps(recipients), iso(now), alert_id))
+        # Judge the new line at the next round, not after check_minutes.
+        conn.execute("UPDATE alert_state SET checked_at = NULL WHERE alert_id = ?", (alert_id,))
+
+
+def last_alert_event(conn: sqlite3.Connection, alert_id: int) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM alert_events WHERE alert_id = ? ORDER BY seq DESC LIMIT 1", (alert_id,)).fetchone()
+
+
 def set_alert_paused(conn: sqlite3.Connection, alert_id: int, paused: bool, now: datetime) -> None:
     with transaction(conn):
         conn.execute("UPDATE alerts SET paused = ?, updated_at = ? WHERE id = ?", (int(paused), iso(now), alert_id))
