@@ -182,3 +182,26 @@ def test_sigkill_at_named_failpoints(setup, failpoint, duplicates):
     if duplicates:
         (dup,) = [mid for mid, n in got.items() if n > 1]
         assert rows[dup]["resent"] == 1
+
+
+def test_negative_control_the_oracle_catches_a_lost_mail(setup):
+    """Plant the other side's fault: after a kill mid-send the log is made to say "sent" (what marking
+    before sending would leave). The oracle used above must then see a slot that never arrived."""
+    server, sched, state_path, start, subs = setup
+    sched.start("before_send:1")
+    moment = start + timedelta(hours=9, minutes=5)
+    sched.set_time(moment)
+    deadline = time.monotonic() + 30
+    while sched.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sched.proc.returncode == -signal.SIGKILL
+    con = sqlite3.connect(state_path)
+    with con:
+        assert con.execute("UPDATE deliveries SET state = 'sent' WHERE state = 'sending'").rowcount == 1
+    con.close()
+    sched.start()
+    wait_settled(sched, state_path, slots_until(start, moment, subs))
+    time.sleep(0.5)
+    got, rows = received(server), log_rows(state_path)
+    lost = set(rows) - set(got)
+    assert len(lost) == 1, "the planted loss went unnoticed"
