@@ -227,7 +227,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "sub_form_intro": ("이 보고서를 정해진 시각에 메일로 받습니다 (한국 시간).", "Get this report by e-mail on a schedule (Korean time)."),
     "sub_frequency": ("주기", "Schedule"),
     "freq_daily": ("매일", "Daily"),
-    "freq_business_days": ("평일 (월–금)", "Business days (Mon–Fri)"),
+    "freq_business_days": ("평일 (월–금, 공휴일 제외)", "Business days (Mon–Fri, not holidays)"),
     "freq_weekly": ("매주", "Weekly"),
     "freq_monthly": ("매월", "Monthly"),
     "sub_weekday": ("요일", "Weekday"),

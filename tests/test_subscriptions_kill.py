@@ -19,6 +19,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import holidays
 import pytest
 
 from dashboard import app_state
@@ -30,6 +31,7 @@ from tests.fixtures_smtp import smtp_server  # noqa: F401  (fixture)
 from tests.subscriptions_helpers import subscription_config
 
 pytestmark = pytest.mark.slow
+KR_HOLIDAYS = holidays.country_holidays("KR")
 
 
 class Scheduler:
@@ -108,7 +110,7 @@ def slots_until(start: datetime, now: datetime, subs: dict) -> set[tuple[int, st
     while day <= now.date():
         for name, sub_id in subs.items():
             hh, mm = {"daily9": (9, 0), "daily9b": (9, 0), "daily13": (13, 0), "business": (8, 30)}[name]
-            if name == "business" and day.weekday() >= 5:
+            if name == "business" and (day.weekday() >= 5 or day in KR_HOLIDAYS):
                 continue
             slot = datetime(day.year, day.month, day.day, hh, mm, tzinfo=SEOUL)
             if start < slot <= now:

@@ -81,5 +81,5 @@ def test_the_page_in_english(app_env):
     at = run_page("pages/subscriptions.py", lang="en")
     table = at.dataframe[0].value
     assert list(table.columns[:3]) == ["No.", "Report", "Schedule"]
-    assert table["Schedule"].iloc[0] == "Business days (Mon–Fri) 18:00 · Excel"
+    assert table["Schedule"].iloc[0] == "Business days (Mon–Fri, not holidays) 18:00 · Excel"
     assert at.title[0].value == "Subscriptions"

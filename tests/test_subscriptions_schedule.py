@@ -66,3 +66,15 @@ def test_latest_and_next_slot_around_the_time_of_day():
 def test_a_bad_schedule_says_what_to_fix(kw, message):
     with pytest.raises(ValueError, match=message):
         Schedule(**kw)
+
+
+def test_business_days_skip_korean_public_holidays():
+    """Chuseok 2026 is Thu 24 – Sat 26 September; National Foundation Day (Sat 3 Oct) moves to Mon 5 Oct."""
+    got = slots_between(Schedule("business_days", "09:00"), at("2026-09-21T00:00"), at("2026-10-09T23:59"))
+    days = [s.date().isoformat() for s in got]
+    assert days == ["2026-09-21", "2026-09-22", "2026-09-23",            # 24, 25: Chuseok
+                    "2026-09-28", "2026-09-29", "2026-09-30", "2026-10-01", "2026-10-02",
+                    "2026-10-06", "2026-10-07", "2026-10-08"]             # 5: substitute holiday, 9: Hangul Day
+    # Seollal 2027: Sat 6 – Tue 9 February (the 9th substitutes for Sunday the 7th).
+    got = slots_between(Schedule("business_days", "09:00"), at("2027-02-05T00:00"), at("2027-02-12T23:59"))
+    assert [s.date().isoformat() for s in got] == ["2027-02-05", "2027-02-10", "2027-02-11", "2027-02-12"]

@@ -11,6 +11,7 @@ import re
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
+import holidays
 import pandas as pd
 import pytest
 
@@ -24,6 +25,7 @@ from tests.fixtures_app import app_env  # noqa: F401  (fixture)
 from tests.fixtures_smtp import smtp_server, start_smtp  # noqa: F401  (fixture)
 from tests.subscriptions_helpers import StepClock, attachment, csv_rows, subscription_config, text_body, xlsx_rows
 
+KR_HOLIDAYS = holidays.country_holidays("KR")  # the calendar business days skip
 CHANNEL_KO = {"bank_transfer": "계좌이체", "card": "신용·체크카드", "convenience_store": "편의점", "mobile": "모바일",
               "auto_charge": "자동충전"}
 
@@ -92,7 +94,7 @@ def test_a_week_of_daily_weekly_monthly_and_business_day_slots_in_seconds(app_en
         daily: expected_slots(start, end, 9, 0, lambda d: True),
         weekly: expected_slots(start, end, 9, 30, lambda d: d.weekday() == 0),
         monthly: expected_slots(start, end, 7, 0, lambda d: d.day == min(31, calendar.monthrange(d.year, d.month)[1])),
-        business: expected_slots(start, end, 8, 30, lambda d: d.weekday() < 5),
+        business: expected_slots(start, end, 8, 30, lambda d: d.weekday() < 5 and d not in KR_HOLIDAYS),
     }
     assert len(expected[monthly]) == 1 and expected[weekly]
     total = sum(len(v) for v in expected.values())

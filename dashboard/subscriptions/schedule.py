@@ -7,8 +7,10 @@ slots in seconds.
 
 Kinds:
 - daily          every day at HH:MM
-- business_days  Monday to Friday. Korean public holidays are NOT skipped
-                 (a stated limit: they move every year with the lunar calendar);
+- business_days  Monday to Friday except Korean public holidays (Seollal,
+                 Chuseok, substitute holidays …) as the pinned `holidays`
+                 package knows them — a holiday decreed after its release
+                 (an election day, say) needs a package upgrade;
 - weekly         on one weekday (0 = Monday)
 - monthly        on one day of the month; a day the month lacks (31 in
                  November, 29–31 in February) means the month's last day.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -59,12 +62,23 @@ def schedule_problem(frequency: str, at: str, weekday: int | None, month_day: in
     return None
 
 
+@lru_cache(maxsize=64)
+def _korean_holidays(year: int) -> frozenset[date]:
+    import holidays
+
+    return frozenset(holidays.country_holidays("KR", years=year))
+
+
+def is_korean_holiday(day: date) -> bool:
+    return day in _korean_holidays(day.year)
+
+
 def runs_on(schedule: Schedule, day: date) -> bool:
     """Whether the schedule has a slot on this calendar day (Asia/Seoul)."""
     if schedule.frequency == "daily":
         return True
     if schedule.frequency == "business_days":
-        return day.weekday() < 5
+        return day.weekday() < 5 and not is_korean_holiday(day)
     if schedule.frequency == "weekly":
         return day.weekday() == schedule.weekday
     last = calendar.monthrange(day.year, day.month)[1]
