@@ -16,6 +16,7 @@ subscription's own settings link; recipients appear only in the headers.
 from __future__ import annotations
 
 from datetime import datetime
+from html import escape as html_escape
 from email.message import EmailMessage
 from email.utils import formatdate
 
@@ -111,6 +112,4 @@ def alert_mail(*, sender: str, recipients: tuple[str, ...], msg_id: str, lang: s
 
 
 def _e(text: str) -> str:
-    import html as _html
-
-    return _html.escape(text, quote=True)
+    return html_escape(text, quote=True)
