@@ -35,6 +35,7 @@ PAGES = [  # (file, url path, label key, icon)
     ("pages/reports.py", "reports", "page_reports", ":material/description:"),
     ("pages/pipeline.py", "pipeline", "page_pipeline", ":material/sync_alt:"),
     ("pages/dictionary.py", "dictionary", "page_dictionary", ":material/menu_book:"),
+    ("pages/subscriptions.py", "subscriptions", "page_subscriptions", ":material/forward_to_inbox:"),
 ]
 pages = [
     st.Page(str(ROOT / file), title=i18n.t(label), url_path=url, icon=icon, default=(i == 0))

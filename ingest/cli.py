@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ingest.config import ConfigError, load_config
@@ -58,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
 
     d = with_config(sub.add_parser("watchdog", help="e-mail when the worker stops, and when it recovers"))
     d.add_argument("--once", action="store_true", help="check once and exit")
+
+    sc = with_config(sub.add_parser("scheduler", help="send subscribed reports and data alerts by e-mail, once per slot"))
+    sc.add_argument("--once", action="store_true", help="one round (plan, check alerts, send what is due) and exit")
+    sc.add_argument("--clock-file", metavar="PATH", type=Path, help=argparse.SUPPRESS)  # tests: the time is read from this file
 
     r = with_config(sub.add_parser("run", help="the whole demo: broker, simulator, exporter, worker, watchdog, app"))
     r.add_argument("--port", type=int, default=8501, help="Streamlit port")
@@ -169,6 +174,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ingest.watchdog import run_watchdog
 
         return run_watchdog(cfg, once=args.once)
+    if args.command == "scheduler":
+        cfg = load_config(args.config, needs=("warehouse", "alerts"))
+        from dashboard.subscriptions.sender import run_scheduler
+
+        return run_scheduler(cfg, once=args.once, clock_file=args.clock_file)
     if args.command == "run":
         from ingest.supervisor import run_all
 

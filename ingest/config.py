@@ -129,6 +129,20 @@ class AppConfig:
     memory_limit: str = "2GB"
     reports_dir: Path | None = None  # curated reports (*.sql); None = the project's sql/ folder
     state_path: Path = Path("data/app_state.sqlite")  # what the app writes: saved views, subscriptions, audit
+    public_url: str = "http://localhost:8501"  # how mails link back to the app (subscription settings, big results)
+
+
+@dataclass(frozen=True)
+class SubscriptionsConfig:
+    """The scheduler (`python -m ingest scheduler`): report mails and data alerts (docs/subscriptions.md)."""
+
+    check_seconds: float = 20.0  # how often due slots and alerts are looked at
+    late_after_seconds: float = 600.0  # a mail sent later than this after its slot says "late"
+    max_attachment_bytes: int = 5_000_000  # above: a link to the app instead of the file, and the mail says so
+    body_rows: int = 20  # rows of the short table in the mail's body
+    first_retry_seconds: float = 30.0  # SMTP down: back-off per subscription, doubling up to max_retry_seconds
+    max_retry_seconds: float = 1800.0
+    smtp_timeout_seconds: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +181,7 @@ class PipelineConfig:
     worker: WorkerConfig | None = None
     alerts: AlertsConfig | None = None
     app: AppConfig | None = None
+    subscriptions: SubscriptionsConfig = field(default_factory=lambda: SubscriptionsConfig())
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
     pii_hash_key: bytes | None = None  # env PII_HASH_KEY
     failpoint: str | None = None  # env INGEST_FAILPOINT: tests make the worker die at a named step
@@ -195,7 +210,7 @@ def resolve_config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
     return Path(DEFAULT_CONFIG_NAME)
 
 
-ALL_SECTIONS = frozenset({"source", "kafka", "warehouse", "exporter", "worker", "alerts", "app", "tables"})
+ALL_SECTIONS = frozenset({"source", "kafka", "warehouse", "exporter", "worker", "alerts", "app", "subscriptions", "tables"})
 
 
 def load_config(
@@ -243,6 +258,7 @@ def load_config(
     cfg["worker"] = _worker(v, raw.get("worker", {}))
     cfg["alerts"] = _alerts(v, raw.get("alerts", {}), env)
     cfg["app"] = _app(v, raw.get("app", {}))
+    cfg["subscriptions"] = _subscriptions(v, raw.get("subscriptions", {}))
     if "tables" in raw:
         cfg["tables"] = _tables(v, raw["tables"], needs_watermark="exporter" in needs)
     if cfg.get("exporter") is not None and env.get("EXPORT_FAILPOINT"):
@@ -431,7 +447,7 @@ def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
 
 def _app(v: _Validator, raw: Any) -> AppConfig:
     raw = v.section(raw, "app")
-    v.unknown_keys(raw, {"max_display_rows", "max_download_rows", "query_timeout_seconds", "memory_limit", "reports_dir", "state_path"}, "app")
+    v.unknown_keys(raw, {"max_display_rows", "max_download_rows", "query_timeout_seconds", "memory_limit", "reports_dir", "state_path", "public_url"}, "app")
     memory = v.get(raw, "app", "memory_limit", "a string", "2GB")
     if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", memory, re.I):
         raise v.fail("[app] memory_limit", f"= {memory!r} — expected a size such as \"2GB\" or \"512MB\"")
@@ -442,6 +458,20 @@ def _app(v: _Validator, raw: Any) -> AppConfig:
         memory_limit=memory,
         reports_dir=v.path(v.get(raw, "app", "reports_dir", "a string")) if "reports_dir" in raw else None,
         state_path=v.path(v.get(raw, "app", "state_path", "a string", "data/app_state.sqlite")),
+        public_url=v.get(raw, "app", "public_url", "a string", "http://localhost:8501").rstrip("/"),
+    )
+
+
+def _subscriptions(v: _Validator, raw: Any) -> SubscriptionsConfig:
+    raw = v.section(raw, "subscriptions")
+    numbers = {"check_seconds", "late_after_seconds", "first_retry_seconds", "max_retry_seconds", "smtp_timeout_seconds"}
+    v.unknown_keys(raw, numbers | {"max_attachment_bytes", "body_rows"}, "subscriptions")
+    d = SubscriptionsConfig()
+    floats = {k: float(v.get(raw, "subscriptions", k, "a number", getattr(d, k), minimum=0.01)) for k in numbers}
+    return SubscriptionsConfig(
+        max_attachment_bytes=v.get(raw, "subscriptions", "max_attachment_bytes", "a whole number", d.max_attachment_bytes, minimum=0),
+        body_rows=v.get(raw, "subscriptions", "body_rows", "a whole number", d.body_rows, minimum=0),
+        **floats,
     )
 
 

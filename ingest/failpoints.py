@@ -16,7 +16,9 @@ on by itself, so a test that died never leaves a worker stuck for good.
 
 Steps: before_transaction, mid_merge (after the batch's first table is merged,
 inside the transaction), after_commit (before the advisory Kafka commit),
-during_checkpoint.
+during_checkpoint; the scheduler's before_send (slot claimed, nothing sent),
+after_send (the SMTP server accepted the mail, the log does not say so yet),
+after_log (the log says sent).
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ import threading
 import time
 from pathlib import Path
 
-STEPS = ("before_transaction", "mid_merge", "after_commit", "during_checkpoint")
+STEPS = ("before_transaction", "mid_merge", "after_commit", "during_checkpoint",
+         # the scheduler (dashboard/subscriptions/sender.py): around one mail's send and its log entry
+         "before_send", "after_send", "after_log")
 ACTIONS = ("kill", "hold")
 HOLD_LIMIT_SECONDS = 300.0
 HOLD_POLL_SECONDS = 0.02

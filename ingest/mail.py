@@ -79,6 +79,17 @@ def send_now(alerts: AlertsConfig, subject: str, body: str, timeout: float = 15.
 
     Returns only after the server accepted the message for every recipient.
     """
+    send_message(alerts, compose(alerts, subject, body), timeout)
+
+
+def send_message(alerts: AlertsConfig, msg: EmailMessage, timeout: float = 15.0) -> None:
+    """Deliver a composed message (its own To/Cc) through `[alerts]`'s server; same errors as `send_now`.
+
+    The subscription mails (dashboard/subscriptions/) carry attachments and
+    their own recipients; they go through this one door so TLS and login rules
+    stay in one place.
+    """
+    subject = str(msg["Subject"])
     if not alerts.smtp_host:
         raise PermanentMailError("no [alerts] smtp_host configured")
     if alerts.smtp_user and not alerts.starttls:
@@ -86,7 +97,6 @@ def send_now(alerts: AlertsConfig, subject: str, body: str, timeout: float = 15.
             "SMTP_USER is set but [alerts] starttls = false — refusing to send the password unencrypted; "
             "set starttls = true (port 587) or unset SMTP_USER for a plain relay"
         )
-    msg = compose(alerts, subject, body)
     try:
         with smtplib.SMTP(alerts.smtp_host, alerts.smtp_port, timeout=timeout) as smtp:
             smtp.ehlo()

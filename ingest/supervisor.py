@@ -19,6 +19,7 @@ so through env INGEST_LOG_PREFIXED; Streamlit through its logger options):
    watchdog   `python -m ingest watchdog`;
    maintain   `python -m ingest maintain --every 600`, only when the warehouse is a
               DuckLake ([warehouse] catalog): merges the small files each batch writes;
+   scheduler  `python -m ingest scheduler` — subscribed reports and data alerts by e-mail;
    app        `streamlit run streamlit_app.py` on 127.0.0.1:N, URL printed once healthy
               (Streamlit's welcome lines and INFO log are off: this line says
               where to go, once the app answers).
@@ -370,6 +371,7 @@ def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 90
         sup.start("watchdog", [*ingest, "watchdog", *conf])
         if cfg.warehouse is not None and cfg.warehouse.is_lake:  # a lake collects small files: tidy it every 10 minutes
             sup.start("maintain", [*ingest, "maintain", *conf, "--every", str(LAKE_MAINTENANCE_SECONDS)])
+        sup.start("scheduler", [*ingest, "scheduler", *conf])
         sup.start("app", [py, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(app_port),
                           "--server.address", HOST, "--server.headless", "true",
                           # One line format for the whole console: our prefix has the time; warnings say so.

@@ -263,3 +263,8 @@ downloads.download_buttons(
     title=report.title(lang),
     order_note=tables.sort_caption(sort, desc, views, report_order),
 )
+
+# ── send by e-mail: a subscription to this report with these parameters (dashboard/subscriptions/form.py) ──
+from dashboard.subscriptions.form import send_by_email  # noqa: E402
+
+send_by_email(report, values, wh.config)

@@ -117,7 +117,7 @@ def test_make_run_starts_everything_shows_today_and_stops_cleanly(tmp_path, chro
         started |= descendants(run.pid)
         out = (tmp_path / "run.log").read_text()
         assert f"open http://localhost:{app_port}" in out
-        for name in ("broker", "seed", "simulate", "export", "worker", "watchdog", "app"):
+        for name in ("broker", "seed", "simulate", "export", "worker", "watchdog", "scheduler", "app"):
             assert re.search(rf"started {name} \(pid \d+\)", out), f"{name} was not started"
         assert not lock_is_free(cfg.warehouse.worker_lock_path)  # negative control: a running worker holds it
         key = tmp_path / "data" / "demo_pii_hash_key"
@@ -159,7 +159,7 @@ def test_make_run_starts_everything_shows_today_and_stops_cleanly(tmp_path, chro
         left = sorted(p for p in started if alive(p))
         assert left == [], f"processes left running: {left}"
         assert lock_is_free(cfg.warehouse.worker_lock_path)
-        assert "all 7 processes stopped" in (tmp_path / "run.log").read_text()
+        assert "all 8 processes stopped" in (tmp_path / "run.log").read_text()
         repo_data_after = sorted((p.name, p.stat().st_mtime_ns) for p in (ROOT / "data").glob("*")) if (ROOT / "data").exists() else []
         assert repo_data_after == repo_data_before, "the test touched the repository's data/ folder"
     finally:
