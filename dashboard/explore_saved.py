@@ -1,9 +1,9 @@
 """The saved-views panel every question page shares: save the current address under a name, find and open one.
 
 A saved view is the page's query string (dashboard/saved_views.py). Opening
-one is a plain link (`<page>?view=<id>`) loaded in the same tab: a fresh page
+one is a plain link (`<page>?saved=<id>`) loaded in the same tab: a fresh page
 run that reads its state from the address, exactly like a link someone
-shared, so what opens is what was saved. `open_from_url` turns `?view=<id>`
+shared, so what opens is what was saved. `open_from_url` turns `?saved=<id>`
 into the stored query before the page reads its widgets.
 """
 
@@ -25,7 +25,7 @@ def _store(wh):
 
 
 def open_from_url(wh, page: str, url: Mapping[str, list[str]], widget_prefixes: Sequence[str] = ()) -> dict[str, list[str]]:
-    """The page's query: the saved view's when the address says `?view=<id>`, else the address itself.
+    """The page's query: the saved view's when the address says `?saved=<id>`, else the address itself.
 
     The widgets of this page forget what they held (a view opened in the same
     session must not keep the previous question's choices).

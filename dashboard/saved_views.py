@@ -2,7 +2,7 @@
 
 A view is the page's query string (the URL is the state of every page), kept
 in the app-state store (dashboard/app_state, table `saved_views`). Opening
-`?view=<id>` on the page loads that query string; the language is not part of
+`?saved=<id>` on the page loads that query string; the language is not part of
 a view, so a Korean and an English reader each see it in their own.
 
 Names are unique per owner, regardless of letter case; `owner` stays empty
@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode
 from dashboard.app_state import transaction
 from dashboard.i18n import t
 
-VIEW_PARAM = "view"  # ?view=<id> opens a saved view
+VIEW_PARAM = "saved"  # ?saved=<id> opens a saved view (`view=` is the question's summary | rows | pivot)
 NAME_MAX = 120
 NOT_SAVED = ("lang", VIEW_PARAM)  # the reader's language and the view pointer itself are never stored
 

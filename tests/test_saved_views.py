@@ -14,13 +14,13 @@ def conn(tmp_path):
 
 def test_a_saved_view_reopens_exactly_the_query_it_was_saved_with(conn):
     params = {"measure": ["payments.count", "payments.amount"], "dim": "merchants.category",
-              "f.created_at": "last_month", "lang": "en", "view": "3"}
+              "f.created_at": "last_month", "lang": "en", "saved": "3"}
     view = saved_views.save(conn, "  월간   업종별 결제 ", "explore", params)
     assert view.name == "월간 업종별 결제"  # spaces tidied
     again = saved_views.get(conn, view.id)
     assert again.query() == {"dim": ["merchants.category"], "f.created_at": ["last_month"],
                              "measure": ["payments.count", "payments.amount"]}  # language and view pointer left out
-    assert again.link == f"explore?view={view.id}"
+    assert again.link == f"explore?saved={view.id}"
     assert again.full_link.startswith("explore?dim=merchants.category&")
     assert saved_views.get(conn, "not-a-number") is None
     assert saved_views.get(conn, 999) is None
