@@ -67,7 +67,7 @@ def _kind(c, series: pd.Series) -> str:
     if c.kind in MEASURE_KINDS:
         return "number"
     if c.kind == "time":
-        return "time" if c.format == "hour" else "date"
+        return "date" if c.format in ("day", "week", "month", "quarter", "year") else "time"
     if c.kind == "column" and pd.api.types.is_datetime64_any_dtype(series.dtype):
         return "time"
     if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):

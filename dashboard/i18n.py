@@ -281,14 +281,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "lookup_timeline_n": ("이력 {n}건", "{n} events"),
     "lookup_no_table": ("웨어하우스에 '{table}' 테이블이 없어 이 찾아보기를 할 수 없습니다.",
                         "The warehouse has no '{table}' table, so this look-up is not available."),
+    "lookup_events": ("건수", "Events"),
     "lookup_empty": ("관련된 이력이 없습니다.", "Nothing related yet."),
-    "event_at": ("시각", "Time"),
-    "event_kind": ("구분", "Event"),
-    "event_id": ("번호", "Id"),
-    "event_amount_krw": ("금액(원)", "Amount (KRW)"),
-    "event_detail": ("내용", "Detail"),
-    "event_card_id": ("카드 번호", "Card id"),
-    "event_merchant_id": ("가맹점 번호", "Merchant id"),
 }
 
 # ─────────────────────────────────────────────────────────── vocabulary ──

@@ -1,20 +1,23 @@
 """Look up one card or merchant: its attributes, its months, and one timeline of everything related.
 
-Layout and widgets only; what may be typed and the SQL live in
-dashboard/explore_lookup.py. The URL is the state (`?what=card&id=17`,
-`?what=merchant&q=카페`), so a look-up is a link like any other view; the
-timeline on screen and in the files is the same statement.
+Layout and widgets only. The statements come from the query compiler
+(`compile_lookup`, `compile_lookup_search`); what may be looked up and how a
+timeline line reads, from dashboard/explore_lookup.py. The URL is the state
+(`?what=card&id=17`, `?what=merchant&q=카페`), so a look-up is a link like
+any other view; the timeline on screen and in the files is the same rows.
 """
 
 from __future__ import annotations
 
-import pandas as pd
+import pyarrow as pa
 import streamlit as st
 
-from dashboard import charts, downloads, explore_lookup as lookup, explore_saved, i18n, links, tables
+from dashboard import charts, downloads, explore_lookup as lookup, explore_result as result, explore_saved, i18n, links
 from dashboard.charts import VALUES_AS_GIVEN, ChartSpec
+from dashboard.explore_question import model_for
 from dashboard.i18n import t
 from dashboard.page_guard import page_guard
+from dashboard.questions import QuestionError, compile_lookup, compile_lookup_search
 from dashboard.warehouse import app_warehouse
 
 PAGE = "lookup"
@@ -24,6 +27,7 @@ wh = app_warehouse()
 st.title(t("page_lookup"))
 links.copy_link_button()
 guarded = page_guard(wh)
+lang = i18n.lang()
 
 
 def seed(key: str, value) -> None:
@@ -36,10 +40,11 @@ with wh.reading():
     if catalog.empty:
         st.info(t("no_data"))
         st.stop()
+    model = model_for(wh, catalog)
     url = explore_saved.open_from_url(wh, PAGE, links.page_params(), (PREFIX,))
     first = lambda key: (url.get(key) or [""])[-1]  # noqa: E731
 
-    kinds = [k for k, s in lookup.SUBJECTS.items() if lookup.available(catalog, s)]
+    kinds = [k for k, s in lookup.SUBJECTS.items() if lookup.available(model, s)]
     if not kinds:
         st.info(t("lookup_no_table", table=", ".join(s.table for s in lookup.SUBJECTS.values())))
         st.stop()
@@ -49,7 +54,8 @@ with wh.reading():
     what = c1.radio(t("lookup_kind"), kinds, key=PREFIX + "what", format_func=lambda k: t("lookup_" + k),
                     horizontal=True)
     subject = lookup.SUBJECTS[what]
-    info = catalog.tables[subject.table]
+    tm = model.tables[subject.table]
+    key_column = tm.primary_key[0]
     seed(PREFIX + "q", first("id") or first("q"))
     typed = c2.text_input(t(f"lookup_{what}_query"), key=PREFIX + "q", max_chars=200).strip()
 
@@ -59,10 +65,10 @@ with wh.reading():
         try:
             key_value = lookup.parse_id(typed)
         except lookup.LookupInputError as exc:
-            if subject.name_column is None or info.column(subject.name_column) is None:
+            if not subject.searchable or not tm.search:
                 st.warning(t(exc.key, **exc.values))
             else:  # a merchant by (a part of) its name
-                matches = guarded(wh.query, lookup.name_search_sql(info, subject), [lookup.like_pattern(typed)])
+                matches = guarded(compile_lookup_search(model, subject.table, typed, limit=50).run, wh)
                 state["q"] = typed
                 if matches.empty:
                     st.warning(t("lookup_not_found", value=typed[:60], what=t("lookup_" + what)))
@@ -70,8 +76,8 @@ with wh.reading():
                     key_value = int(matches.iat[0, 0])
                 else:
                     st.caption(t("lookup_many", n=i18n.fmt_number(len(matches))))
-                    ids = [int(v) for v in matches[subject.key]]
-                    names = dict(zip(ids, matches[subject.name_column]))
+                    ids = [int(v) for v in matches[key_column]]
+                    names = dict(zip(ids, matches[tm.search[0]]))
                     wanted = first("id")
                     seed(PREFIX + "pick", int(wanted) if wanted.isdigit() and int(wanted) in ids else ids[0])
                     if st.session_state[PREFIX + "pick"] not in ids:
@@ -82,68 +88,71 @@ with wh.reading():
             state["id"] = str(key_value)
 
     if key_value is not None:
-        row = guarded(wh.query, lookup.attributes_sql(info, subject.key), [key_value])
+        try:
+            found = compile_lookup(model, subject.table, str(key_value))
+        except QuestionError as exc:
+            st.warning(str(exc))
+            st.stop()
+        row = guarded(found.attributes.run, wh)
         if row.empty:
             st.warning(t("lookup_not_found", value=str(key_value), what=t("lookup_" + what)))
         else:
             # ── attributes ─────────────────────────────────────────────────────
             st.subheader(t("lookup_attributes"))
-            descriptions = {c.name: wh.description(subject.table, c.name) for c in info.columns}
-            views = tables.views_for_table(info, descriptions)
+            shown = [c for c in found.attributes.columns if not c.id.startswith("_")]
             record = row.iloc[0]
-            cols = st.columns(min(4, len(views)))
-            for i, v in enumerate(views):
-                cols[i % len(cols)].markdown(f"**{v.label}**  \n{i18n.value_label(v.name, record[v.name])}")
+            cols = st.columns(min(4, len(shown)))
+            for i, c in enumerate(shown):
+                value = record[c.id]
+                words = c.value_label(value, lang)
+                text = words if words is not None else i18n.value_label(c.id, value)
+                title = tm.dimensions[c.id].label.text(lang) if c.id in tm.dimensions else c.title(lang)
+                cols[i % len(cols)].markdown(f"**{title}**  \n{text}")
 
             # ── months ─────────────────────────────────────────────────────────
-            monthly = lookup.monthly_sql(catalog, subject)
-            timeline = lookup.timeline_sql(catalog, subject, wh.app.max_display_rows)
-            if monthly is None or timeline is None:
+            months = guarded(found.over_time.run, wh)
+            st.subheader(t("lookup_over_time"))
+            if months.empty:
                 st.info(t("lookup_empty"))
             else:
-                sql, binds = monthly
-                months = guarded(wh.query, sql, [key_value] * binds)
-                st.subheader(t("lookup_over_time"))
-                if months.empty:
-                    st.info(t("lookup_empty"))
-                else:
-                    labels = {"x": i18n.column_label("month"), "n": t("agg_count"), "color": i18n.column_label("measure")}
-                    spec = ChartSpec(kind="bar", x="x", y="n", color="color", agg=VALUES_AS_GIVEN, bucket="month")
-                    fig = charts.figure(months.rename(columns={"n": "value"}), spec, labels)
-                    fig.update_layout(height=280)
-                    st.plotly_chart(fig, key=PREFIX + "months", width="stretch")
+                kinds_of = {name: model.tables[name].label.text(lang) for name in model.tables}
+                points = months.rename(columns={"month": "x", "events": "value"})
+                points["color"] = points["source"].map(kinds_of)
+                labels = {"x": i18n.column_label("month"), "color": i18n.column_label("measure")}
+                spec = ChartSpec(kind="bar", x="x", y="value", color="color", agg=VALUES_AS_GIVEN, bucket="month")
+                fig = charts.figure(points, spec, labels)
+                fig.update_yaxes(title_text=t("lookup_events"))
+                fig.update_layout(height=280)
+                st.plotly_chart(fig, key=PREFIX + "months", width="stretch")
 
-                # ── timeline ───────────────────────────────────────────────────
-                st.subheader(t("lookup_timeline"))
-                count_sql, binds = lookup.timeline_count_sql(catalog, subject)
-                total = int(guarded(wh.scalar, count_sql, [key_value] * binds) or 0)
-                sql, binds = timeline
-                events = guarded(wh.query, sql, [key_value] * binds)
-                st.markdown(t("lookup_timeline_n", n=i18n.fmt_number(total)))
-                descriptions = {"event_at": t("event_at"), "event_id": t("event_id"), "measure": t("event_kind"),
-                                "amount_krw": t("event_amount_krw"), "card_id": t("event_card_id"),
-                                "merchant_id": t("event_merchant_id")}
-                # The subject's own key is the same on every line: leave it out of the screen and the files.
-                shown = [c for c in lookup.TIMELINE_COLUMNS if c != subject.key]
-                views = [v for v in tables.views_for_frame(events[list(lookup.TIMELINE_COLUMNS)], descriptions)
-                         if v.name in shown]
-                if total == 0:
-                    st.info(t("lookup_empty"))
-                else:
-                    tables.show(events, views, key="lk_timeline")
-                    st.caption(t("shown_rows", shown=i18n.fmt_number(len(events)), total=i18n.fmt_number(total)))
-                    st.subheader(t("download"))
-                    file_sql, binds = lookup.timeline_sql(catalog, subject, wh.app.max_download_rows, local_time=True)
-                    downloads.download_buttons(
-                        lambda: wh.query_arrow(file_sql, [key_value] * binds),
-                        views,
-                        basename=f"{subject.kind}_{key_value}_timeline",
-                        filters_text=[f"{t('lookup_' + what)}: {key_value}"],
-                        total_rows=total,
-                        max_rows=wh.app.max_download_rows,
-                        title=subject.table,
-                        key="lk_dl",
-                    )
+            # ── timeline ───────────────────────────────────────────────────────
+            st.subheader(t("lookup_timeline"))
+            events = guarded(found.timeline.run, wh)
+            total = len(events)
+            st.markdown(t("lookup_timeline_n", n=i18n.fmt_number(total)))
+            if total == 0:
+                st.info(t("lookup_empty"))
+            else:
+                events = events.assign(details=[
+                    lookup.detail_text(model, s, d, key_column, lang) for s, d in zip(events["source"], events["details"])])
+                columns = [c for c in found.timeline.columns if c.id != "via"]
+                screen = result.shown(events, columns, lang)
+                cap = wh.app.max_display_rows
+                with st.container(key="lk_timeline"):
+                    st.dataframe(screen.head(cap), column_config=result.column_config(events, columns, lang),
+                                 hide_index=True, width="stretch", key="lk_timeline_grid", placeholder=i18n.EMPTY)
+                st.caption(t("shown_rows", shown=i18n.fmt_number(min(cap, total)), total=i18n.fmt_number(total)))
+                st.subheader(t("download"))
+                downloads.download_buttons(
+                    lambda: pa.Table.from_pandas(screen, preserve_index=False),
+                    result.column_views(events, columns, lang),
+                    basename=f"{subject.kind}_{key_value}_timeline",
+                    filters_text=[f"{t('lookup_' + what)}: {key_value}"],
+                    total_rows=total,
+                    max_rows=wh.app.max_download_rows,
+                    title=subject.table,
+                    key="lk_dl",
+                )
 
     explore_saved.panel(wh, PAGE, state, key="lk_sv")
 

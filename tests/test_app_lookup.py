@@ -67,7 +67,8 @@ def expected_timeline(rows, key: str, value: int) -> pd.DataFrame:
         frame = frame[frame[key] == value]
         parts.append(pd.DataFrame({"at": frame["created_at"], "kind": table, "id": frame[id_col],
                                    "amount": frame["amount_krw"]}))
-    out = pd.concat(parts).sort_values(["at", "kind", "id"], kind="stable")
+    out = pd.concat(parts)
+    out = out.assign(id_text=out["id"].astype(str)).sort_values(["at", "kind", "id_text"], kind="stable")
     return out.reset_index(drop=True)
 
 
@@ -80,7 +81,7 @@ def test_a_cards_timeline_is_the_union_of_its_rows_in_time_order(lookup_env):
     grid = at.dataframe[-1].value
     assert len(grid) == len(want)
     assert grid["Id"].astype(int).to_list() == want["id"].to_list()
-    assert grid["Event"].to_list() == want["kind"].map({"payments": "Payments", "topups": "Top-ups",
+    assert grid["Kind"].to_list() == want["kind"].map({"payments": "Payments", "topups": "Top-ups",
                                                          "refunds": "Refunds"}).to_list()
     assert grid["Amount (KRW)"].astype(int).to_list() == want["amount"].to_list()
     assert "Card id" not in grid.columns  # the card itself is not repeated on every line
