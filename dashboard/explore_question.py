@@ -65,13 +65,28 @@ def _lang() -> str:
     return i18n.lang()
 
 
+def words(fn):
+    """A widget's format_func in the language of this run.
+
+    Streamlit may call a format_func outside the page run (AppTest does, to
+    match a value to its option), where the session's language is not known;
+    fixing it here keeps option labels and values in one language.
+    """
+    lang = i18n.lang()
+
+    def fmt(value):
+        with i18n.language(lang):
+            return fn(value)
+    return fmt
+
+
 def measure_label(model: Model, mid: str) -> str:
-    return model.measure(mid).label.text(_lang())
+    return result.label_text(model.measure(mid).label, _lang())
 
 
 def dimension_label(model: Model, base: str, did: str) -> str:
     d = model.dimension(did)
-    text = d.label.text(_lang())
+    text = result.label_text(d.label, _lang())
     return text if d.table == base else f"{text} · {model.tables[d.table].label.text(_lang())}"
 
 
@@ -179,10 +194,10 @@ def filter_adder(wh: Warehouse, model: Model, base: str, count_measure: str | No
         options = _splittable(model, base) + _time_columns(model, base)
         c1, c2 = st.columns(2)
         did = c1.selectbox(t("q_filter_dim"), options, key=f"q.{base}.fdim",
-                           format_func=lambda v: dimension_label(model, base, v))
+                           format_func=words(lambda v: dimension_label(model, base, v)))
         d = model.dimension(did)
         ops = [op.id for op in ops_for(d.kind)]
-        op = c2.selectbox(t("q_filter_op"), ops, key=f"q.{base}.fop.{did}", format_func=lambda v: t("op_" + v))
+        op = c2.selectbox(t("q_filter_op"), ops, key=f"q.{base}.fop.{did}", format_func=words(lambda v: t("op_" + v)))
         arity = OPS[op].arity
         values: list[str] = []
         if op == "during":
@@ -198,7 +213,7 @@ def filter_adder(wh: Warehouse, model: Model, base: str, count_measure: str | No
                 present = []
             codes = [str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in present]
             values = st.multiselect(t("q_filter_values"), codes, key=f"q.{base}.fvals.{did}.{op}",
-                                    format_func=lambda v: value_words(model, did, v), accept_new_options=True)
+                                    format_func=words(lambda v: value_words(model, did, v)), accept_new_options=True)
         elif arity == "two":
             a, b = st.columns(2)
             values = [a.text_input(t("min"), key=f"q.{base}.flo.{did}", max_chars=100).strip(),
@@ -248,7 +263,7 @@ def _question(wh: Warehouse, model: Model, bases: list[str], asked: Question, gu
 
     # ── what to count, how to split ───────────────────────────────────────────
     c1, c2, c3 = st.columns([1, 2, 2])
-    base = c1.selectbox(t("q_base"), bases, key="q_base", format_func=lambda b: model.tables[b].label.text(lang))
+    base = c1.selectbox(t("q_base"), bases, key="q_base", format_func=words(lambda b: model.tables[b].label.text(lang)))
     if st.session_state.get("q_base_last", base) != base:  # another table: its filters no longer apply
         st.session_state[FILTERS_KEY] = []
         asked = default_question(model) if default_question(model).base == base else Question(base=base)
@@ -260,12 +275,12 @@ def _question(wh: Warehouse, model: Model, bases: list[str], asked: Question, gu
     measure_ids = [m.id for m in model.measures_from(base)]
     count_measure = next((m.id for m in tm.measures.values() if m.agg == "count" and not m.where), None)
     seed(k + "m", [m for m in asked.measures if m in measure_ids] or measure_ids[:1])
-    measures = c2.multiselect(t("q_measures"), measure_ids, key=k + "m", format_func=lambda v: measure_label(model, v),
+    measures = c2.multiselect(t("q_measures"), measure_ids, key=k + "m", format_func=words(lambda v: measure_label(model, v)),
                               placeholder=t("q_measures_pick"))
     dim_ids = _splittable(model, base)
     seed(k + "d", [d for d in asked.dimensions if d in dim_ids])
     dims = c3.multiselect(t("q_dimensions"), dim_ids, key=k + "d", max_selections=3,
-                          format_func=lambda v: dimension_label(model, base, v), placeholder=t("q_dimensions_pick"))
+                          format_func=words(lambda v: dimension_label(model, base, v)), placeholder=t("q_dimensions_pick"))
 
     # ── when ─────────────────────────────────────────────────────────────────
     times = _time_columns(model, base)
@@ -276,7 +291,7 @@ def _question(wh: Warehouse, model: Model, bases: list[str], asked: Question, gu
     if times:
         c1, c2, c3, c4 = st.columns([1, 2, 1, 1])
         seed(k + "time", asked.time if asked.time in times else default_time)
-        time = c1.selectbox(t("date_column"), times, key=k + "time", format_func=lambda v: dimension_label(model, base, v))
+        time = c1.selectbox(t("date_column"), times, key=k + "time", format_func=words(lambda v: dimension_label(model, base, v)))
         url_period = None
         if asked.period:
             try:
@@ -287,10 +302,10 @@ def _question(wh: Warehouse, model: Model, bases: list[str], asked: Question, gu
         period_token = period.token if period is not None else None
         seed(k + "grain", asked.grain or "")
         grain = c3.selectbox(t("q_grain"), ["", *GRAINS], key=k + "grain",
-                             format_func=lambda g: t("grain_" + (g or "none"))) or None
+                             format_func=words(lambda g: t("grain_" + (g or "none")))) or None
         seed(k + "cmp", asked.compare)
         compare = c4.selectbox(t("q_compare"), ["none", "previous", "year"], key=k + "cmp",
-                               format_func=lambda c: t("cmp_" + c))
+                               format_func=words(lambda c: t("cmp_" + c)))
 
     # ── filters ──────────────────────────────────────────────────────────────
     breadcrumbs(model, base)
@@ -305,9 +320,9 @@ def _question(wh: Warehouse, model: Model, bases: list[str], asked: Question, gu
     seed(k + "mfop", mf0.op if mf0 and mf0.op in MEASURE_FILTER_OPS else "ge")
     seed(k + "mfv", float(mf0.value) if mf0 else None)
     mf_measure = c1.selectbox(t("q_measure_filter"), ["", *measure_ids], key=k + "mf",
-                              format_func=lambda v: measure_label(model, v) if v else t("mf_none"))
+                              format_func=words(lambda v: measure_label(model, v) if v else t("mf_none")))
     mf_op = c2.selectbox(t("q_measure_filter_op"), MEASURE_FILTER_OPS, key=k + "mfop",
-                         format_func=lambda v: t("mf_" + v), disabled=not mf_measure)
+                         format_func=words(lambda v: t("mf_" + v)), disabled=not mf_measure)
     mf_value = c3.number_input(t("q_measure_filter_value"), key=k + "mfv", value=None, step=1.0,
                                disabled=not mf_measure)
     sort_options = ["", *measures, *dims]
@@ -315,15 +330,15 @@ def _question(wh: Warehouse, model: Model, bases: list[str], asked: Question, gu
     if st.session_state[k + "sort"] not in sort_options:
         st.session_state[k + "sort"] = ""
     sort = c4.selectbox(t("sort_by"), sort_options, key=k + "sort",
-                        format_func=lambda v: (t("q_sort_default") if not v else
-                                               measure_label(model, v) if v in measure_ids else dimension_label(model, base, v)))
+                        format_func=words(lambda v: (t("q_sort_default") if not v else measure_label(model, v)
+                                                     if v in measure_ids else dimension_label(model, base, v))))
     seed(k + "desc", asked.descending)
     descending = c5.toggle(t("descending"), key=k + "desc")
     seed(k + "top", asked.top or 0)
     top = c6.number_input(t("q_top"), key=k + "top", min_value=0, max_value=MAX_TOP, step=1, help=t("q_top_help"))
     seed("q_view", asked.view)
     view = st.segmented_control(t("q_view"), ["summary", "pivot", "rows"], key="q_view",
-                                format_func=lambda v: t("view_" + v)) or "summary"
+                                format_func=words(lambda v: t("view_" + v))) or "summary"
 
     measure_filters = ()
     if mf_measure and mf_value is not None and math.isfinite(mf_value):
@@ -456,9 +471,9 @@ def _pivot(wh: Warehouse, model: Model, q: Question, guarded) -> Question:
     seed(k + "pc", [d for d in q.pivot_columns if d in options] or list(q.dimensions[1:2]))
     c1, c2 = st.columns(2)
     rows = c1.multiselect(t("pivot_rows"), options, key=k + "pr", max_selections=2,
-                          format_func=lambda v: dimension_label(model, base, v))
+                          format_func=words(lambda v: dimension_label(model, base, v)))
     cols = c2.multiselect(t("pivot_columns"), options, key=k + "pc", max_selections=2,
-                          format_func=lambda v: dimension_label(model, base, v))
+                          format_func=words(lambda v: dimension_label(model, base, v)))
     q = replace(q, pivot_rows=tuple(rows), pivot_columns=tuple(cols))
     if not q.measures:
         st.info(t("q_measures_pick"))

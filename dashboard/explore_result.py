@@ -30,6 +30,16 @@ CHART_TOP = 20  # bars drawn at most (the rest is one "others" bar)
 MEASURE_KINDS = ("measure", "previous", "delta", "delta_pct")
 
 
+def label_text(label, lang: str) -> str:
+    """A model label in the language; English starts with a capital like every other header ("Merchant name")."""
+    text = label.text(lang)
+    return text[:1].upper() + text[1:] if lang == "en" else text
+
+
+def title(column, lang: str) -> str:
+    return label_text(column.label, lang)
+
+
 def visible(columns: Sequence) -> list:
     """The columns a person sees: not the internal "others" flag nor pivot flags."""
     return [c for c in columns if c.kind not in ("others", "flag")]
@@ -59,7 +69,7 @@ def screen_frame(frame: pd.DataFrame, columns: Sequence, lang: str | None = None
             if first_dimension:
                 s = s.where(~others, t("others_row"))
             first_dimension = False
-        out[c.title(lang)] = s.reset_index(drop=True)
+        out[title(c, lang)] = s.reset_index(drop=True)
     return pd.DataFrame(out)
 
 
@@ -79,7 +89,7 @@ def _kind(c, series: pd.Series) -> str:
 def column_views(frame: pd.DataFrame, columns: Sequence, lang: str | None = None) -> list[ColumnView]:
     """dashboard.tables views of the *screen* frame (labelled headers), for downloads."""
     lang = lang or i18n.lang()
-    return [ColumnView(c.title(lang), c.title(lang), _kind(c, frame[c.id])) for c in visible(columns)]
+    return [ColumnView(title(c, lang), title(c, lang), _kind(c, frame[c.id])) for c in visible(columns)]
 
 
 def column_config(frame: pd.DataFrame, columns: Sequence, lang: str | None = None) -> dict:
@@ -87,19 +97,19 @@ def column_config(frame: pd.DataFrame, columns: Sequence, lang: str | None = Non
     lang = lang or i18n.lang()
     config = {}
     for c in visible(columns):
-        title = c.title(lang)
+        header = title(c, lang)
         kind = _kind(c, frame[c.id])
         if kind == "number":
             fmt = "%.1f" if c.format in ("pct", "decimal") or c.kind == "delta_pct" else "localized"
-            config[title] = st.column_config.NumberColumn(title, format=fmt)
+            config[header] = st.column_config.NumberColumn(header, format=fmt)
         elif kind == "id":
-            config[title] = st.column_config.NumberColumn(title, format="%d")
+            config[header] = st.column_config.NumberColumn(header, format="%d")
         elif kind == "date":
-            config[title] = st.column_config.DateColumn(title, format="YYYY-MM-DD")
+            config[header] = st.column_config.DateColumn(header, format="YYYY-MM-DD")
         elif kind == "time":
-            config[title] = st.column_config.DatetimeColumn(title, format="YYYY-MM-DD HH:mm")
+            config[header] = st.column_config.DatetimeColumn(header, format="YYYY-MM-DD HH:mm")
         else:
-            config[title] = st.column_config.TextColumn(title)
+            config[header] = st.column_config.TextColumn(header)
     return config
 
 
@@ -139,7 +149,7 @@ def figure(frame: pd.DataFrame, columns: Sequence, measure: str, lang: str | Non
     prev = by_id.get(f"{measure}__previous")
     dims = [c for c in columns if c.kind == "dimension"]
     others = frame["others"].fillna(False).astype(bool) if "others" in frame else pd.Series(False, index=frame.index)
-    y_title = m.title(lang)
+    y_title = title(m, lang)
     fig = go.Figure()
     current_name = t("current_period") if prev is not None else y_title
     if grain and "time" in frame:
@@ -174,7 +184,7 @@ def figure(frame: pd.DataFrame, columns: Sequence, measure: str, lang: str | Non
             fig.add_trace(go.Bar(x=[str(x) for x in labels], y=part[prev.id], name=t("previous_period"),
                                  marker_color=PALETTE[1], customdata=codes))
             fig.update_layout(barmode="group")
-        fig.update_xaxes(title_text=" · ".join(c.title(lang) for c in dims), type="category")
+        fig.update_xaxes(title_text=" · ".join(title(c, lang) for c in dims), type="category")
     else:
         return None
     fig.update_yaxes(title_text=y_title, separatethousands=True, tickformat=",", hoverformat=",.4~f")
@@ -221,7 +231,7 @@ def pivot_table(frame: pd.DataFrame, columns: Sequence, measure: str, row_dims: 
             col_order.append(c)
     rows_sorted = [r for r in row_order if r != total] + ([total] if total in row_order else [])
     cols_sorted = [c for c in col_order if c != total] + ([total] if total in col_order else [])
-    head = " · ".join(by_id[d].title(lang) for d in row_dims) or by_id[measure].title(lang)
+    head = " · ".join(title(by_id[d], lang) for d in row_dims) or title(by_id[measure], lang)
     out = pd.DataFrame({head: rows_sorted})
     for c in cols_sorted:
         out[c] = [cells.get((r, c)) for r in rows_sorted]

@@ -49,20 +49,38 @@ def open_from_url(wh, page: str, url: Mapping[str, list[str]], widget_prefixes: 
     return view.query()
 
 
+def _save(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str) -> None:
+    """The save button's callback: runs before the page, so the list below already shows the new view."""
+    name = st.session_state.get(f"{key}_name", "")
+    try:
+        with _store(wh) as conn:
+            view = saved_views.save(conn, name, page, current)
+        st.session_state[f"{key}_note"] = ("success", t("view_saved", name=view.name))
+        st.session_state[f"{key}_name"] = ""
+    except SavedViewError as exc:
+        st.session_state[f"{key}_note"] = ("warning", str(exc))
+    except AppStateError as exc:
+        st.session_state[f"{key}_note"] = ("error", t("store_failed", msg=str(exc)))
+
+
+def _delete(wh, view_id: int, key: str) -> None:
+    try:
+        with _store(wh) as conn:
+            saved_views.delete(conn, view_id)
+    except AppStateError as exc:
+        st.session_state[f"{key}_note"] = ("error", t("store_failed", msg=str(exc)))
+
+
 def panel(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str = "sv") -> None:
     """An expander: name + save for the current view, then the saved views (searchable), each a link that opens it."""
     with st.expander(t("saved_views"), icon=":material/bookmark:"):
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
-        name = c1.text_input(t("view_name"), key=f"{key}_name", max_chars=saved_views.NAME_MAX)
-        if c2.button(t("save_view"), key=f"{key}_save", icon=":material/bookmark_add:"):
-            try:
-                with _store(wh) as conn:
-                    view = saved_views.save(conn, name, page, current)
-                st.success(t("view_saved", name=view.name))
-            except SavedViewError as exc:
-                st.warning(str(exc))
-            except AppStateError as exc:
-                st.error(t("store_failed", msg=str(exc)))
+        c1.text_input(t("view_name"), key=f"{key}_name", max_chars=saved_views.NAME_MAX)
+        c2.button(t("save_view"), key=f"{key}_save", icon=":material/bookmark_add:", on_click=_save,
+                  args=(wh, page, dict(current), key))
+        note = st.session_state.pop(f"{key}_note", None)
+        if note:
+            getattr(st, note[0])(note[1])
         search = st.text_input(t("view_search"), key=f"{key}_search", max_chars=200)
         try:
             with _store(wh) as conn:
@@ -77,10 +95,5 @@ def panel(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str = 
             # target=_self: a page load in this tab, so the view opens from its address like a shared link.
             a.markdown(f'<a href="{html.escape(view.link)}" target="_self" class="dd-saved-view">'
                        f'{html.escape(view.name)}</a>', unsafe_allow_html=True)
-            if b.button(t("view_delete"), key=f"{key}_del_{view.id}", icon=":material/delete:"):
-                try:
-                    with _store(wh) as conn:
-                        saved_views.delete(conn, view.id)
-                except AppStateError as exc:
-                    st.error(t("store_failed", msg=str(exc)))
-                st.rerun()
+            b.button(t("view_delete"), key=f"{key}_del_{view.id}", icon=":material/delete:", on_click=_delete,
+                     args=(wh, view.id, key))

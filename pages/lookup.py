@@ -106,7 +106,7 @@ with wh.reading():
                 value = record[c.id]
                 words = c.value_label(value, lang)
                 text = words if words is not None else i18n.value_label(c.id, value)
-                title = tm.dimensions[c.id].label.text(lang) if c.id in tm.dimensions else c.title(lang)
+                title = tm.dimensions[c.id].label.text(lang) if c.id in tm.dimensions else result.title(c, lang)
                 cols[i % len(cols)].markdown(f"**{title}**  \n{text}")
 
             # ── months ─────────────────────────────────────────────────────────
