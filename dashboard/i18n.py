@@ -327,6 +327,65 @@ VOCABULARY: dict[str, dict[str, tuple[str, str]]] = {
     "segment": _SEGMENT, "age_band": _AGE_BAND, "weekday": _WEEKDAY, "measure": _MEASURE,
 }
 
+# model: words for the ranking choice of the refund report (sql/merchant_refund_cancel_rates.sql)
+VOCABULARY["rank_by"] = {"refund_rate": ("환불률", "Refund rate"), "cancel_rate": ("취소율", "Cancellation rate")}
+
+# model: messages of the question builder (dashboard/questions): a link that no longer fits, a question
+# that cannot be answered as asked — each says what happened and what to do.
+_TEXT.update({
+    "q_no_table": ("테이블을 고르지 않았습니다 — 목록에서 하나 골라 주세요.", "No table chosen — pick one from the list."),
+    "q_unknown_table": ("테이블 '{table}' 이(가) 없습니다 — 목록에서 골라 주세요 ({tables}).",
+                        "There is no table '{table}' — pick one from the list ({tables})."),
+    "q_unknown_measure": ("측정값 '{id}' 이(가) 없어 뺐습니다 — 목록에서 다시 골라 주세요.",
+                          "Measure '{id}' does not exist and was dropped — pick one from the list."),
+    "q_unknown_dimension": ("기준 '{id}' 이(가) 없어 뺐습니다 — 목록에서 다시 골라 주세요.",
+                            "Dimension '{id}' does not exist and was dropped — pick one from the list."),
+    "q_unreachable": ("'{id}' 은(는) {base} 에서 연결되지 않아 뺐습니다 ({reason}).",
+                      "'{id}' cannot be reached from {base} and was dropped ({reason})."),
+    "q_bad_filter": ("조건 '{token}' 을(를) 읽지 못해 뺐습니다 — 기준~연산~값 형식이어야 합니다.",
+                     "Could not read the filter '{token}', so it was dropped — it must be dimension~op~value."),
+    "q_bad_filter_values": ("'{id}' 조건의 값 개수가 맞지 않아 뺐습니다 ({op}: {problem}).",
+                            "The filter on '{id}' has the wrong number of values and was dropped ({op}: {problem})."),
+    "q_bad_measure_filter": ("측정값 조건 '{token}' 을(를) 읽지 못해 뺐습니다 — 예: payments.payments~ge~50.",
+                             "Could not read the measure filter '{token}', so it was dropped — e.g. payments.payments~ge~50."),
+    "q_bad_time": ("기간 기준 열 '{id}' 은(는) 쓸 수 없어 뺐습니다 — 날짜·시각 열을 골라 주세요.",
+                   "The time column '{id}' cannot be used and was dropped — pick a date or time column."),
+    "q_bad_period": ("기간 '{value}' 을(를) 읽지 못해 뺐습니다 — 목록에서 고르거나 2026-11-01..2026-11-30 처럼 적어 주세요.",
+                     "Could not read the period '{value}', so it was dropped — pick one or write it like 2026-11-01..2026-11-30."),
+    "q_bad_choice": ("'{value}' 은(는) {what} 값으로 쓸 수 없어 기본값을 씁니다.", "'{value}' is not a valid {what}; using the default."),
+    "q_bad_sort": ("정렬 기준 '{id}' 은(는) 고른 측정값·기준이 아니어서 뺐습니다.",
+                   "Sort by '{id}' is not a chosen measure or dimension, so it was dropped."),
+    "q_bad_top": ("상위 N '{value}' 은(는) 1~{max} 사이의 수가 아니어서 뺐습니다.",
+                  "Top N '{value}' is not a number from 1 to {max}, so it was dropped."),
+    "q_need_measure": ("무엇을 셀지(측정값)를 하나 이상 골라 주세요.", "Pick at least one measure (what to count or sum)."),
+    "q_need_period": ("비교하려면 기간이 필요합니다 — 기간을 골라 주세요 (예: 최근 30일).",
+                      "A comparison needs a period — pick one (e.g. last 30 days)."),
+    "q_bad_value": ("'{dimension}' 조건: {problem} — 값을 고쳐 주세요.", "Filter on '{dimension}': {problem} — correct the value."),
+    "q_op_not_for": ("'{op}' 연산은 '{dimension}' 에 쓸 수 없습니다 — 다른 연산을 골라 주세요.",
+                     "The operation '{op}' does not fit '{dimension}' — pick another operation."),
+    "q_cannot_reach": ("{what}: {reason}", "{what}: {reason}"),
+    "q_not_additive": ("'{measure}' 은(는) 시간 흐름 전체로 더할 수 없어(고유 개수) 순위를 매길 수 없습니다 — 시간 단위를 빼거나 다른 측정값으로 순위를 매겨 주세요.",
+                       "'{measure}' cannot be totalled over a time series (distinct counts do not add up) — remove the time grain or rank by another measure."),
+    "q_no_time": ("{table} 에는 날짜·시각 열이 없어 기간으로 거를 수 없습니다 — 기간을 빼거나 그 테이블의 측정값을 빼 주세요.",
+                  "{table} has no date or time column, so it cannot be limited to a period — remove the period or that table's measures."),
+    "q_pivot_needs_dimension": ("피벗에는 행이나 열 기준이 하나 이상 필요합니다.", "A pivot needs a dimension on rows or on columns."),
+    "q_no_timeline": ("{table} 을(를) 가리키는 테이블이 없어 이력이 없습니다 — 다른 대상을 찾아 주세요.",
+                      "No table points at {table}, so it has no timeline — look up another kind of thing."),
+    "q_bad_key": ("'{value}' 은(는) {table} 번호로 쓸 수 없습니다 — 데이터에 보이는 번호를 그대로 적어 주세요.",
+                  "'{value}' is not a {table} id — type the id as shown in the data."),
+    "q_others": ("기타", "Others"),
+    # filter operations (dashboard/questions/filters.py) and comparisons
+    "op_in": ("다음 중 하나", "is one of"), "op_not_in": ("다음이 아님", "is none of"), "op_eq": ("=", "="),
+    "op_ne": ("≠", "≠"), "op_lt": ("<", "<"), "op_le": ("≤", "≤"), "op_gt": (">", ">"), "op_ge": ("≥", "≥"),
+    "op_between": ("사이 (양끝 포함)", "between (inclusive)"), "op_contains": ("포함", "contains"),
+    "op_empty": ("비어 있음", "is empty"), "op_not_empty": ("비어 있지 않음", "is not empty"),
+    "op_during": ("기간", "during"),
+    "compare_none": ("비교 안 함", "No comparison"), "compare_previous": ("직전 같은 기간", "Previous period"),
+    "compare_year": ("작년 같은 기간", "Same period last year"),
+    "grain_hour": ("시간", "Hour"), "grain_day": ("일", "Day"), "grain_week": ("주", "Week"), "grain_month": ("월", "Month"),
+    "grain_quarter": ("분기", "Quarter"), "grain_year": ("연", "Year"),
+})
+
 # Names of the result columns the bundled reports and pages use ("한국어 / English"); a
 # warehouse column is named by its description in pipeline.toml first.
 COLUMN_NAMES = {

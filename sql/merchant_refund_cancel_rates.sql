@@ -1,8 +1,10 @@
 -- title: 가맹점별 환불·취소율 / Refund and cancellation rates by merchant
--- description: 기간 안 결제 중 취소된 비율(건수)과 승인 금액 중 환불된 비율(그 결제의 환불, 환불 시점 무관). / Of the payments made in the period: share cancelled (by count) and share of the approved amount refunded (refunds of those payments, whenever they happened).
+-- description: 기간 안 결제 중 환불된 비율(승인 금액 중 그 결제의 환불액, 환불 시점 무관)과 취소된 비율(건수). 고른 비율이 높은 순으로 상위 N곳. / Of the payments made in the period: share of the approved amount refunded (refunds of those payments, whenever they happened) and share cancelled (by count). The top N merchants by the chosen rate.
 -- param: period daterange default=last_30_days label="기간 / Period"
+-- param: rank_by choice options=refund_rate,cancel_rate default=refund_rate required=true label="순위 기준 / Rank by"
+-- param: top number default=20 min=1 label="상위 N곳 / Top N"
 -- param: min_payments number default=5 min=1 label="최소 결제 건수 / Minimum payments"
--- chart: bar x=merchant_name y=cancel_rate_pct
+-- chart: bar x=merchant_name y=refund_rate_pct
 -- totals: payments, cancelled, approved_krw, refunded_krw
 WITH p AS (
     SELECT payment_id, merchant_id, status, amount_krw
@@ -41,4 +43,12 @@ SELECT
 FROM per_merchant AS x
 JOIN merchants AS m USING (merchant_id)
 WHERE x.payments >= $min_payments
-ORDER BY cancel_rate_pct DESC, refund_rate_pct DESC NULLS LAST, x.merchant_id
+-- Rank by the rate the reader picked; the other rate breaks ties.
+QUALIFY row_number() OVER (
+    ORDER BY CASE WHEN $rank_by = 'cancel_rate' THEN cancel_rate_pct ELSE refund_rate_pct END DESC NULLS LAST,
+             CASE WHEN $rank_by = 'cancel_rate' THEN refund_rate_pct ELSE cancel_rate_pct END DESC NULLS LAST,
+             x.merchant_id
+) <= $top
+ORDER BY CASE WHEN $rank_by = 'cancel_rate' THEN cancel_rate_pct ELSE refund_rate_pct END DESC NULLS LAST,
+         CASE WHEN $rank_by = 'cancel_rate' THEN refund_rate_pct ELSE cancel_rate_pct END DESC NULLS LAST,
+         x.merchant_id

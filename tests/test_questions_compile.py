@@ -75,6 +75,11 @@ def test_ratio_across_two_tables_with_a_floor_on_a_count_and_top_n(business):
     other = got[got["others"]].iloc[0]
     assert other["payments.payments"] == rest.payments.sum()
     assert other["payments.refund_rate"] == pytest.approx(100.0 * rest.refunded_krw.sum() / rest.approved_krw.sum())
+    # Negative control: joining refunds to payments before counting (the fan-out the compiler avoids)
+    # repeats refunded payments, and this oracle would notice.
+    pay, ref = business.live("payments"), business.live("refunds")
+    naive = pay.merge(ref[["payment_id"]], on="payment_id", how="left").groupby("merchant_id").size()
+    assert (naive != per.payments).any()
 
 
 def test_top_n_and_others_sum_to_the_total(business):
@@ -201,3 +206,137 @@ def test_a_filter_value_of_the_wrong_type_is_a_message_not_a_query(business):
     q = Question("payments", ("payments.payments",), (), filters=(Filter("payments.amount_krw", "gt", ("1; --",)),))
     with pytest.raises(QuestionError, match="not a number"):
         compile_summary(business.model, q)
+
+
+def test_values_read_in_the_chosen_language(business):
+    from dashboard.questions.display import format_value
+
+    q = Question("payments", ("payments.amount", "payments.cancel_rate"), ("payments.weekday",), top=3)
+    compiled = compile_summary(business.model, q)
+    got = business.query(compiled)
+    cols = {c.id: c for c in compiled.columns}
+    weekday = got["payments.weekday"].dropna().iloc[0]
+    names = {1: ("월", "Mon"), 2: ("화", "Tue"), 3: ("수", "Wed"), 4: ("목", "Thu"), 5: ("금", "Fri"),
+             6: ("토", "Sat"), 7: ("일", "Sun")}
+    assert format_value(cols["payments.weekday"], weekday, "ko") == names[int(weekday)][0]
+    assert format_value(cols["payments.weekday"], weekday, "en") == names[int(weekday)][1]
+    assert format_value(cols["payments.amount"], 1234.0, "ko") == "1,234원"
+    assert format_value(cols["others"], True, "ko") == "기타"
+    assert cols["payments.cancel_rate"].title("ko") == "취소율(%)"
+
+
+def test_filters_on_derived_and_time_dimensions(business):
+    pay = business.live("payments")
+    local = pay.created_at.dt.tz_convert(SEOUL)
+    lo, hi, _ = _bounds("last_month")
+    cases = [
+        (Filter("payments.weekday", "in", ("6", "7")), local.dt.day_of_week >= 5),
+        (Filter("payments.amount_band", "in", ("5000", "-inf")), pay.amount_krw < 10000),
+        (Filter("payments.hour", "between", ("9", "17")), local.dt.hour.between(9, 17)),
+        (Filter("payments.created_at", "during", ("last_month",)), (pay.created_at >= lo) & (pay.created_at < hi)),
+        (Filter("payments.day", "ge", (lo.date().isoformat(),)), pay.created_at >= lo),
+        (Filter("payments.cancelled_at", "empty", ()), pay.cancelled_at.isna()),
+        (Filter("payments.status", "ne", ("approved",)), pay.status != "approved"),
+    ]
+    for f, mask in cases:
+        q = Question("payments", ("payments.payments",), (), filters=(f,))
+        got = business.query(compile_summary(business.model, q))
+        assert got["payments.payments"].iloc[0] == mask.sum(), f
+
+
+def test_compiled_queries_run_through_the_warehouse_cache(business):
+    q = Question("payments", ("payments.payments",), ("merchants.category",),
+                 filters=(Filter("merchants.category", "in", ("cafe", "online")),))
+    compiled = compile_summary(business.model, q)
+    first = compiled.run(business.warehouse)
+    assert set(first["merchants.category"]) == {"cafe", "online"}
+    assert compiled.run(business.warehouse).equals(first)
+
+
+def test_comparison_windows():
+    from datetime import date
+
+    from dashboard.questions.periods import windows
+
+    w = windows("2026-11-01..2026-11-30", "previous")
+    assert (w.previous.start.date(), w.previous.end.date(), w.shift_days) == (date(2026, 10, 2), date(2026, 11, 1), 30)
+    w = windows("2024-02-01..2024-02-29", "year")
+    assert (w.previous.start.date(), w.previous.end.date(), w.shift_years) == (date(2023, 2, 1), date(2023, 3, 1), 1)
+    assert windows("last_month", "none").previous is None
+
+
+def test_every_filter_operation_and_comparison_has_words_in_both_languages():
+    from dashboard import i18n
+    from dashboard.questions.filters import OPS, op_label
+    from dashboard.questions.spec import COMPARES, GRAINS
+
+    for lang in i18n.LANGS:
+        with i18n.language(lang):
+            assert all(op_label(op) for op in OPS)
+            assert all(i18n.t("compare_" + c) for c in COMPARES) and all(i18n.t("grain_" + g) for g in GRAINS)
+
+
+def test_lookup_search_finds_a_merchant_by_name_or_id(business):
+    from dashboard.questions import compile_lookup_search
+
+    merchants = business.live("merchants")
+    name = merchants.merchant_name.iloc[3]
+    found = business.query(compile_lookup_search(business.model, "merchants", name.split()[0]))
+    assert set(found.merchant_id) == set(merchants[merchants.merchant_name.str.contains(name.split()[0])].merchant_id[:20])
+    by_id = business.query(compile_lookup_search(business.model, "merchants", str(merchants.merchant_id.iloc[3])))
+    assert merchants.merchant_id.iloc[3] in set(by_id.merchant_id)
+
+
+def test_a_period_places_refunds_by_their_payments_time(business):
+    q = Question("payments", ("payments.refund_rate",), (), period="last_30_days")
+    got = business.query(compile_summary(business.model, q))["payments.refund_rate"].iloc[0]
+    lo, hi, _ = _bounds("last_30_days")
+    pay = _in(business.live("payments"), lo, hi)
+    refunds = business.live("refunds")
+    refunded = refunds[refunds.payment_id.isin(pay.payment_id)].amount_krw.sum()
+    assert got == pytest.approx(100.0 * refunded / pay[pay.status == "approved"].amount_krw.sum())
+    # topups cannot reach payments: placed by their own time
+    q = Question("payments", ("payments.amount", "topups.amount"), (), period="last_30_days")
+    got = business.query(compile_summary(business.model, q)).iloc[0]
+    assert got["topups.amount"] == _in(business.live("topups"), lo, hi).amount_krw.sum()
+    assert got["payments.amount"] == pay.amount_krw.sum()
+
+
+def test_any_text_in_a_filter_or_link_stays_a_parameter(business):
+    """Fuzz: whatever text arrives (widget or URL), the SQL text is the one compiled for a plain value."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    def compiled(value: str):
+        q = Question("payments", ("payments.payments",), ("merchants.category",),
+                     filters=(Filter("merchants.merchant_name", "contains", (value,)),
+                              Filter("merchants.category", "in", (value, "cafe"))))
+        return compile_summary(business.model, q)
+
+    baseline = compiled("plain").sql
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.text(max_size=300))
+    def check(value):
+        c = compiled(value)
+        assert c.sql == baseline
+        again, problems = Question.from_params(
+            Question("payments", ("payments.payments",), ("merchants.category",),
+                     filters=(Filter("merchants.merchant_name", "contains", (value,)),)).to_params(), business.model)
+        assert problems == [] and again.filters[0].values == (value,)
+
+    check()
+
+
+def test_breadcrumbs_read_like_a_sentence(business):
+    from dashboard.questions.display import describe_filter, describe_measure_filter
+    from dashboard.questions.spec import default_question
+
+    f = Filter("merchants.category", "in", ("cafe", "online"))
+    assert describe_filter(business.model, f, "ko") == "업종 다음 중 하나 카페, 온라인"
+    assert describe_filter(business.model, f, "en") == "Category is one of Cafe, Online"
+    assert describe_measure_filter(business.model, MeasureFilter("payments.payments", "ge", 50), "ko") == "결제 건수 ≥ 50"
+    q = default_question(business.model, "payments")
+    got = business.query(compile_summary(business.model, q))
+    lo, hi, _ = _bounds("last_30_days")
+    assert got["payments.payments"].sum() == len(_in(business.live("payments"), lo, hi))

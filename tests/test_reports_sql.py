@@ -181,7 +181,8 @@ def test_refund_and_cancellation_rates_by_merchant(demo):
                     s["refunded_payments"] += 1
     min_payments = 60
     expected = {k: v for k, v in stats.items() if v["payments"] >= min_payments}
-    df = run(demo, "merchant_refund_cancel_rates", period=(start, end), min_payments=min_payments)
+    df = run(demo, "merchant_refund_cancel_rates", period=(start, end), min_payments=min_payments,
+             rank_by="cancel_rate", top=1000)
     assert set(df.merchant_id) == set(expected) and 0 < len(expected) < len(stats)
     for r in df.itertuples():
         e = expected[r.merchant_id]
@@ -191,6 +192,12 @@ def test_refund_and_cancellation_rates_by_merchant(demo):
         assert r.refund_rate_pct == pytest.approx(100 * e["refunded"] / e["approved"], abs=0.051)
     assert list(df.cancel_rate_pct) == sorted(df.cancel_rate_pct, reverse=True)
     assert sum(e["refunded"] for e in expected.values()) > 0
+    # By default: ranked by the refund rate (the title's first rate), top N only.
+    top = run(demo, "merchant_refund_cancel_rates", period=(start, end), min_payments=min_payments, top=3)
+    rates = sorted(((100 * e["refunded"] / e["approved"] if e["approved"] else float("-inf")), k)
+                   for k, e in expected.items())
+    assert list(top.refund_rate_pct) == sorted(top.refund_rate_pct, reverse=True) and len(top) == 3
+    assert set(top.merchant_id) == {k for _, k in rates[-3:]}
 
 
 def test_cards_issued_per_month_by_product(demo):

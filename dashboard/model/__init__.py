@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from dashboard.model import derive, files, graph
 from dashboard.model.types import Dimension, Label, Measure, Problem, Relationship, TableModel
 from dashboard.warehouse import Catalog
 
 __all__ = ["Dimension", "Label", "Measure", "Model", "ModelError", "Problem", "Relationship", "TableModel",
-           "load_model", "models_dir"]
+           "load_model", "model_for", "models_dir"]
 
 PROJECT_MODELS = Path(__file__).resolve().parent.parent.parent / "models"
 MAX_FORMULA_DEPTH = 5
@@ -140,6 +139,8 @@ def models_dir(config) -> Path:
 
 def load_model(config, catalog: Catalog, directory: Path | None = None) -> Model:
     """The model of every table in `catalog`; problems collected, never raised."""
+    if catalog.empty:  # no data yet: pages say so; model files are checked once tables exist
+        return Model(tables={})
     directory = directory or models_dir(config)
     primary_keys = {name: tuple(spec.primary_key) for name, spec in config.tables.items()}
     descriptions = {name: {c.name: c.description for c in spec.columns} for name, spec in config.tables.items()}
@@ -208,3 +209,24 @@ def _drop(model: Model, table: str, section: str, name: str) -> None:
     current = model.tables[table]
     kept = {k: v for k, v in getattr(current, section).items() if k != name}
     model.tables[table] = replace(current, **{section: kept})
+
+
+_CACHE: dict[tuple, Model] = {}
+
+
+def model_for(warehouse) -> Model:
+    """The model of the app's warehouse, for pages; read again when the data version or a model file changes.
+
+    The data version covers new tables and columns (a new topic gets its
+    catalog model on the next batch); the files' stamps cover a developer
+    editing `models/*.toml` while the app runs.
+    """
+    directory = models_dir(warehouse.config)
+    stamps = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.toml"))) if directory.is_dir() else ()
+    key = (str(warehouse.path), str(directory), warehouse.data_version(), stamps)
+    model = _CACHE.get(key)
+    if model is None:
+        model = load_model(warehouse.config, warehouse.catalog(), directory)
+        _CACHE.clear()
+        _CACHE[key] = model
+    return model

@@ -12,7 +12,7 @@ from typing import Mapping
 
 from dashboard.i18n import VOCABULARY, is_identifier
 from dashboard.model.types import Dimension, Label, Measure, TableModel
-from dashboard.warehouse import ColumnInfo, TableInfo, column_kind
+from dashboard.warehouse import ColumnInfo, TableInfo
 
 _WEEKDAYS = (("월", "Mon"), ("화", "Tue"), ("수", "Wed"), ("목", "Thu"), ("금", "Fri"), ("토", "Sat"), ("일", "Sun"))
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -82,7 +82,3 @@ def catalog_model(info: TableInfo, description: str, descriptions: Mapping[str, 
         dimensions={c.name: column_dimension(info.name, c, descriptions) for c in info.columns},
         source="catalog", columns=tuple((c.name, c.type) for c in info.columns),
     )
-
-
-def number_kind(type_: str) -> bool:
-    return column_kind(type_) == "number"

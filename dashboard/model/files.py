@@ -81,11 +81,13 @@ def read_model_file(path: Path, catalog: Catalog, primary_keys: Mapping[str, tup
         if dim:
             dimensions[name] = dim
 
-    measures = {"count": base.measures["count"]} if "count" in base.measures else {}
+    measures = {}
     for name, spec in _tables(f, raw, "measures").items():
         measure = _measure(f, info, name, spec)
         if measure:
             measures[name] = measure
+    if not any(m.agg == "count" and m.column is None and m.where is None for m in measures.values()):
+        measures["count"] = base.measures["count"]  # a table can always count its rows
     return TableModel(name=table, label=label, primary_key=base.primary_key, time=time, amount=amount,
                       search=search, relationships=relationships, measures=measures, dimensions=dimensions,
                       source=path.name, columns=base.columns)

@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from dashboard.i18n import t
 from dashboard.model import Label, Measure, Model, ModelError
 from dashboard.model.formulas import substitute
 from dashboard.model.types import Dimension
@@ -97,6 +98,13 @@ class _Params:
         return f"${len(self.values)}"
 
 
+def _name(label: Label) -> str:
+    """A label in the language of the page run (for messages)."""
+    from dashboard.i18n import lang
+
+    return label.text(lang())
+
+
 def source(table: str) -> str:
     return f"{quote(DATA_SCHEMA)}.{quote(table)}"
 
@@ -155,7 +163,7 @@ class _From:
         try:
             path = self.model.path(self.table, table)
         except ModelError as exc:
-            raise QuestionError(f"{why}: {exc}") from None
+            raise QuestionError(t("q_cannot_reach", what=why, reason=str(exc))) from None
         key: tuple[str, ...] = ()
         alias = "t0"
         for rel in path:
@@ -178,14 +186,14 @@ def _filter_sql(model: Model, frm: _From, f, bind: _Params, why: str) -> str:
     dim = model.dimension(f.dimension)
     op = OPS.get(f.op)
     if op is None or dim.kind not in op.kinds:
-        raise QuestionError(f"filter '{f.op}' does not fit {dim.label.en} ({dim.kind}) — pick another operation")
+        raise QuestionError(t("q_op_not_for", op=f.op, dimension=_name(dim.label)))
     problem = op.check_count(f.values)
     if problem:
-        raise QuestionError(f"filter on {dim.label.en}: {f.op} {problem}")
+        raise QuestionError(t("q_bad_value", dimension=_name(dim.label), problem=f"{f.op} {problem}"))
     try:
         values = op.convert(list(f.values), dim.kind, value_type(dim))
     except FilterValueError as exc:
-        raise QuestionError(f"filter on {dim.label.en}: {exc} — correct the value") from None
+        raise QuestionError(t("q_bad_value", dimension=_name(dim.label), problem=str(exc))) from None
     if f.op in ("in", "not_in") and any(isinstance(v, float) for v in values):
         values = [float(v) for v in values]
     return op.sql(frm.dimension(dim, why), values, bind)
@@ -196,10 +204,15 @@ def _filter_sql(model: Model, frm: _From, f, bind: _Params, why: str) -> str:
 _REAGG = {"count": "sum", "sum": "sum", "avg": "sum", "min": "min", "max": "max", "count_distinct": "once", None: "once"}
 
 
-def _parts(measure: Measure, index: int) -> list[tuple[str, str, str]]:
-    """(part column, aggregate SQL over the table's own columns, how parts of groups combine)."""
+def _parts(measure: Measure, index: int, when: str | None = None) -> list[tuple[str, str, str]]:
+    """(part column, aggregate SQL over the table's own columns, how parts of groups combine).
+
+    `when` limits the aggregate to some rows (the current or the previous
+    window), on top of the measure's own `where`.
+    """
     col = quote(measure.column) if measure.column else None
-    filt = f" FILTER (WHERE {measure.where})" if measure.where else ""
+    conditions = [c for c in (when, f"({measure.where})" if measure.where else None) if c]
+    filt = f" FILTER (WHERE {' AND '.join(conditions)})" if conditions else ""
     name = f"p{index}"
     if measure.sql is not None:
         return [(name, measure.sql, "once")]
@@ -237,8 +250,12 @@ class _Measures:
     def tables(self) -> list[str]:
         return list(dict.fromkeys(a.table for a in self.atoms))
 
-    def parts_of(self, table: str) -> list[tuple[str, str, str]]:
-        return [p for a in self.atoms if a.table == table for p in self.parts[a.id]]
+    def parts_of(self, table: str, when: str | None = None) -> list[tuple[str, str, str]]:
+        return [p for i, a in enumerate(self.atoms) if a.table == table for p in _parts(a, i, when)]
+
+    def filterable(self) -> bool:
+        """Every part can take a FILTER clause (free `sql` measures cannot)."""
+        return all(a.sql is None for a in self.atoms)
 
     def all_parts(self) -> list[tuple[str, str, str]]:
         return [p for a in self.atoms for p in self.parts[a.id]]
@@ -265,13 +282,16 @@ def _time_of(model: Model, q: Question, frm: _From, table: str) -> tuple[str, st
     """The time column a table's rows are placed in time by: the question's, when reachable, else its own."""
     if q.time:
         dim = model.dimension(q.time)
-        if model.reaches(table, dim.table):
-            alias = frm.alias(dim.table, "time column")
-            return f"{alias}.{quote(dim.column)}", dim.column_type
+        home, column, column_type = dim.table, dim.column, dim.column_type
+    else:  # the base table's own time column
+        home, column = q.base, model.tables[q.base].time
+        column_type = model.tables[q.base].column_type(column) if column else None
+    if column and column_type and model.reaches(table, home):
+        alias = frm.alias(home, "time column")
+        return f"{alias}.{quote(column)}", column_type
     own = model.tables[table].time
     if own is None:
-        raise QuestionError(f"{table} has no date or time column, so it cannot be limited to a period "
-                            "— remove the period or the measures of that table")
+        raise QuestionError(t("q_no_time", table=table))
     return f"t0.{quote(own)}", model.tables[table].column_type(own) or "TIMESTAMP WITH TIME ZONE"
 
 
@@ -293,9 +313,9 @@ def _measure_columns(model: Model, q: Question) -> list[Column]:
 def compile_summary(model: Model, q: Question) -> Compiled:
     """Measures per group: one statement for the table and the chart of a question."""
     if not q.measures:
-        raise QuestionError("pick at least one measure (what to count or sum)")
+        raise QuestionError(t("q_need_measure"))
     if q.compare != "none" and not q.period:
-        raise QuestionError("a comparison needs a period — pick one (e.g. last 30 days)")
+        raise QuestionError(t("q_need_period"))
     if q.grain is not None and q.grain not in GRAINS:
         raise QuestionError(f"time grain '{q.grain}' is unknown — use one of: {', '.join(GRAINS)}")
     bind = _Params()
@@ -306,6 +326,7 @@ def compile_summary(model: Model, q: Question) -> Compiled:
     compare = win is not None and win.previous is not None
     dcols = [f"__d{i}" for i in range(len(dims))]
     tcol = ["__t"] if q.grain else []
+    by_filter = ms.filterable()
 
     ctes = []
     for i, table in enumerate(ms.tables()):
@@ -321,12 +342,16 @@ def compile_summary(model: Model, q: Question) -> Compiled:
                 in_current = (f"({ts} >= {bind(time_value(cur.start, ts_type))} "
                               f"AND {ts} < {bind(time_value(cur.end, ts_type))})")
                 ranges = [in_current]
-                if compare:
+                if compare and win.previous.end == cur.start:
+                    # adjoining windows: one range, so DuckDB can skip row groups by their min/max
+                    ranges = [f"({ts} >= {bind(time_value(win.previous.start, ts_type))} "
+                              f"AND {ts} < {bind(time_value(cur.end, ts_type))})"]
+                elif compare:
                     prev = win.previous
                     ranges.append(f"({ts} >= {bind(time_value(prev.start, ts_type))} "
                                   f"AND {ts} < {bind(time_value(prev.end, ts_type))})")
                 where.append("(" + " OR ".join(ranges) + ")")
-            select.append(f"CASE WHEN {in_current} THEN 'c' ELSE 'p' END AS __w" if compare else "'c' AS __w")
+            select.append(f"{in_current} AS __cur")
             if q.grain:
                 loc = local_time(ts, ts_type)
                 if compare:
@@ -335,17 +360,28 @@ def compile_summary(model: Model, q: Question) -> Compiled:
                     loc = f"(CASE WHEN {in_current} THEN {loc} ELSE {loc} + {shift} END)"
                 bucket = f"date_trunc('{q.grain}', {loc})"
                 select.append(f"{bucket} AS __t" if q.grain == "hour" else f"CAST({bucket} AS DATE) AS __t")
+        # Both windows in one scan: each part twice, FILTERed to its window (current / previous);
+        # free `sql` measures cannot take a FILTER, so then the window becomes a grouping key instead.
+        keys = dcols + tcol
+        if not compare:
+            parts = [f"{expr} AS {name}__c" for name, expr, _ in ms.parts_of(table)]
+        elif by_filter:
+            parts = [f"{expr} AS {name}__{w}" for w, cond in (("c", "__cur"), ("p", "NOT __cur"))
+                     for name, expr, _ in ms.parts_of(table, cond)]
         else:
-            select.append("'c' AS __w")
-        parts = ", ".join(f"{expr} AS {name}" for name, expr, _ in ms.parts_of(table))
+            keys = keys + ["__cur"]
+            parts = [f"{expr} AS {name}" for name, expr, _ in ms.parts_of(table)]
         inner = f"SELECT {', '.join(select)} FROM {frm.sql()}" + (f" WHERE {' AND '.join(where)}" if where else "")
-        keys = ", ".join(dcols + tcol + ["__w"])
-        ctes.append(f"s{i} AS (SELECT {keys}, {parts} FROM ({inner}) AS b GROUP BY ALL)")
+        ctes.append(f"s{i} AS (SELECT {', '.join(keys + parts)} FROM ({inner}) AS b GROUP BY ALL)")
 
     stacked = " UNION ALL BY NAME ".join(f"SELECT * FROM s{i}" for i in range(len(ctes)))
     windows = ["c", "p"] if compare else ["c"]
-    grain_parts = ", ".join(_combine(how, name, f" FILTER (WHERE __w = '{w}')") + f" AS {name}__{w}"
-                            for name, _, how in ms.all_parts() for w in windows)
+    if compare and not by_filter:
+        grain_parts = ", ".join(_combine(how, name, f" FILTER (WHERE {'' if w == 'c' else 'NOT '}__cur)")
+                                + f" AS {name}__{w}" for name, _, how in ms.all_parts() for w in windows)
+    else:
+        grain_parts = ", ".join(_combine(how, f"{name}__{w}") + f" AS {name}__{w}"
+                                for name, _, how in ms.all_parts() for w in windows)
     group = ", ".join(dcols + tcol)
     ctes.append(f"grain AS (SELECT {group + ', ' if group else ''}{grain_parts} FROM ({stacked}) AS u"
                 + (f" GROUP BY {group})" if group else ")"))
@@ -355,8 +391,7 @@ def compile_summary(model: Model, q: Question) -> Compiled:
     if dims and (q.top or q.measure_filters):
         for mid in [f.measure for f in q.measure_filters] + [sort_measure]:
             if q.grain and ms.once(mid):
-                raise QuestionError(f"{model.measure(mid).label.en} cannot be totalled over a time series "
-                                    "(distinct counts do not add up) — remove the time grain, or rank by another measure")
+                raise QuestionError(t("q_not_additive", measure=_name(model.measure(mid).label)))
         rank_source = "grain"
         if q.grain:
             totals = ", ".join(_combine(how, f"{name}__c") + f" AS {name}__c" for name, _, how in ms.all_parts())
@@ -474,9 +509,9 @@ def compile_pivot(model: Model, q: Question, row_dims: list[str] | tuple[str, ..
     (a distinct count or a ratio does not add up).
     """
     if not q.measures:
-        raise QuestionError("pick at least one measure for the pivot")
+        raise QuestionError(t("q_need_measure"))
     if not row_dims and not col_dims:
-        raise QuestionError("a pivot needs a dimension on rows or on columns")
+        raise QuestionError(t("q_pivot_needs_dimension"))
     bind = _Params()
     row = [model.dimension(d) for d in row_dims]
     col = [model.dimension(d) for d in col_dims]
@@ -534,7 +569,7 @@ def _key_value(model: Model, table: str, key: str) -> tuple[str, Any]:
     try:
         return column, coerce(str(key).strip(), column_kind(ctype), ctype)
     except FilterValueError as exc:
-        raise QuestionError(f"{tm.label.en} key: {exc} — type the id as shown in the data") from None
+        raise QuestionError(t("q_bad_key", value=str(key)[:40], table=_name(tm.label))) from None
 
 
 def compile_lookup(model: Model, table: str, key: str) -> Lookup:
@@ -569,7 +604,7 @@ def compile_lookup(model: Model, table: str, key: str) -> Lookup:
             f"CAST(e.{quote(events.time)} AS TIMESTAMPTZ) AS happened_at, {amount} AS amount, "
             f"CAST(to_json(e) AS VARCHAR) AS details FROM {source(rel.table)} AS e WHERE e.{quote(rel.column)} = {tk}")
     if not branches:
-        raise QuestionError(f"no table points at {table}, so it has no timeline — look up another kind of thing")
+        raise QuestionError(t("q_no_timeline", table=_name(tm.label)))
     union = " UNION ALL ".join(branches)
     timeline_columns = (Column("source", "dimension", Label("구분", "Kind"),
                                values={t: model.tables[t].label for t in model.tables}),

@@ -189,6 +189,13 @@ OPS: dict[str, FilterOp] = {op.id: op for op in (
 MEASURE_OPS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "eq": "=", "ne": "<>"}
 
 
+def op_label(op_id: str) -> str:
+    """The operation's name on screen, in the page's language."""
+    from dashboard.i18n import t
+
+    return t("op_" + op_id)
+
+
 def ops_for(kind: str) -> list[FilterOp]:
     """The operations a dimension of this kind offers, in menu order."""
     return [op for op in OPS.values() if kind in op.kinds]

@@ -26,10 +26,11 @@ URL keys (all optional except base):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 from dashboard.dates import parse_period, today_seoul
+from dashboard.i18n import t
 from dashboard.questions.filters import MEASURE_OPS, OPS
 
 GRAINS = ("hour", "day", "week", "month", "quarter", "year")
@@ -132,23 +133,23 @@ class Question:
 
         base = one("base")
         if not base or base not in model.tables:
-            problems.append(f"table '{base}' is not in the model — pick one of: {', '.join(sorted(model.tables))}"
-                            if base else "no table chosen — pick one")
+            problems.append(t("q_unknown_table", table=base[:60], tables=", ".join(sorted(model.tables)))
+                            if base else t("q_no_table"))
             base = next(iter(sorted(model.tables)), "")
-        measures = _known(many("m"), model.has_measure, "measure", problems)
-        dimensions = [d for d in _known(many("d"), model.has_dimension, "dimension", problems)
+        measures = _known(many("m"), model.has_measure, "q_unknown_measure", problems)
+        dimensions = [d for d in _known(many("d"), model.has_dimension, "q_unknown_dimension", problems)
                       if _reachable(model, base, d, problems)]
         filters = []
         for token in many("f"):
             f = Filter.parse(token)
             if f is None or f.op not in OPS:
-                problems.append(f"filter '{token[:60]}' is not dimension~op~value — it was dropped")
+                problems.append(t("q_bad_filter", token=token[:60]))
             elif not model.has_dimension(f.dimension):
-                problems.append(f"filter on unknown dimension '{f.dimension[:60]}' was dropped")
+                problems.append(t("q_unknown_dimension", id=f.dimension[:60]))
             elif _reachable(model, base, f.dimension, problems):
                 error = OPS[f.op].check_count(f.values)
                 if error:
-                    problems.append(f"filter on {f.dimension}: {f.op} {error} — it was dropped")
+                    problems.append(t("q_bad_filter_values", id=f.dimension, op=f.op, problem=error))
                 else:
                     filters.append(f)
         measure_filters = []
@@ -157,35 +158,35 @@ class Question:
             try:
                 mf = MeasureFilter(parts[0], parts[1], float(parts[2]))
             except (IndexError, ValueError):
-                problems.append(f"measure filter '{token[:60]}' is not measure~op~number — it was dropped")
+                problems.append(t("q_bad_measure_filter", token=token[:60]))
                 continue
             if mf.op not in MEASURE_OPS or not model.has_measure(mf.measure):
-                problems.append(f"measure filter '{token[:60]}' names an unknown measure or operation — dropped")
+                problems.append(t("q_bad_measure_filter", token=token[:60]))
             else:
                 measure_filters.append(mf)
         time = one("time")
         if time is not None and not (model.has_dimension(time) and model.dimension(time).kind == "time"
                                      and _reachable(model, base, time, problems)):
-            problems.append(f"time column '{time[:60]}' is not a reachable date or time dimension — dropped")
+            problems.append(t("q_bad_time", id=time[:60]))
             time = None
         period = one("period")
         if period is not None:
             try:
                 parse_period(period, today_seoul())
             except ValueError:
-                problems.append(f"period '{period[:60]}' is neither a preset nor from..to — dropped")
+                problems.append(t("q_bad_period", value=period[:60]))
                 period = None
         grain = one("grain")
         if grain is not None and grain not in GRAINS:
-            problems.append(f"time grain '{grain[:20]}' is unknown — use one of: {', '.join(GRAINS)}")
+            problems.append(t("q_bad_choice", value=grain[:20], what="grain"))
             grain = None
         compare = one("cmp") or "none"
         if compare not in COMPARES:
-            problems.append(f"comparison '{compare[:20]}' is unknown — use previous or year")
+            problems.append(t("q_bad_choice", value=compare[:20], what="cmp"))
             compare = "none"
         sort = one("sort")
         if sort is not None and not (sort in measures or sort in dimensions):
-            problems.append(f"sort by '{sort[:60]}' is not a chosen measure or dimension — dropped")
+            problems.append(t("q_bad_sort", id=sort[:60]))
             sort = None
         top = None
         if one("top"):
@@ -194,15 +195,15 @@ class Question:
                 if not 1 <= top <= MAX_TOP:
                     raise ValueError
             except ValueError:
-                problems.append(f"top '{one('top')[:20]}' is not a number from 1 to {MAX_TOP} — dropped")
+                problems.append(t("q_bad_top", value=one("top")[:20], max=MAX_TOP))
                 top = None
         view = one("view") or "summary"
         if view not in VIEWS:
-            problems.append(f"view '{view[:20]}' is unknown — showing the summary")
+            problems.append(t("q_bad_choice", value=view[:20], what="view"))
             view = "summary"
-        pivot_rows = [d for d in _known(many("pr"), model.has_dimension, "dimension", problems)
+        pivot_rows = [d for d in _known(many("pr"), model.has_dimension, "q_unknown_dimension", problems)
                       if _reachable(model, base, d, problems)]
-        pivot_columns = [d for d in _known(many("pc"), model.has_dimension, "dimension", problems)
+        pivot_columns = [d for d in _known(many("pc"), model.has_dimension, "q_unknown_dimension", problems)
                          if _reachable(model, base, d, problems)]
         question = cls(base=base, measures=tuple(measures), dimensions=tuple(dimensions), filters=tuple(filters),
                        measure_filters=tuple(measure_filters), time=time, period=period, grain=grain,
@@ -211,11 +212,20 @@ class Question:
         return question, problems
 
 
-def _known(ids: list[str], exists, what: str, problems: list[str]) -> list[str]:
+def default_question(model, base: str) -> Question:
+    """What a table shows before anyone picks anything: its first measure over the last 30 days, by day."""
+    table = model.table(base)
+    measure = next(iter(table.measures.values()), None)
+    time = f"{base}.{table.time}" if table.time and table.time in table.dimensions else None
+    return Question(base=base, measures=(measure.id,) if measure else (), time=time,
+                    period="last_30_days" if table.time else None, grain="day" if table.time else None)
+
+
+def _known(ids: list[str], exists, message: str, problems: list[str]) -> list[str]:
     out = []
     for item in ids:
         if not exists(item):
-            problems.append(f"{what} '{item[:60]}' is not in the model — it was dropped")
+            problems.append(t(message, id=item[:60]))
         elif item not in out:
             out.append(item)
     return out
@@ -228,5 +238,5 @@ def _reachable(model, base: str, dimension_id: str, problems: list[str]) -> bool
         model.path(base, dimension_id.partition(".")[0])
         return True
     except ModelError as exc:
-        problems.append(f"{dimension_id}: {exc} — it was dropped")
+        problems.append(t("q_unreachable", id=dimension_id, base=base, reason=str(exc)))
         return False
