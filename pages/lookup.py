@@ -99,7 +99,8 @@ with wh.reading():
         else:
             # ── attributes ─────────────────────────────────────────────────────
             st.subheader(t("lookup_attributes"))
-            shown = [c for c in found.attributes.columns if not c.id.startswith("_")]
+            # What the model shows of the table (its hidden bookkeeping columns stay hidden here too).
+            shown = [c for c in found.attributes.columns if c.id in tm.dimensions and not c.id.startswith("_")]
             record = row.iloc[0]
             cols = st.columns(min(4, len(shown)))
             for i, c in enumerate(shown):
