@@ -222,7 +222,8 @@ def test_values_read_in_the_chosen_language(business):
     assert format_value(cols["payments.weekday"], weekday, "en") == names[int(weekday)][1]
     assert format_value(cols["payments.amount"], 1234.0, "ko") == "1,234원"
     assert format_value(cols["others"], True, "ko") == "기타"
-    assert cols["payments.cancel_rate"].title("ko") == "취소율(%)"
+    assert cols["payments.cancel_rate"].title("ko") == cols["payments.cancel_rate"].label("ko") == "취소율(%)"
+    assert cols["payments.cancel_rate"].label("en") == "Cancellation rate (%)"
 
 
 def test_filters_on_derived_and_time_dimensions(business):
@@ -340,3 +341,28 @@ def test_breadcrumbs_read_like_a_sentence(business):
     got = business.query(compile_summary(business.model, q))
     lo, hi, _ = _bounds("last_30_days")
     assert got["payments.payments"].sum() == len(_in(business.live("payments"), lo, hi))
+
+
+def test_same_period_last_year_on_data_that_starts_this_year(business):
+    q = Question("payments", ("payments.amount",), ("payments.status",), period="last_30_days", compare="year",
+                 grain="week")
+    got = business.query(compile_summary(business.model, q))
+    lo, hi, _ = _bounds("last_30_days")
+    pay = _in(business.live("payments"), lo, hi)
+    assert got["payments.amount"].sum() == pay.amount_krw.sum()
+    assert (got["payments.amount__previous"] == 0).all() and got["payments.amount__delta_pct"].isna().all()
+
+
+def test_a_question_built_in_code_with_bad_parts_is_a_question_error(business):
+    bad = [Question("payments", ("payments.nope",)),
+           Question("payments", ("payments.amount",), ("payments.nope",)),
+           Question("payments", ("payments.amount",), grain="fortnight"),
+           Question("payments", ("payments.amount",), period="last_30_days", compare="decade"),
+           Question("payments", ("payments.amount",), ("payments.status",),
+                    measure_filters=(MeasureFilter("payments.amount", "like", 1),)),
+           Question("merchants", ("merchants.merchants",), ("payments.status",))]
+    for q in bad:
+        with pytest.raises(QuestionError):
+            compile_summary(business.model, q)
+    with pytest.raises(QuestionError):
+        compile_lookup(business.model, "nowhere", "1")

@@ -215,18 +215,21 @@ _CACHE: dict[tuple, Model] = {}
 
 
 def model_for(warehouse) -> Model:
-    """The model of the app's warehouse, for pages; read again when the data version or a model file changes.
+    """The model of the app's warehouse, for pages; read again when the tables' shape or a model file changes.
 
-    The data version covers new tables and columns (a new topic gets its
-    catalog model on the next batch); the files' stamps cover a developer
-    editing `models/*.toml` while the app runs.
+    Keyed by the catalog's tables and columns, not its row counts: a new
+    batch of rows keeps the model, a new topic or column gets a new one on
+    the next run. The files' stamps cover a developer editing
+    `models/*.toml` while the app runs.
     """
     directory = models_dir(warehouse.config)
     stamps = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.toml"))) if directory.is_dir() else ()
-    key = (str(warehouse.path), str(directory), warehouse.data_version(), stamps)
+    catalog = warehouse.catalog()
+    shape = tuple((name, info.schema, info.columns) for name, info in sorted(catalog.tables.items()))
+    key = (str(warehouse.path), str(directory), shape, stamps)
     model = _CACHE.get(key)
     if model is None:
-        model = load_model(warehouse.config, warehouse.catalog(), directory)
+        model = load_model(warehouse.config, catalog, directory)
         _CACHE.clear()
         _CACHE[key] = model
     return model

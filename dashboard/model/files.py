@@ -7,6 +7,7 @@ of the file, and every other file, working. docs/model.md describes the keys.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,6 +17,7 @@ from dashboard.model.types import (AGGREGATIONS, DERIVATIONS, FORMATS, Dimension
                                    Relationship, TableModel)
 from dashboard.warehouse import Catalog, TableInfo, column_kind
 
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,60}$")
 FILE_KEYS = {"table", "label", "time", "amount", "search", "hide", "relationships", "measures", "dimensions"}
 _TIME_DERIVATIONS = {"weekday", "hour", "day", "week", "month", "month_of_year", "year"}
 
@@ -64,7 +66,8 @@ def read_model_file(path: Path, catalog: Catalog, primary_keys: Mapping[str, tup
         time = known_column("time", raw["time"])
         if time and info.column(time).kind != "time":
             f.problem("time", f"'{time}' is not a date or time column — name one, e.g. created_at")
-            time = base.time
+            time = None
+        time = time or base.time
     amount = known_column("amount", raw["amount"]) if "amount" in raw else base.amount
     search = tuple(c for c in (raw.get("search") or ()) if known_column("search", c))
     hide = {c for c in (raw.get("hide") or ()) if known_column("hide", c)}
@@ -102,7 +105,7 @@ def _tables(f: _File, raw: Mapping[str, Any], section: str) -> dict[str, Mapping
     for name, spec in value.items():
         if not isinstance(spec, Mapping):
             f.problem(f"{section}.{name}", "must be a table of keys, e.g. { column = \"...\" }")
-        elif not name.replace("_", "a").isalnum() or not name[0].isalpha():
+        elif not _NAME.match(name):
             f.problem(f"{section}.{name}", "names are lower-case letters, digits and _ — rename it")
         else:
             out[name] = spec
@@ -130,6 +133,11 @@ def _relationship(f: _File, info: TableInfo, name: str, spec: Mapping[str, Any],
                        f"{to_column} is not the key of {target_info.name} ({', '.join(declared_key)}), so one "
                        f"{info.name} row could meet many {target_info.name} rows and measures would be multiplied "
                        f"— point it at the key, or start questions from {target_info.name} instead")
+        return None
+    here, there = info.column(column), target_info.column(to_column)
+    if here.kind != there.kind:
+        f.problem(key, f"{info.name}.{column} ({here.type}) cannot match {target_info.name}.{to_column} ({there.type}) "
+                       "— point it at a column of the same kind")
         return None
     return Relationship(name=name, table=info.name, column=column, to_table=target_info.name, to_column=to_column)
 

@@ -36,6 +36,10 @@ class Label:
     def text(self, lang: str) -> str:
         return self.en if lang == "en" else self.ko
 
+    def __call__(self, lang: str) -> str:
+        """`column.label("ko")`: the same as `text`."""
+        return self.text(lang)
+
 
 @dataclass(frozen=True)
 class Problem:
