@@ -186,3 +186,22 @@ def test_old_table_links_open_the_table_view(demo):
     at = ask({"table": "topups", "in.channel": "mobile"})
     assert at.session_state["x_mode"] == "table"
     assert at.selectbox(key="x_table").value == "topups"
+
+
+@pytest.mark.parametrize("typed", ["'; DROP TABLE merchants; --", "a\x00b", "%' OR 1=1 --", "가" * 400])
+def test_text_typed_into_the_filter_widget_is_a_value(demo, typed):
+    ds = demo
+    at = ask({"base": "payments", "m": "payments.payments"}, lang="ko")
+    at.selectbox(key="q.payments.fdim").set_value("merchants.merchant_name").run()
+    at.selectbox(key="q.payments.fop.merchants.merchant_name").set_value("contains").run()
+    at.text_input(key="q.payments.fval.merchants.merchant_name.contains").input(typed).run()
+    at.button(key="q.payments.fadd").click().run()
+    assert not at.exception
+    assert at.metric[0].value == "0"  # no name contains it; the text was a bound value
+    assert at.button(key="q_crumb_0")  # the filter is on the path, removable
+    # the same widget with a real part of a name counts what pandas counts
+    at.button(key="q_crumb_0").click().run()
+    at.text_input(key="q.payments.fval.merchants.merchant_name.contains").input("cafe").run()
+    at.button(key="q.payments.fadd").click().run()
+    pay = frame(ds, "payments").merge(frame(ds, "merchants")[["merchant_id", "merchant_name"]], on="merchant_id")
+    assert at.metric[0].value == f"{pay['merchant_name'].str.lower().str.contains('cafe').sum():,}"

@@ -199,3 +199,26 @@ def page_charts(page) -> list[dict]:
     from tests.browser_page import charts
 
     return charts(page)
+
+
+def test_pivot_download_keeps_the_layout_on_screen(server, context):
+    from tests.browser_page import download, read_xlsx
+
+    ds, base, shots = server
+    page = context.new_page()
+    page.goto(f"{base}/explore?base=payments&m=payments.payments&view=pivot&pr=merchants.category"
+              f"&pc=payments.status&lang=en")
+    page.get_by_text("Download Excel").wait_for(timeout=90_000)
+    wait_idle(page)
+    headers, rows = grid_rows(page, "q_pivot_0")
+    name, data = download(page, "Download Excel")
+    assert name.endswith(".xlsx")
+    file_headers, file_rows, _ = read_xlsx(data)
+    assert file_headers == headers == ["Category", "Approved", "Cancelled", "Total"]
+    pay = frame(ds, "payments").merge(frame(ds, "merchants")[["merchant_id", "category"]], on="merchant_id", how="left")
+    want = pd.crosstab(pay["category"], pay["status"])
+    by_label = {r[0]: r[1:] for r in file_rows}
+    for code, word in CATEGORY_WORDS.items():
+        assert list(by_label[word]) == [want.loc[code, "approved"], want.loc[code, "cancelled"], want.loc[code].sum()]
+    assert list(by_label["Total"]) == [(pay["status"] == "approved").sum(), (pay["status"] == "cancelled").sum(), len(pay)]
+    assert [r[0] for r in rows] == [r[0] for r in file_rows][:len(rows)]  # same rows, same order as the screen
