@@ -385,10 +385,26 @@ def _filters_text(model: Model, q: Question) -> list[str]:
     return lines
 
 
+ORDERED = ("weekday", "hour", "day", "week", "month", "month_of_year", "year", "bins")
+
+
+def natural_order(model: Model, q: Question) -> Question:
+    """Weekdays, hours, months and amount bands read in their own order unless someone sorts or ranks.
+
+    A link stays reproducible: the rule depends only on the question.
+    """
+    if q.sort or q.top or q.measure_filters or not q.dimensions:
+        return q
+    if model.dimension(q.dimensions[0]).derive not in ORDERED:
+        return q
+    return replace(q, sort=q.dimensions[0], descending=False)
+
+
 def _summary(wh: Warehouse, model: Model, q: Question, guarded) -> None:
     if not q.measures:
         st.info(t("q_measures_pick"))
         return
+    q = natural_order(model, q)
     compiled = _answer(lambda: compile_summary(model, q), guarded)
     if compiled is None:
         return

@@ -205,3 +205,13 @@ def test_text_typed_into_the_filter_widget_is_a_value(demo, typed):
     at.button(key="q.payments.fadd").click().run()
     pay = frame(ds, "payments").merge(frame(ds, "merchants")[["merchant_id", "merchant_name"]], on="merchant_id")
     assert at.metric[0].value == f"{pay['merchant_name'].str.lower().str.contains('cafe').sum():,}"
+
+
+def test_weekdays_read_monday_to_sunday_in_korean(demo):
+    ds = demo
+    at = ask({"base": "payments", "m": "payments.payments", "d": "payments.weekday"}, lang="ko")
+    got = table(at)
+    assert got["요일"].to_list() == ["월", "화", "수", "목", "금", "토", "일"]
+    pay = frame(ds, "payments")
+    weekday = pd.to_datetime(pay["created_at"], utc=True).dt.tz_convert("Asia/Seoul").dt.day_of_week
+    assert got["결제 건수"].to_list() == weekday.value_counts().sort_index().to_list()
