@@ -222,3 +222,28 @@ def test_pivot_download_keeps_the_layout_on_screen(server, context):
         assert list(by_label[word]) == [want.loc[code, "approved"], want.loc[code, "cancelled"], want.loc[code].sum()]
     assert list(by_label["Total"]) == [(pay["status"] == "approved").sum(), (pay["status"] == "cancelled").sum(), len(pay)]
     assert [r[0] for r in rows] == [r[0] for r in file_rows][:len(rows)]  # same rows, same order as the screen
+
+
+def test_clicking_a_table_row_adds_its_values_as_filters(server, context):
+    from playwright.sync_api import expect
+
+    ds, base, shots = server
+    page = context.new_page()
+    page.goto(f"{base}/explore?base=payments&m=payments.amount&d=merchants.category&d=payments.status&lang=en")
+    grid = page.locator(".st-key-q_result [data-testid='stDataFrame']")
+    grid.wait_for(timeout=90_000)
+    wait_idle(page)
+    headers, rows = grid_rows(page, "q_result")
+    first = dict(zip(headers, rows[0]))
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 18, box["y"] + 35 + 17)  # the first row's selection box
+    expect(page.get_by_role("button", name=re.compile(rf"Category.*{first['Category']}"))).to_be_visible(timeout=60_000)
+    expect(page.get_by_role("button", name=re.compile(rf"Payment status.*{first['Payment status']}"))).to_be_visible()
+    wait_idle(page)
+    code = next(c for c, w in CATEGORY_WORDS.items() if w == first["Category"])
+    status = {"Approved": "approved", "Cancelled": "cancelled"}[first["Payment status"]]
+    pay = frame(ds, "payments").merge(frame(ds, "merchants")[["merchant_id", "category"]], on="merchant_id")
+    want = pay[(pay["category"] == code) & (pay["status"] == status)]["amount_krw"].sum()
+    _, narrowed = grid_rows(page, "q_result")
+    assert len(narrowed) == 1 and number(narrowed[0][headers.index("Amount (KRW)")]) == want
