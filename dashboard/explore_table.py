@@ -48,7 +48,6 @@ def seed(key: str, value) -> None:
         st.session_state[key] = value
 
 
-
 def show(wh: Warehouse, url: Mapping[str, list[str]]) -> dict:
     """Draw the table mode for the page's query `url`; returns the query that reproduces what is shown."""
     guarded = page_guard(wh)
@@ -67,13 +66,11 @@ def show(wh: Warehouse, url: Mapping[str, list[str]]) -> dict:
         if st.session_state["x_table"] not in names:
             st.session_state["x_table"] = names[0]
 
-
         def table_label(name: str) -> str:
             desc = i18n.pick(wh.description(name)) if wh.description(name) else ""
             rows = once(f"rows.{name}", lambda: catalog.tables[name].row_count)
             count = t("rows_n", n=i18n.fmt_number(rows))
             return f"{name} — {desc} ({count})" if desc else f"{name} ({count})"
-
 
         table = st.selectbox(t("table"), names, key="x_table", format_func=table_label)
         info: TableInfo = catalog.tables[table]
@@ -88,14 +85,11 @@ def show(wh: Warehouse, url: Mapping[str, list[str]]) -> dict:
         spec_of_table = wh.table_spec(table)
         primary_key = [c for c in (spec_of_table.primary_key if spec_of_table else ()) if info.column(c) is not None]
 
-
         def col_label(name: str) -> str:
             return labels.get(name, name) if name else t("none")
 
-
         def existing(op: str, column: str) -> Filter | None:
             return next((f for f in state.filters if f.op == op and f.column == column), None)
-
 
         k = f"x.{table}."  # widget keys are per table: switching tables never mixes their filters
         chosen: list[Filter] = []
