@@ -21,7 +21,7 @@ from dashboard.warehouse import app_warehouse
 
 PAGE = "explore"
 LAST_URL_KEY = "explore_last_params"  # restores the view when someone comes back through the sidebar
-WIDGET_PREFIXES = ("x_", "x.", "q_")
+WIDGET_PREFIXES = ("x_", "x.", "q_", "q.")
 
 wh = app_warehouse()
 st.title(t("page_explore"))
