@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 from typing import Mapping
 
 import pandas as pd
@@ -25,7 +24,7 @@ import streamlit as st
 
 from dashboard import dates, downloads, explore_result as result, i18n
 from dashboard.i18n import t
-from dashboard.model import Model, ModelError, load_model, models_dir
+from dashboard.model import Model, ModelError, model_for
 from dashboard.page_guard import page_guard
 from dashboard.questions import (Filter, MeasureFilter, Question, QuestionError, compile_pivot, compile_rows,
                                  compile_summary)
@@ -40,20 +39,6 @@ PREFERRED_BASE = ("payments", "topups", "refunds", "cards")
 LINES_TOP = 8  # series drawn on a time series split by a dimension (the rest is "others")
 VALUES_MAX = 200  # values offered in a filter's list
 MEASURE_FILTER_OPS = ("ge", "gt", "le", "lt")
-
-_models: dict[tuple, Model] = {}
-
-
-def model_for(wh: Warehouse, catalog) -> Model:
-    """The data model for this data version and these model files (loaded once per change, not per click)."""
-    folder = models_dir(wh.config)
-    stamps = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in Path(folder).glob("*.toml"))) if Path(folder).is_dir() else ()
-    key = (str(wh.path), wh.data_version(), str(folder), stamps)
-    if key not in _models:
-        _models.clear()
-        _models[key] = load_model(wh.config, catalog)
-    return _models[key]
-
 
 def seed(key: str, value) -> None:
     """A widget's starting value from the URL, once (afterwards the widget owns it)."""
@@ -236,7 +221,7 @@ def show(wh: Warehouse, url: Mapping[str, list[str]]) -> dict:
         if catalog.empty:
             st.info(t("no_data"))
             st.stop()
-        model = model_for(wh, catalog)
+        model = guarded(model_for, wh)
         if model.problems:
             with st.expander(t("q_model_problems", n=len(model.problems)), icon=":material/warning:"):
                 for p in model.problems:

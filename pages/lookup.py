@@ -14,8 +14,8 @@ import streamlit as st
 
 from dashboard import charts, downloads, explore_lookup as lookup, explore_result as result, explore_saved, i18n, links
 from dashboard.charts import VALUES_AS_GIVEN, ChartSpec
-from dashboard.explore_question import model_for
 from dashboard.i18n import t
+from dashboard.model import model_for
 from dashboard.page_guard import page_guard
 from dashboard.questions import QuestionError, compile_lookup, compile_lookup_search
 from dashboard.warehouse import app_warehouse
@@ -40,7 +40,7 @@ with wh.reading():
     if catalog.empty:
         st.info(t("no_data"))
         st.stop()
-    model = model_for(wh, catalog)
+    model = guarded(model_for, wh)
     url = explore_saved.open_from_url(wh, PAGE, links.page_params(), (PREFIX,))
     first = lambda key: (url.get(key) or [""])[-1]  # noqa: E731
 
