@@ -32,6 +32,7 @@ links.keep_language()
 PAGES = [  # (file, url path, label key, icon)
     ("pages/overview.py", "overview", "page_overview", ":material/dashboard:"),
     ("pages/explore.py", "explore", "page_explore", ":material/search:"),
+    ("pages/lookup.py", "lookup", "page_lookup", ":material/person_search:"),
     ("pages/reports.py", "reports", "page_reports", ":material/description:"),
     ("pages/pipeline.py", "pipeline", "page_pipeline", ":material/sync_alt:"),
     ("pages/dictionary.py", "dictionary", "page_dictionary", ":material/menu_book:"),

@@ -115,14 +115,15 @@ def test_language_is_kept_in_links_reloads_and_the_copied_link(server, browser, 
     wait_idle(page)
     assert "lang=en" in page.url  # a reload keeps the language
     page.get_by_test_id("stSidebar").get_by_text("Explore", exact=True).click()
-    page.wait_for_url(re.compile(r"/explore\?(.*&)?table=.*lang=en|/explore\?lang=en.*table="), timeout=60_000)
-    expect(page.get_by_text("Matching rows").first).to_be_visible(timeout=60_000)
+    # Explore opens on the question builder; its question is in the address, with the language.
+    page.wait_for_url(re.compile(r"/explore\?(.*&)?base=.*lang=en|/explore\?lang=en.*base="), timeout=60_000)
+    expect(page.get_by_text("Split by").first).to_be_visible(timeout=60_000)
     wait_idle(page)
 
     page.get_by_role("button", name="Copy link").click()
     expect(page.get_by_text("Link copied").first).to_be_visible(timeout=10_000)
     copied = page.evaluate("() => navigator.clipboard.readText()")
-    assert copied == page.url and "lang=en" in copied and "table=" in copied
+    assert copied == page.url and "lang=en" in copied and "base=" in copied
     page.screenshot(path=str(shots / "copy_link_en.png"))
 
     # Someone else opens the copied link: same view, same language.
@@ -130,7 +131,7 @@ def test_language_is_kept_in_links_reloads_and_the_copied_link(server, browser, 
     try:
         theirs = other.new_page()
         theirs.goto(copied)
-        expect(theirs.get_by_text("Matching rows").first).to_be_visible(timeout=60_000)
+        expect(theirs.get_by_text("Split by").first).to_be_visible(timeout=60_000)
         wait_idle(theirs)
         assert theirs.url == copied
     finally:
@@ -138,11 +139,11 @@ def test_language_is_kept_in_links_reloads_and_the_copied_link(server, browser, 
 
     # Back to Korean: the URL drops the language (Korean is the default) and a reload stays Korean.
     page.get_by_test_id("stSidebar").get_by_text("한국어").click()
-    expect(page.get_by_text("조건에 맞는 행").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("나누는 기준").first).to_be_visible(timeout=60_000)
     wait_idle(page)
     assert "lang=" not in page.url
     page.reload()
-    expect(page.get_by_text("조건에 맞는 행").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("나누는 기준").first).to_be_visible(timeout=60_000)
     page.get_by_role("button", name="링크 복사").click()
     expect(page.get_by_text("링크를 복사했습니다").first).to_be_visible(timeout=10_000)
     assert page.evaluate("() => navigator.clipboard.readText()") == page.url

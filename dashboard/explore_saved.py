@@ -1,0 +1,99 @@
+"""The saved-views panel every question page shares: save the current address under a name, find and open one.
+
+A saved view is the page's query string (dashboard/saved_views.py). Opening
+one is a plain link (`<page>?saved=<id>`) loaded in the same tab: a fresh page
+run that reads its state from the address, exactly like a link someone
+shared, so what opens is what was saved. `open_from_url` turns `?saved=<id>`
+into the stored query before the page reads its widgets.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Mapping, Sequence
+
+import streamlit as st
+
+from dashboard import app_state, saved_views
+from dashboard.app_state import AppStateError
+from dashboard.i18n import t
+from dashboard.saved_views import VIEW_PARAM, SavedViewError
+
+
+def _store(wh):
+    return app_state.connect(app_state.store_path(wh.config))
+
+
+def open_from_url(wh, page: str, url: Mapping[str, list[str]], widget_prefixes: Sequence[str] = ()) -> dict[str, list[str]]:
+    """The page's query: the saved view's when the address says `?saved=<id>`, else the address itself.
+
+    The widgets of this page forget what they held (a view opened in the same
+    session must not keep the previous question's choices).
+    """
+    wanted = (url.get(VIEW_PARAM) or [None])[-1]
+    if wanted is None:
+        return dict(url)
+    try:
+        with _store(wh) as conn:
+            view = saved_views.get(conn, wanted)
+    except AppStateError as exc:
+        st.error(t("store_failed", msg=str(exc)))
+        view = None
+    rest = {k: v for k, v in url.items() if k != VIEW_PARAM}
+    if view is None or view.page != page:
+        st.warning(t("view_missing", id=str(wanted)[:40]))
+        return rest
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(tuple(widget_prefixes))]:
+        del st.session_state[key]
+    st.caption(t("view_opened", name=view.name))
+    return view.query()
+
+
+def _save(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str) -> None:
+    """The save button's callback: runs before the page, so the list below already shows the new view."""
+    name = st.session_state.get(f"{key}_name", "")
+    try:
+        with _store(wh) as conn:
+            view = saved_views.save(conn, name, page, current)
+        st.session_state[f"{key}_note"] = ("success", t("view_saved", name=view.name))
+        st.session_state[f"{key}_name"] = ""
+    except SavedViewError as exc:
+        st.session_state[f"{key}_note"] = ("warning", str(exc))
+    except AppStateError as exc:
+        st.session_state[f"{key}_note"] = ("error", t("store_failed", msg=str(exc)))
+
+
+def _delete(wh, view_id: int, key: str) -> None:
+    try:
+        with _store(wh) as conn:
+            saved_views.delete(conn, view_id)
+    except AppStateError as exc:
+        st.session_state[f"{key}_note"] = ("error", t("store_failed", msg=str(exc)))
+
+
+def panel(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str = "sv") -> None:
+    """An expander: name + save for the current view, then the saved views (searchable), each a link that opens it."""
+    with st.expander(t("saved_views"), icon=":material/bookmark:"):
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        c1.text_input(t("view_name"), key=f"{key}_name", max_chars=saved_views.NAME_MAX)
+        c2.button(t("save_view"), key=f"{key}_save", icon=":material/bookmark_add:", on_click=_save,
+                  args=(wh, page, dict(current), key))
+        note = st.session_state.pop(f"{key}_note", None)
+        if note:
+            getattr(st, note[0])(note[1])
+        search = st.text_input(t("view_search"), key=f"{key}_search", max_chars=200)
+        try:
+            with _store(wh) as conn:
+                found = saved_views.list_views(conn, search, page=page)
+        except AppStateError as exc:
+            st.error(t("store_failed", msg=str(exc)))
+            return
+        if not found:
+            st.caption(t("view_none"))
+        for view in found:
+            a, b = st.columns([5, 1], vertical_alignment="center")
+            # target=_self: a page load in this tab, so the view opens from its address like a shared link.
+            a.markdown(f'<a href="{html.escape(view.link)}" target="_self" class="dd-saved-view">'
+                       f'{html.escape(view.name)}</a>', unsafe_allow_html=True)
+            b.button(t("view_delete"), key=f"{key}_del_{view.id}", icon=":material/delete:", on_click=_delete,
+                     args=(wh, view.id, key))
