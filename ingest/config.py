@@ -74,6 +74,7 @@ class ExporterConfig:
     chunk_rows: int = 5000
     overlap_seconds: float = 5.0
     state_path: Path = Path("data/exporter_state.json")
+    exporter_id: str = "exporter"  # names this exporter in its status records (several may share a broker)
     failpoint: str | None = None  # env EXPORT_FAILPOINT, tests only: e.g. "after_chunk:2" = SIGKILL itself there
 
 
@@ -334,12 +335,13 @@ def _source(v: _Validator, raw: Any, env: Mapping[str, str]) -> SourceConfig:
 
 def _exporter(v: _Validator, raw: Any) -> ExporterConfig:
     raw = v.section(raw, "exporter")
-    v.unknown_keys(raw, {"interval_seconds", "chunk_rows", "overlap_seconds", "state_path"}, "exporter")
+    v.unknown_keys(raw, {"interval_seconds", "chunk_rows", "overlap_seconds", "state_path", "id"}, "exporter")
     return ExporterConfig(
         interval_seconds=float(v.get(raw, "exporter", "interval_seconds", "a number", 60.0, minimum=0)),
         chunk_rows=v.get(raw, "exporter", "chunk_rows", "a whole number", 5000, minimum=1),
         overlap_seconds=float(v.get(raw, "exporter", "overlap_seconds", "a number", 5.0, minimum=0)),
         state_path=v.path(v.get(raw, "exporter", "state_path", "a string", "data/exporter_state.json")),
+        exporter_id=v.get(raw, "exporter", "id", "a string", "exporter"),
     )
 
 
@@ -416,6 +418,8 @@ def _tables(v: _Validator, raw: Any, needs_watermark: bool) -> dict[str, TableSp
         sec = f"tables.{name}"
         if not _IDENT.match(name):
             raise v.fail(f"[{sec}]", "— a table name must be letters, digits and '_' (starting with a letter)")
+        if name == "_control":  # its topic would be the control topic (ingest/control.py)
+            raise v.fail(f"[{sec}]", "— the name _control is reserved for the exporter's status records; rename the table")
         spec = v.section(spec, sec)
         v.unknown_keys(spec, {"primary_key", "watermark", "soft_delete", "description", "columns", "absent_columns",
                               "on_type_mismatch"}, sec)

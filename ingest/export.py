@@ -37,6 +37,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ingest import control
 from ingest.config import ConfigError, KafkaConfig, PipelineConfig, TableSpec
 from ingest.envelope import SCHEMA_KEY, encode_envelope, encode_key, encode_schema_record, schema_id
 from ingest.pii import PiiDetected, find_pii, keyed_hash
@@ -294,6 +295,8 @@ class Exporter:
     source_errors: dict[str, str] = field(default_factory=dict)  # table → last read failure (retried)
     sent_schemas: dict[str, str] = field(default_factory=dict)  # table → schema id published by this process
     new_rows: dict[str, int] = field(default_factory=dict)  # table → rows beyond its watermark, this pass
+    query_seconds: dict[str, list[float]] = field(default_factory=dict)  # table → source read times, this pass
+    broker_outage: str | None = None  # the broker was unreachable during this pass (said in the status record)
     _broker_down: bool = False
     _failpoint: _Failpoint | None = None
 
@@ -305,9 +308,12 @@ class Exporter:
         """One pass over every healthy table; returns rows sent per table (and logs one line if any were)."""
         sent: dict[str, int] = {}
         started = time.monotonic()
+        self.query_seconds = {}
+        self.broker_outage = None
         for name in list(self.readers):
             if name in self.stopped_tables or self.stop.is_set():
                 continue
+            self.source_errors.pop(name, None)
             try:
                 reader = self.readers[name] = self.refresh(self.readers[name])
                 self.publish_schema(reader)
@@ -331,7 +337,52 @@ class Exporter:
                      time.monotonic() - started, ", ".join(f"{name} {n:,}" for name, n in new.items() if n), newest)
         elif any(sent.values()):
             log.debug("pass: %d row(s) of the overlap window re-sent, nothing new", sum(sent.values()))
+        if not self.stop.is_set():
+            self.publish_status(sent, time.monotonic() - started)
         return sent
+
+    # -- the heartbeat through the chain (ingest/control.py)
+    def status(self, sent: dict[str, int], pass_seconds: float, state: str | None = None) -> control.ExporterStatus:
+        """This pass as the status record tells it: per table watermark, rows, errors, stops and source read times."""
+        tables = []
+        for name in self.cfg.tables:
+            mark = self.state.get(name)
+            times = self.query_seconds.get(name, [])
+            tables.append(control.TableStatus(
+                table=name, watermark=mark.ts if mark else None, rows_sent=sent.get(name, 0),
+                rows_total=mark.rows_sent if mark else 0, error=self.source_errors.get(name),
+                stopped=self.stopped_tables.get(name), queries=len(times),
+                query_seconds_max=max(times, default=0.0), query_seconds_total=sum(times),
+            ))
+        running = [t for t in tables if not t.stopped]
+        if state is None:
+            if running and all(t.error for t in running):
+                state = control.SOURCE_UNREACHABLE
+            elif any(t.error or t.stopped for t in tables):
+                state = control.DEGRADED
+            else:
+                state = control.OK
+        message = None
+        if state == control.SOURCE_UNREACHABLE:
+            message = (f"the exporter cannot read the source ({next(t.error for t in running)}) — check the "
+                       "database server, the network to it and the exporter user's grants")
+        elif self.stopped_tables:
+            message = (f"table(s) {', '.join(sorted(self.stopped_tables))} stopped — fix [tables.<t>] in "
+                       "pipeline.toml; the exporter picks the change up by itself")
+        return control.ExporterStatus(
+            exporter=self.cfg.exporter.exporter_id, state=state, exported_at=now_iso(), pass_seconds=pass_seconds,
+            tables=tuple(tables), message=message, broker_outage=self.broker_outage,
+        )
+
+    def publish_status(self, sent: dict[str, int], pass_seconds: float, state: str | None = None) -> bool:
+        """One status record on the control topic; a broker that does not take it is retried next pass, not waited for."""
+        key, value = control.encode_status(self.status(sent, pass_seconds, state))
+        try:
+            self.publisher.publish(control.control_topic(self.cfg.kafka), [(key, value)])
+            return True
+        except BrokerUnavailable as exc:
+            self._note_broker_down(str(exc))
+            return False
 
     def refresh(self, reader: TableReader) -> TableReader:
         """The table's reader with its column types as the source has them now (a migration may change them)."""
@@ -380,8 +431,11 @@ class Exporter:
         total = 0
         self.new_rows[spec.name] = 0
         progress_at = time.monotonic() + PROGRESS_SECONDS
+        times = self.query_seconds.setdefault(spec.name, [])
         while not self.stop.is_set():
+            asked = time.monotonic()
             rows = reader.read_chunk(self.engine, cursor, ex.chunk_rows)
+            times.append(time.monotonic() - asked)
             if not rows:
                 break
             finding = find_pii(spec.name, (r.values for r in rows), checked)
@@ -425,6 +479,7 @@ class Exporter:
 
 
     def _note_broker_down(self, reason: str) -> None:
+        self.broker_outage = self.broker_outage or reason
         if not self._broker_down:
             self._broker_down = True
             log.warning("Kafka unavailable (%s); watermarks stay put, retrying with backoff", reason)
@@ -474,7 +529,7 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
         signal.signal(signal.SIGINT, _on_signal)
 
     try:
-        _ensure_topics(exporter, [cfg.kafka.topic_for(t) for t in readers])
+        _ensure_topics(exporter, [cfg.kafka.topic_for(t) for t in readers] + [control.control_topic(cfg.kafka)])
         while not exporter.stop.is_set():
             started = time.monotonic()
             exporter.source_errors.clear()
@@ -485,6 +540,11 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
     except _Stopping:
         pass
     finally:
+        if not once and not exporter._broker_down:  # a clean stop says so; a killed exporter simply falls silent
+            try:
+                exporter.publish_status({}, 0.0, control.STOPPING)
+            except Exception:  # noqa: BLE001 - stopping anyway; the watchdog sees the silence
+                pass
         publisher.close()
         engine.dispose()
     failures = {**exporter.stopped_tables, **(exporter.source_errors if once else {})}

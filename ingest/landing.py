@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest import landing_sql as sql
+from ingest.control import ControlBatch, status_rows
 from ingest.decode import DecodedBatch, DecodedTopic
 from ingest.failpoints import Failpoints
 from ingest.identifiers import SYSTEM_COLUMNS, own_columns
@@ -124,6 +125,7 @@ def land_batch(
         _write_offsets(con, batch)
         _write_partitions(con, partitions)
         _write_heartbeat(con, heartbeat, batch_id)
+        write_control(con, batch.control)
         result.tables = sorted(landed_tables)
         result.seconds = time.perf_counter() - t0
         lag = sum(p.lag or 0 for p in partitions) if partitions else None
@@ -394,6 +396,19 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, partitions: Sequence[Parti
         "state": pa.array([p.state for p in partitions], pa.string()),
         "reason": pa.array([p.reason for p in partitions], pa.string()),
     })
+
+
+def write_control(con: duckdb.DuckDBPyConnection, control: ControlBatch) -> None:
+    """The exporters' newest status records, inside the caller's transaction (the batch's)."""
+    if not control:
+        return
+    exporters, tables = status_rows(control.statuses.values())
+    for row in exporters:
+        con.execute(sql.forget_older_exporter_status(), {"exporter": row["exporter"], "exported_at": row["exported_at"]})
+        con.execute(sql.insert_exporter_status(), row)
+        con.execute(sql.forget_older_exporter_tables(), {"exporter": row["exporter"], "exported_at": row["exported_at"]})
+    for row in tables:
+        con.execute(sql.insert_exporter_table(), row)
 
 
 def _write_heartbeat(con: duckdb.DuckDBPyConnection, hb: Heartbeat, last_batch_id: int | None) -> None:

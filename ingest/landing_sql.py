@@ -198,3 +198,34 @@ def insert_declared_columns() -> str:
         "INSERT INTO _meta.declared_columns "
         "SELECT $table, unnest($names::VARCHAR[]), unnest($types::VARCHAR[]), $schema_id, $batch_id, now()"
     )
+
+
+# ─────────────────────────────────────────── control records (ingest/control.py) ──
+# Newest wins per exporter: a re-delivered older status changes nothing.
+
+
+def forget_older_exporter_status() -> str:
+    return "DELETE FROM _meta.exporter_status WHERE exporter = $exporter AND exported_at <= $exported_at"
+
+
+def insert_exporter_status() -> str:
+    return (
+        "INSERT INTO _meta.exporter_status (exporter, state, exported_at, landed_at, pass_seconds, rows_sent, message, "
+        "broker_outage, errors, stopped_tables) "
+        "SELECT $exporter, $state, $exported_at, now(), $pass_seconds, $rows_sent, $message, $broker_outage, "
+        "$errors, $stopped_tables "
+        "WHERE NOT EXISTS (SELECT 1 FROM _meta.exporter_status WHERE exporter = $exporter)"
+    )
+
+
+def forget_older_exporter_tables() -> str:
+    return "DELETE FROM _meta.exporter_tables WHERE exporter = $exporter AND exported_at <= $exported_at"
+
+
+def insert_exporter_table() -> str:
+    return (
+        "INSERT INTO _meta.exporter_tables "
+        "SELECT $exporter, $table_name, $watermark, $rows_sent, $rows_total, $error, $stopped, $queries, "
+        "$query_seconds_max, $query_seconds_total, $exported_at "
+        "WHERE NOT EXISTS (SELECT 1 FROM _meta.exporter_tables WHERE exporter = $exporter AND exported_at > $exported_at)"
+    )
