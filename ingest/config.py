@@ -93,6 +93,7 @@ class AlertsConfig:
     check_seconds: float = 15.0
     alert_after_seconds: float = 120.0
     max_lag_messages: int = 100_000
+    hold_down_seconds: float = 30.0  # a problem closes only after staying away this long (no mail storm when flapping)
     recipients: tuple[str, ...] = ()
     sender: str = "datadesk@localhost"
     smtp_host: str | None = None
@@ -367,7 +368,7 @@ def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
     raw = v.section(raw, "alerts")
     v.unknown_keys(
         raw,
-        {"check_seconds", "alert_after_seconds", "max_lag_messages", "recipients", "sender", "smtp_host", "smtp_port", "starttls", "state_path", "history_path", "ca_file"},
+        {"check_seconds", "alert_after_seconds", "max_lag_messages", "hold_down_seconds", "recipients", "sender", "smtp_host", "smtp_port", "starttls", "state_path", "history_path", "ca_file"},
         "alerts",
     )
     recipients = tuple(v.get(raw, "alerts", "recipients", "a list of strings", []))
@@ -381,6 +382,8 @@ def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
         check_seconds=float(v.get(raw, "alerts", "check_seconds", "a number", 15.0, minimum=0.1)),
         alert_after_seconds=float(v.get(raw, "alerts", "alert_after_seconds", "a number", 120.0, minimum=0.1)),
         max_lag_messages=v.get(raw, "alerts", "max_lag_messages", "a whole number", 100_000, minimum=0),
+        hold_down_seconds=float(v.get(raw, "alerts", "hold_down_seconds", "a number",
+                                      2 * float(raw.get("check_seconds", 15.0)), minimum=0)),
         recipients=recipients,
         sender=v.get(raw, "alerts", "sender", "a string", "datadesk@localhost"),
         smtp_host=smtp_host,
