@@ -295,6 +295,7 @@ class Exporter:
     source_errors: dict[str, str] = field(default_factory=dict)  # table → last read failure (retried)
     sent_schemas: dict[str, str] = field(default_factory=dict)  # table → schema id published by this process
     new_rows: dict[str, int] = field(default_factory=dict)  # table → rows beyond its watermark, this pass
+    source_failing: set[str] = field(default_factory=set)  # tables whose reads fail (logged once until they work)
     query_seconds: dict[str, list[float]] = field(default_factory=dict)  # table → source read times, this pass
     broker_outage: str | None = None  # the broker was unreachable during this pass (said in the status record)
     _broker_down: bool = False
@@ -329,7 +330,13 @@ class Exporter:
                 # for this chunk and the watermark did not move; the next pass retries.
                 # Only the driver's message: SQLAlchemy's text would add the statement.
                 self.source_errors[name] = f"source read failed: {exc.orig}"
-                log.warning("table %s: source read failed (%s); retrying next pass", name, exc.orig)
+                if name not in self.source_failing:  # once per outage, not once per pass
+                    self.source_failing.add(name)
+                    log.warning("table %s: source read failed (%s); retrying every pass", name, exc.orig)
+                continue
+            if name in self.source_failing:
+                self.source_failing.discard(name)
+                log.warning("table %s: the source answers again; export resumes", name)
         new = {name: self.new_rows.get(name, 0) for name in sent}
         if any(new.values()):  # rows re-read only by the overlap window are not news: they go to DEBUG
             newest = max((self.state.get(name).ts for name in new if new[name] and self.state.get(name)), default="-")

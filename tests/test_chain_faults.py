@@ -1,0 +1,228 @@
+"""Faults on the exporter's side, seen from the warehouse side: real exporter, worker and watchdog processes,
+a real broker, a real source (SQLite; MariaDB with its own user), mail through a local aiosmtpd server.
+
+Each fault gives exactly one alert mail naming the broken link and, once fixed,
+exactly one recovery mail; the rows inserted meanwhile all arrive.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+
+from tests.fixtures_export import LEDGER, ROOT, export_env
+from tests.fixtures_smtp import smtp_server  # noqa: F401  (fixture)
+from tests.ingest_helpers import read_only, start_worker, stop_process, wait_for, worker_env
+
+ALERT_AFTER, CHECK, INTERVAL, HOLD_DOWN = 4.0, 0.5, 0.5, 1.0
+SLACK = 3.0  # process scheduling on a shared 2-core machine, a batch cut, the SMTP round trip
+
+
+def chain_config(write_config, tmp_path: Path, source_url: str, smtp_port: int) -> Path:
+    return write_config(tables=LEDGER, extra=f"""
+[source]
+url = "{source_url}"
+
+[exporter]
+interval_seconds = {INTERVAL}
+chunk_rows = 200
+overlap_seconds = 1
+state_path = "{tmp_path / 'exporter_state.json'}"
+
+[alerts]
+check_seconds = {CHECK}
+alert_after_seconds = {ALERT_AFTER}
+hold_down_seconds = {HOLD_DOWN}
+max_lag_messages = 100000
+recipients = ["data-team@example.com"]
+sender = "datadesk@example.com"
+smtp_host = "127.0.0.1"
+smtp_port = {smtp_port}
+starttls = false
+state_path = "{tmp_path / 'watchdog_state.json'}"
+history_path = "{tmp_path / 'alerts.jsonl'}"
+""")
+
+
+def start(kind: str, config: Path, log: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "ingest", kind, "--config", str(config)], cwd=ROOT, env=env,
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+
+
+def warehouse_count(path: Path, sql: str) -> int:
+    if not path.exists():
+        return 0
+    con = read_only(path)
+    try:
+        return con.execute(sql).fetchone()[0]
+    except Exception:  # noqa: BLE001 - _meta or the table not created yet
+        return 0
+    finally:
+        con.close()
+
+
+def wait_for_mails(server, count: int, timeout: float) -> float | None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if len(server.messages) >= count:
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    return None
+
+
+def subjects(server) -> list[str]:
+    return [m.subject for m in server.messages]
+
+
+class Chain:
+    """Exporter, worker and watchdog as processes, stopped by PID at the end."""
+
+    def __init__(self, config: Path, tmp_path: Path, env: dict):
+        self.config, self.tmp, self.env = config, tmp_path, env
+        self.procs: list[subprocess.Popen] = []
+        self.exporter: subprocess.Popen | None = None
+
+    def start_exporter(self) -> None:
+        self.exporter = start("export", self.config, self.tmp / "exporter.log", self.env)
+        self.procs.append(self.exporter)
+
+    def start_rest(self) -> None:
+        self.procs.append(start_worker(self.config, log=self.tmp / "worker.log"))
+        wait_for(lambda: warehouse_count(self.tmp / "warehouse.duckdb", "SELECT count(*) FROM _meta.exporter_status"),
+                 60, "the exporter's first status record in the warehouse")
+        self.procs.append(start("watchdog", self.config, self.tmp / "watchdog.log", worker_env()))
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            stop_process(p, timeout=15)
+
+
+def add_rows(engine: sa.Engine, first: int, last: int, placeholder: str = "?") -> None:
+    """Rows changed at increasing times: ISO text with an offset on SQLite (the demo's form), DATETIME on MariaDB."""
+    sqlite = engine.dialect.name == "sqlite"
+    rows = [(i, i * 100, f"2026-11-24{'T' if sqlite else ' '}10:{i // 60 % 60:02d}:{i % 60:02d}.{i:06d}"
+                         + ("+09:00" if sqlite else "")) for i in range(first, last + 1)]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"INSERT INTO ledger VALUES ({placeholder}, {placeholder}, {placeholder})", rows)
+
+
+@pytest.mark.slow
+def test_killed_exporter_gives_one_alert_naming_it_and_one_recovery_nothing_lost(
+        write_config, tmp_path, broker, smtp_server):
+    server = smtp_server()
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE ledger (entry_id INTEGER PRIMARY KEY, amount_krw INTEGER, updated_at TEXT)")
+        conn.exec_driver_sql("CREATE INDEX ix_ledger_updated_at ON ledger (updated_at, entry_id)")
+    add_rows(engine, 1, 300)
+    config = chain_config(write_config, tmp_path, url, server.port)
+    chain = Chain(config, tmp_path, export_env())
+    try:
+        chain.start_exporter()
+        chain.start_rest()
+        time.sleep(ALERT_AFTER + 2 * CHECK)
+        assert subjects(server) == [], "a healthy chain must not raise an alert"
+
+        chain.exporter.send_signal(signal.SIGKILL)
+        chain.exporter.wait()
+        add_rows(engine, 301, 450)  # changes while the exporter is down
+        took = wait_for_mails(server, 1, ALERT_AFTER + 20)
+        assert took is not None, "no alert after the exporter was killed"
+        assert took <= ALERT_AFTER + INTERVAL + CHECK + SLACK, f"alert took {took:.1f} s"
+        time.sleep(4 * CHECK)
+        assert len(server.messages) == 1, f"the alert was repeated: {subjects(server)}"
+        alert = server.messages[0]
+        assert alert.subject.startswith("[datadesk] ALERT exporter 'exporter' silent")
+        assert "exporter ↔ broker" in alert.body and "datadesk-exporter" in alert.body
+
+        chain.start_exporter()
+        took = wait_for_mails(server, 2, 40)
+        assert took is not None, "no recovery mail after the exporter was restarted"
+        time.sleep(4 * CHECK)
+        assert len(server.messages) == 2, subjects(server)
+        assert server.messages[1].subject.startswith("[datadesk] RECOVERED exporter 'exporter' reports again")
+        print(f"\nSIGKILL exporter → alert, restart → recovery after {took:.1f} s")
+
+        wait_for(lambda: warehouse_count(tmp_path / "warehouse.duckdb", "SELECT count(*) FROM main.ledger") == 450,
+                 30, "every source row in the warehouse")
+    finally:
+        chain.stop()
+        engine.dispose()
+
+
+@pytest.fixture
+def exporter_user(mariadb_url):
+    """A MariaDB user of its own that may read only the test database's ledger table (table-level grant)."""
+    db = mariadb_url.rsplit("/", 1)[1]
+    user, password = "dd_exp_" + uuid.uuid4().hex[:8], uuid.uuid4().hex
+    root = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    with root.cursor() as cur:
+        cur.execute(f"USE `{db}`")
+        cur.execute("CREATE TABLE ledger (entry_id INT PRIMARY KEY, amount_krw INT, updated_at DATETIME(6) NOT NULL,"
+                    " KEY ix_ledger_updated_at (updated_at, entry_id))")
+        cur.execute("CREATE USER %s@'127.0.0.1' IDENTIFIED BY %s", (user, password))
+        cur.execute("CREATE USER %s@'localhost' IDENTIFIED BY %s", (user, password))
+        for host in ("127.0.0.1", "localhost"):
+            cur.execute(f"GRANT SELECT ON `{db}`.ledger TO %s@%s", (user, host))
+
+    def grant(allowed: bool) -> None:
+        with root.cursor() as cur:
+            for host in ("127.0.0.1", "localhost"):
+                verb = "GRANT SELECT ON `{db}`.ledger TO %s@%s" if allowed else "REVOKE SELECT ON `{db}`.ledger FROM %s@%s"
+                cur.execute(verb.format(db=db), (user, host))
+
+    try:
+        yield f"mysql+pymysql://{user}@127.0.0.1:3306/{db}", password, grant
+    finally:
+        with root.cursor() as cur:
+            for host in ("127.0.0.1", "localhost"):
+                cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+        root.close()
+
+
+@pytest.mark.slow
+def test_a_revoked_grant_is_one_source_unreachable_mail_and_one_recovery(
+        write_config, tmp_path, broker, smtp_server, mariadb_url, exporter_user):
+    server = smtp_server()
+    url, password, grant = exporter_user
+    admin = sa.create_engine(mariadb_url)
+    add_rows(admin, 1, 200, placeholder="%s")
+    config = chain_config(write_config, tmp_path, url, server.port)
+    chain = Chain(config, tmp_path, export_env(SOURCE_PASSWORD=password))
+    try:
+        chain.start_exporter()
+        chain.start_rest()
+        time.sleep(ALERT_AFTER + 2 * CHECK)
+        assert subjects(server) == []
+
+        grant(False)
+        took = wait_for_mails(server, 1, ALERT_AFTER + 20)
+        assert took is not None, "no alert after the exporter lost its grant"
+        time.sleep(4 * CHECK)
+        assert len(server.messages) == 1, subjects(server)
+        alert = server.messages[0]
+        assert alert.subject.startswith("[datadesk] ALERT source unreachable from exporter 'exporter'")
+        assert "grants" in alert.body
+        print(f"\nrevoked grant → alert after {took:.1f} s")
+
+        add_rows(admin, 201, 260, placeholder="%s")
+        grant(True)
+        took = wait_for_mails(server, 2, 30)
+        assert took is not None, "no recovery after the grant came back"
+        time.sleep(4 * CHECK)
+        assert len(server.messages) == 2, subjects(server)
+        assert server.messages[1].subject.startswith("[datadesk] RECOVERED source readable again")
+        wait_for(lambda: warehouse_count(tmp_path / "warehouse.duckdb", "SELECT count(*) FROM main.ledger") == 260,
+                 30, "every source row in the warehouse")
+    finally:
+        chain.stop()
+        admin.dispose()
