@@ -31,6 +31,7 @@ log = logging.getLogger("ingest.control")
 CONTROL_SUFFIX = "_control"
 VERSION = 1
 STATUS = "status"
+COUNTS = "counts"
 
 # Exporter states, worst first where several apply (the record carries one).
 SOURCE_UNREACHABLE = "source_unreachable"  # no table could be read this pass
@@ -116,17 +117,65 @@ def encode_status(status: ExporterStatus) -> tuple[bytes, bytes]:
     return status_key(status.exporter), orjson.dumps(value)
 
 
+@dataclass(frozen=True)
+class TableCounts:
+    """The completeness proof's source side: rows per day of the watermark column, as of a watermark.
+
+    `days` maps a local (Asia/Seoul) date "YYYY-MM-DD" to how many source rows
+    have a watermark value on that day and not after `as_of` — every one of
+    them has been acknowledged by the broker, so the warehouse must hold them.
+    """
+
+    exporter: str
+    table: str
+    as_of: str  # ISO-8601 with offset: the table's watermark when counted
+    days: dict[str, int]
+    exported_at: str
+    query_seconds: float = 0.0
+    resent_days: tuple[str, ...] = ()  # days this pass re-sends because rows appeared behind the exporter's back
+
+    def exported_datetime(self) -> datetime:
+        return datetime.fromisoformat(self.exported_at)
+
+
+def counts_key(exporter: str, table: str) -> bytes:
+    return f"counts/{exporter}/{table}".encode()
+
+
+def encode_counts(counts: TableCounts) -> tuple[bytes, bytes]:
+    value = {"op": COUNTS, "v": VERSION, "exporter": counts.exporter, "table": counts.table, "as_of": counts.as_of,
+             "days": counts.days, "exported_at": counts.exported_at, "query_seconds": round(counts.query_seconds, 4),
+             "resent_days": list(counts.resent_days)}
+    return counts_key(counts.exporter, counts.table), orjson.dumps(value)
+
+
+def _decode_counts(doc: dict) -> TableCounts:
+    as_of = str(doc["as_of"])
+    datetime.fromisoformat(as_of)
+    days = {str(d): int(n) for d, n in dict(doc["days"]).items()}
+    for d in days:
+        datetime.strptime(d, "%Y-%m-%d")
+    return TableCounts(str(doc["exporter"]), str(doc["table"]), as_of, days, str(doc["exported_at"]),
+                       float(doc.get("query_seconds") or 0), tuple(doc.get("resent_days") or ()))
+
+
 class NotControl(ValueError):
     """A control-topic message this worker cannot read (skipped, never a dead letter)."""
 
 
-def decode_status(raw: bytes) -> ExporterStatus:
+def decode_control(raw: bytes) -> "ExporterStatus | TableCounts":
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise NotControl(f"not JSON: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("op") != STATUS:
-        raise NotControl(f"op {doc.get('op') if isinstance(doc, dict) else None!r} is not a status record")
+    op = doc.get("op") if isinstance(doc, dict) else None
+    if op == COUNTS:
+        try:
+            return _decode_counts(doc)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NotControl(f"counts record malformed: {type(exc).__name__}: {exc}") from None
+    if op != STATUS:
+        raise NotControl(f"op {op!r} is not a kind this worker knows")
     try:
         exported_at = str(doc["exported_at"])
         datetime.fromisoformat(exported_at)
@@ -153,15 +202,22 @@ class ControlBatch:
     """The control records of one raw batch: the newest status per exporter (older ones change nothing)."""
 
     statuses: dict[str, ExporterStatus] = field(default_factory=dict)
+    counts: dict[tuple[str, str], TableCounts] = field(default_factory=dict)  # (exporter, table) → newest
     skipped: int = 0
 
-    def add(self, status: ExporterStatus) -> None:
+    def add(self, record: "ExporterStatus | TableCounts") -> None:
+        if isinstance(record, TableCounts):
+            held_counts = self.counts.get((record.exporter, record.table))
+            if held_counts is None or record.exported_datetime() >= held_counts.exported_datetime():
+                self.counts[(record.exporter, record.table)] = record
+            return
+        status = record
         held = self.statuses.get(status.exporter)
         if held is None or status.exported_datetime() >= held.exported_datetime():
             self.statuses[status.exporter] = status
 
     def __bool__(self) -> bool:
-        return bool(self.statuses)
+        return bool(self.statuses or self.counts)
 
 
 def read_control(records: pa.Table, topic: str | None) -> ControlBatch:
@@ -174,7 +230,7 @@ def read_control(records: pa.Table, topic: str | None) -> ControlBatch:
         if value is None:
             continue  # a tombstone for a compacted key: nothing to record
         try:
-            out.add(decode_status(value))
+            out.add(decode_control(value))
         except NotControl as exc:
             out.skipped += 1
             log.warning("control record skipped (%s); it is not a row change and is not dead-lettered", exc)

@@ -136,6 +136,25 @@ def _beyond(row: SourceRow, mark: Watermark | None) -> bool:
         return row.ts > mark.ts_datetime()
 
 
+def grown_settled_days(previous: tuple[datetime, dict[str, int]] | None, days: dict[str, int],
+                       overlap_seconds: float) -> list[str]:
+    """Days whose count grew although they had ended before the previous pass's watermark minus the overlap.
+
+    New changes carry a current `updated_at`, so such a day cannot grow by the
+    normal flow: the new rows were committed late, behind the exporter's back.
+    """
+    if previous is None:
+        return []
+    as_of, before = previous
+    settled_before = as_of - timedelta(seconds=overlap_seconds)
+    out = []
+    for day, n in sorted(days.items()):
+        day_end = datetime.fromisoformat(f"{day}T00:00:00").replace(tzinfo=SEOUL) + timedelta(days=1)
+        if day_end <= settled_before and n > before.get(day, 0):
+            out.append(day)
+    return out
+
+
 def now_iso() -> str:
     return datetime.now(SEOUL).isoformat(timespec="microseconds")
 
@@ -298,6 +317,9 @@ class Exporter:
     source_failing: set[str] = field(default_factory=set)  # tables whose reads fail (logged once until they work)
     query_seconds: dict[str, list[float]] = field(default_factory=dict)  # table → source read times, this pass
     broker_outage: str | None = None  # the broker was unreachable during this pass (said in the status record)
+    last_counts: dict[str, tuple[datetime, dict[str, int]]] = field(default_factory=dict)  # table → (as_of, day counts)
+    completeness_due: float = 0.0  # monotonic time of the next completeness pass
+    pending_resend: dict[str, list[str]] = field(default_factory=dict)  # table → days the next pass re-sends
     _broker_down: bool = False
     _failpoint: _Failpoint | None = None
 
@@ -347,6 +369,82 @@ class Exporter:
         if not self.stop.is_set():
             self.publish_status(sent, time.monotonic() - started)
         return sent
+
+    # -- the completeness proof (docs/operations.md, "Completeness")
+    def completeness_pass(self) -> dict[str, control.TableCounts]:
+        """Per table: rows per day of the watermark column as of its watermark, sent on the control topic.
+
+        Bounded cost: one index range scan per table over `completeness_days`
+        days. A day already settled at the previous pass (ended before that
+        pass's watermark minus the overlap window) whose count grew can only
+        have received rows behind the exporter's back (a transaction that
+        committed long after its `updated_at`): that day is re-sent at the
+        start of the next pass — after the counts showing the gap reached the
+        warehouse, so the difference is seen and then healed. The worker's
+        newer-wins merge makes the re-send harmless.
+        """
+        ex = self.cfg.exporter
+        out = {}
+        for name, reader in list(self.readers.items()):
+            mark = self.state.get(name)
+            if name in self.stopped_tables or name in self.source_failing or mark is None or self.stop.is_set():
+                continue
+            as_of = mark.ts_datetime()
+            local = as_of.astimezone(SEOUL)
+            since = datetime(local.year, local.month, local.day, tzinfo=SEOUL) - timedelta(days=ex.completeness_days - 1)
+            resent = self.pending_resend.pop(name, [])
+            for day in resent:  # flagged by the previous pass: its counts showed the gap, these heal it
+                try:
+                    n = self.resend_day(reader, day)
+                except sa.exc.DBAPIError as exc:
+                    self.pending_resend[name] = resent
+                    log.warning("table %s: re-sending %s failed (%s); tried again next time", name, day, exc.orig)
+                    break
+                log.warning("table %s: rows appeared at the source for %s behind the exporter's back (committed "
+                            "after the overlap window); that day was re-sent (%s row(s))", name, day, f"{n:,}")
+            if name in self.pending_resend:
+                continue
+            asked = time.monotonic()
+            try:
+                days = reader.day_counts(self.engine, since, as_of)
+            except sa.exc.DBAPIError as exc:
+                log.warning("table %s: completeness count failed (%s); tried again next time", name, exc.orig)
+                continue
+            took = time.monotonic() - asked
+            counts = control.TableCounts(ex.exporter_id, name, mark.ts, days, now_iso(), took, tuple(resent))
+            key, value = control.encode_counts(counts)
+            self._publish_until_acknowledged(control.control_topic(self.cfg.kafka), [(key, value)])
+            grown = grown_settled_days(self.last_counts.get(name), days, ex.overlap_seconds)
+            if grown:
+                self.pending_resend[name] = grown
+            self.last_counts[name] = (as_of, days)
+            out[name] = counts
+        return out
+
+    def resend_day(self, reader: TableReader, day: str) -> int:
+        """Send every row of one day of the watermark column again (keyset chunks; the watermark stays put)."""
+        spec = reader.spec
+        topic = self.cfg.kafka.topic_for(spec.name)
+        start = datetime.fromisoformat(f"{day}T00:00:00").replace(tzinfo=SEOUL)
+        until = start + timedelta(days=1)
+        checked = [c.name for c in spec.columns if not c.hash]
+        cursor: Cursor | None = Cursor(ts=start, pk=None)
+        total = 0
+        while not self.stop.is_set():
+            rows = reader.read_chunk(self.engine, cursor, self.cfg.exporter.chunk_rows, until=until)
+            if not rows:
+                break
+            finding = find_pii(spec.name, (r.values for r in rows), checked)
+            if finding is not None:
+                raise PiiDetected(finding)
+            exported_at = now_iso()
+            self._publish_until_acknowledged(
+                topic, [envelope_for(spec, r, self.cfg.pii_hash_key, exported_at, reader.to_json) for r in rows])
+            total += len(rows)
+            if len(rows) < self.cfg.exporter.chunk_rows:
+                break
+            cursor = Cursor(ts=rows[-1].ts, pk=rows[-1].pk)
+        return total
 
     # -- the heartbeat through the chain (ingest/control.py)
     def status(self, sent: dict[str, int], pass_seconds: float, state: str | None = None) -> control.ExporterStatus:
@@ -541,6 +639,10 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
             started = time.monotonic()
             exporter.source_errors.clear()
             exporter.run_pass()
+            if cfg.exporter.completeness_seconds > 0 and time.monotonic() >= exporter.completeness_due \
+                    and not exporter.stop.is_set():
+                exporter.completeness_due = time.monotonic() + cfg.exporter.completeness_seconds
+                exporter.completeness_pass()
             if once or not (set(readers) - set(exporter.stopped_tables)):
                 break
             exporter.stop.wait(max(0.0, cfg.exporter.interval_seconds - (time.monotonic() - started)))

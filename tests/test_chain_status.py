@@ -36,8 +36,8 @@ def test_status_record_lands_in_meta_with_the_batch(export_config, tmp_path, bro
 
     # On the wire: one status record keyed by the exporter, not a row change.
     records = read_topic(broker.bootstrap, control_topic(KafkaConfig(topic_prefix=topic_prefix)))
-    assert [r.key for r in records] == [b"status/exporter"]
-    wire = orjson.loads(records[0].value)
+    assert sorted(r.key for r in records) == [b"counts/exporter/ledger", b"status/exporter"]
+    wire = orjson.loads(next(r.value for r in records if r.key == b"status/exporter"))
     assert wire["op"] == "status" and wire["state"] == "ok" and wire["rows_sent"] == len(data)
 
     worker = run_worker(config, "--until-idle")
@@ -60,4 +60,45 @@ def test_status_record_lands_in_meta_with_the_batch(export_config, tmp_path, bro
     assert queries == len(data) // 100 + 1  # keyset chunks of 100: 100, 100, 50 (the short one ends the pass)
     assert dead == 0, "a control record must never be a dead letter"
     assert landed == len(data)
-    assert control_offsets == 1, "the control record's offset is committed with the batch"
+    assert control_offsets == 2, "the control records' offsets are committed with the batch"
+
+
+def test_completeness_counts_per_day_match_and_a_missing_row_shows_as_a_difference(
+        export_config, tmp_path, broker, topic_prefix):
+    """Counts per day of the watermark column, computed here from the inserted rows, against `_meta.completeness`."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    data = [(i, i, f"2026-11-{20 + i % 3}T{i % 24:02d}:00:00.{i:06d}+09:00") for i in range(1, 121)]
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE ledger (entry_id INTEGER PRIMARY KEY, amount_krw INTEGER, updated_at TEXT)")
+        conn.exec_driver_sql("CREATE INDEX ix_ledger_updated_at ON ledger (updated_at, entry_id)")
+        conn.exec_driver_sql("INSERT INTO ledger VALUES (?, ?, ?)", data)
+    expected: dict[str, int] = {}
+    for _, _, ts in data:
+        expected[ts[:10]] = expected.get(ts[:10], 0) + 1
+    config = export_config(url, tables=LEDGER, chunk_rows=50)
+    assert run_export_cli(config, "--once").returncode == 0
+    assert run_worker(config, "--until-idle").returncode == 0
+    wh = tmp_path / "warehouse.duckdb"
+
+    def completeness():
+        con = read_only(wh)
+        try:
+            return {str(d): (s, w, m) for d, s, w, m in con.execute(
+                "SELECT day, source_rows, warehouse_rows, mismatch_passes FROM _meta.completeness").fetchall()}
+        finally:
+            con.close()
+
+    assert completeness() == {d: (n, n, 0) for d, n in expected.items()}
+
+    # Negative control: a row lost on the way (deleted from the warehouse by hand) must show as a difference.
+    import duckdb
+    con = duckdb.connect(str(wh))
+    con.execute("DELETE FROM main.ledger WHERE entry_id = 3")  # 2026-11-20
+    con.close()
+    assert run_export_cli(config, "--once").returncode == 0
+    assert run_worker(config, "--until-idle").returncode == 0
+    got = completeness()
+    assert got["2026-11-20"] == (expected["2026-11-20"], expected["2026-11-20"] - 1, 1)
+    assert all(got[d] == (n, n, 0) for d, n in expected.items() if d != "2026-11-20")
+    engine.dispose()

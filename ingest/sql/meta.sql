@@ -128,3 +128,18 @@ CREATE TABLE IF NOT EXISTS _meta.exporter_tables (
     query_seconds_total  DOUBLE,
     exported_at          TIMESTAMPTZ NOT NULL
 );
+
+-- The completeness proof (control records of op "counts"): per table and local day of the
+-- watermark column, the source's row count as of a watermark beside the warehouse's count at
+-- the same watermark, compared by the worker in the transaction that landed the counts.
+CREATE TABLE IF NOT EXISTS _meta.completeness (
+    exporter         VARCHAR NOT NULL,
+    table_name       VARCHAR NOT NULL,
+    day              DATE NOT NULL,        -- Asia/Seoul day of the watermark column
+    as_of            TIMESTAMPTZ NOT NULL, -- both sides count rows changed up to this moment
+    source_rows      BIGINT NOT NULL,
+    warehouse_rows   BIGINT NOT NULL,      -- tombstones included (the source still has soft-deleted rows)
+    mismatch_passes  INTEGER NOT NULL,     -- consecutive checks this day differed (0 = matches)
+    resent           BOOLEAN NOT NULL,     -- the exporter re-sent this day with these counts
+    checked_at       TIMESTAMPTZ NOT NULL
+);
