@@ -38,6 +38,7 @@ SOURCE_UNREACHABLE = "source_unreachable"  # no table could be read this pass
 DEGRADED = "degraded"  # some tables stopped (PII guard, missing column) or failed to read
 OK = "ok"
 STOPPING = "stopping"  # the last record of a cleanly stopped exporter
+CATCHING_UP = "catching_up"  # sent during a long pass (the first load, after an outage): rows_behind says how far
 
 
 def control_topic(kafka: KafkaConfig) -> str:
@@ -58,6 +59,7 @@ class TableStatus:
     queries: int = 0
     query_seconds_max: float = 0.0
     query_seconds_total: float = 0.0
+    rows_behind: int | None = None  # source rows changed after the watermark when this was sent (None: not counted)
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class ExporterStatus:
     @property
     def rows_sent(self) -> int:
         return sum(t.rows_sent for t in self.tables)
+
+    @property
+    def rows_behind(self) -> int | None:
+        known = [t.rows_behind for t in self.tables if t.rows_behind is not None]
+        return sum(known) if known else None
 
     @property
     def stopped_tables(self) -> dict[str, str]:
@@ -109,7 +116,7 @@ def encode_status(status: ExporterStatus) -> tuple[bytes, bytes]:
             t.table: {
                 "watermark": t.watermark, "rows_sent": t.rows_sent, "rows_total": t.rows_total, "error": t.error,
                 "stopped": t.stopped, "queries": t.queries, "query_seconds_max": round(t.query_seconds_max, 4),
-                "query_seconds_total": round(t.query_seconds_total, 4),
+                "query_seconds_total": round(t.query_seconds_total, 4), "rows_behind": t.rows_behind,
             }
             for t in status.tables
         },
@@ -185,6 +192,7 @@ def decode_control(raw: bytes) -> "ExporterStatus | TableCounts":
                 rows_total=int(t.get("rows_total") or 0), error=t.get("error"), stopped=t.get("stopped"),
                 queries=int(t.get("queries") or 0), query_seconds_max=float(t.get("query_seconds_max") or 0),
                 query_seconds_total=float(t.get("query_seconds_total") or 0),
+                rows_behind=None if t.get("rows_behind") is None else int(t["rows_behind"]),
             )
             for name, t in (doc.get("tables") or {}).items()
         )
@@ -246,7 +254,7 @@ def status_rows(statuses: Iterable[ExporterStatus]) -> tuple[list[dict[str, Any]
             "pass_seconds": s.pass_seconds, "rows_sent": s.rows_sent, "message": s.message,
             "broker_outage": s.broker_outage,
             "errors": [f"{k}: {v}" for k, v in sorted(s.errors.items())],
-            "stopped_tables": sorted(s.stopped_tables),
+            "stopped_tables": sorted(s.stopped_tables), "rows_behind": s.rows_behind,
         })
         for t in s.tables:
             tables.append({
@@ -255,5 +263,6 @@ def status_rows(statuses: Iterable[ExporterStatus]) -> tuple[list[dict[str, Any]
                 "rows_sent": t.rows_sent, "rows_total": t.rows_total, "error": t.error, "stopped": t.stopped,
                 "queries": t.queries, "query_seconds_max": t.query_seconds_max,
                 "query_seconds_total": t.query_seconds_total, "exported_at": s.exported_datetime(),
+                "rows_behind": t.rows_behind,
             })
     return exporters, tables

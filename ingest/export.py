@@ -57,6 +57,7 @@ log = logging.getLogger("ingest.export")
 
 EXIT_OK, EXIT_FAILED = 0, 1
 PROGRESS_SECONDS = 10.0  # a pass that runs longer (the first load) logs how far it got this often
+BEHIND_CAP = 50_000_000  # counting the rows still to send stops here (bounded cost on a huge backlog)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -320,6 +321,7 @@ class Exporter:
     last_counts: dict[str, tuple[datetime, dict[str, int]]] = field(default_factory=dict)  # table → (as_of, day counts)
     completeness_due: float = 0.0  # monotonic time of the next completeness pass
     pending_resend: dict[str, list[str]] = field(default_factory=dict)  # table → days the next pass re-sends
+    rows_behind: dict[str, int] = field(default_factory=dict)  # table → source rows past its watermark, last counted
     _broker_down: bool = False
     _failpoint: _Failpoint | None = None
 
@@ -458,8 +460,11 @@ class Exporter:
                 rows_total=mark.rows_sent if mark else 0, error=self.source_errors.get(name),
                 stopped=self.stopped_tables.get(name), queries=len(times),
                 query_seconds_max=max(times, default=0.0), query_seconds_total=sum(times),
+                rows_behind=self.rows_behind.get(name),
             ))
         running = [t for t in tables if not t.stopped]
+        if state is None and any(t.rows_behind for t in running):
+            state = control.CATCHING_UP
         if state is None:
             if running and all(t.error for t in running):
                 state = control.SOURCE_UNREACHABLE
@@ -542,6 +547,7 @@ class Exporter:
             rows = reader.read_chunk(self.engine, cursor, ex.chunk_rows)
             times.append(time.monotonic() - asked)
             if not rows:
+                self.rows_behind[spec.name] = 0
                 break
             finding = find_pii(spec.name, (r.values for r in rows), checked)
             if finding is not None:
@@ -558,10 +564,14 @@ class Exporter:
             self._failpoint.hit("after_chunk")
             total += len(rows)
             self.new_rows[spec.name] += sum(1 for r in rows if _beyond(r, before))
-            if time.monotonic() >= progress_at:  # a long pass (the first load): say how far it got
+            if time.monotonic() >= progress_at:  # a long pass (the first load): say how far it got, here and downstream
                 progress_at = time.monotonic() + PROGRESS_SECONDS
                 log.info("%s: %s row(s) sent so far, up to changes of %s", spec.name, f"{total:,}", mark.ts if mark else "-")
+                self.rows_behind[spec.name] = reader.rows_after(self.engine, last.ts, BEHIND_CAP)
+                self.publish_status({spec.name: total}, time.monotonic() - progress_at + PROGRESS_SECONDS,
+                                    control.CATCHING_UP)
             if len(rows) < ex.chunk_rows:
+                self.rows_behind[spec.name] = 0  # read to the end: nothing changed after the watermark is unsent
                 break
             cursor = Cursor(ts=last.ts, pk=last.pk)
         return total

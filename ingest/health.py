@@ -41,13 +41,22 @@ ORDER BY beat_at DESC LIMIT 1
 PARTITIONS_SQL = 'SELECT topic, "partition", lag_messages, state, reason FROM _meta.partitions ORDER BY topic, "partition"'
 DEAD_LETTERS_SQL = "SELECT topic, count(*) FROM _meta.dead_letters GROUP BY topic ORDER BY topic"
 EXPORTERS_SQL = """
-SELECT exporter, state, exported_at, landed_at, message, broker_outage, stopped_tables, errors, rows_sent
+SELECT exporter, state, exported_at, landed_at, message, broker_outage, stopped_tables, errors, rows_sent, rows_behind
 FROM _meta.exporter_status ORDER BY exporter
 """
 EXPORTER_TABLES_SQL = """
 SELECT exporter, table_name, stopped, error, watermark FROM _meta.exporter_tables
 WHERE stopped IS NOT NULL ORDER BY exporter, table_name
 """
+COMPLETENESS_SQL = """
+SELECT c.table_name, strftime(c.day, '%Y-%m-%d') AS day, c.as_of, c.source_rows, c.warehouse_rows, c.mismatch_passes,
+       c.checked_at
+FROM _meta.completeness c
+JOIN (SELECT table_name, max(checked_at) AS last FROM _meta.completeness GROUP BY table_name) l
+  ON l.table_name = c.table_name AND c.checked_at = l.last
+ORDER BY c.table_name, c.day
+"""
+COMPLETENESS_META_SQL = "SELECT count(*) FROM information_schema.tables WHERE table_schema = '_meta' AND table_name = 'completeness'"
 EXPORTER_META_SQL = "SELECT count(*) FROM information_schema.tables WHERE table_schema = '_meta' AND table_name = 'exporter_status'"
 
 
@@ -74,9 +83,28 @@ class ExporterReport:
     broker_outage: str | None = None
     stopped_tables: dict[str, str] | None = None  # table → reason
     errors: tuple[str, ...] = ()
+    rows_behind: int | None = None  # source rows past the watermarks when it reported (catching up)
 
     def age(self, now: datetime) -> timedelta:
         return now - self.exported_at
+
+
+@dataclass(frozen=True)
+class DayCheck:
+    """One table and day of the completeness proof, as last checked."""
+
+    table: str
+    day: str  # YYYY-MM-DD, Asia/Seoul
+    as_of: datetime
+    source_rows: int
+    warehouse_rows: int
+    mismatch_passes: int
+    checked_at: datetime
+
+    @property
+    def difference(self) -> int:
+        """How many more rows the source has (negative: the warehouse has more, e.g. rows deleted at the source)."""
+        return self.source_rows - self.warehouse_rows
 
 
 @dataclass(frozen=True)
@@ -93,6 +121,7 @@ class Observation:
     partitions: tuple[PartitionStatus, ...] = ()
     dead_letters_by_topic: tuple[tuple[str, int], ...] | None = None
     exporters: tuple[ExporterReport, ...] = ()
+    completeness: tuple[DayCheck, ...] = ()
     worker_started_at: datetime | None = None
     worker_host: str | None = None
     last_batch_id: int | None = None
@@ -151,16 +180,17 @@ def read(fetch: Fetch, now: datetime) -> Observation:
     parts = fetch(PARTITIONS_SQL)
     dead = fetch(DEAD_LETTERS_SQL)
     exporters = read_exporters(fetch)
+    checks = read_completeness(fetch)
     partitions = tuple(PartitionStatus(str(t), int(p), _int(lag), str(st), _text(reason)) for t, p, lag, st, reason in parts)
     dead_letters = tuple((str(t), int(n)) for t, n in dead)
     if not beat:
         return Observation(now, unreadable="no_heartbeat", partitions=partitions, dead_letters_by_topic=dead_letters,
-                           exporters=exporters)
+                           exporters=exporters, completeness=checks)
     beat_at, worker_state, pid, lag, message, started_at, host, last_batch = beat[0]
     return Observation(
         now, heartbeat_at=aware(beat_at), worker_state=str(worker_state), worker_pid=_int(pid),
         worker_message=_text(message), heartbeat_lag=_int(lag), partitions=partitions,
-        dead_letters_by_topic=dead_letters, exporters=exporters, worker_started_at=aware(started_at),
+        dead_letters_by_topic=dead_letters, exporters=exporters, completeness=checks, worker_started_at=aware(started_at),
         worker_host=_text(host), last_batch_id=_int(last_batch),
     )
 
@@ -173,15 +203,26 @@ def read_exporters(fetch: Fetch) -> tuple[ExporterReport, ...]:
     for exporter, table, reason, _error, _wm in fetch(EXPORTER_TABLES_SQL):
         stopped.setdefault(str(exporter), {})[str(table)] = str(reason)
     out = []
-    for exporter, state, exported_at, _landed, message, outage, stopped_list, errors, _rows in fetch(EXPORTERS_SQL):
+    for exporter, state, exported_at, _landed, message, outage, stopped_list, errors, _rows, behind in fetch(EXPORTERS_SQL):
         names = list(stopped_list) if stopped_list is not None and not isinstance(stopped_list, float) else []
         reasons = stopped.get(str(exporter), {})
         out.append(ExporterReport(
             exporter=str(exporter), state=str(state), exported_at=aware(exported_at), message=_text(message),
             broker_outage=_text(outage), stopped_tables={n: reasons.get(n, "") for n in names},
             errors=tuple(errors) if errors is not None and not isinstance(errors, float) else (),
+            rows_behind=_int(behind),
         ))
     return tuple(out)
+
+
+def read_completeness(fetch: Fetch) -> tuple[DayCheck, ...]:
+    """Each table's days as of its latest completeness check (none before the first counts arrived)."""
+    if not list(fetch(COMPLETENESS_META_SQL))[0][0]:
+        return ()
+    return tuple(
+        DayCheck(str(t), str(d), aware(a), int(s), int(w), int(m), aware(c))
+        for t, d, a, s, w, m, c in fetch(COMPLETENESS_SQL)
+    )
 
 
 # ──────────────────────────────────────────────────────── the judgments ──
@@ -281,6 +322,61 @@ def recovery(obs: Observation, key: str) -> tuple[str, str]:
     if ex.broker_outage:
         text += f"\nDuring its last pass it had lost the broker (exporter ↔ broker link): {_cut(ex.broker_outage)}"
     return title, text
+
+
+CAUGHT_UP_LAG = 5_000  # Kafka messages the worker may be behind and still count as caught up (one batch or so)
+
+
+def rows_behind(obs: Observation) -> int | None:
+    """Rows not in the warehouse yet: what the exporters still have to send plus what waits in Kafka.
+
+    None when nothing is known (no exporter status, no lag figure). Zero (or
+    a worker lag within CAUGHT_UP_LAG with nothing left at the exporters)
+    means caught up.
+    """
+    known = [ex.rows_behind for ex in obs.exporters if ex.rows_behind is not None]
+    lag = obs.lag_messages
+    if not known and lag is None:
+        return None
+    return sum(known) + (lag or 0)
+
+
+def caught_up(obs: Observation) -> bool:
+    exporters = sum(ex.rows_behind or 0 for ex in obs.exporters)
+    return exporters == 0 and (obs.lag_messages or 0) <= CAUGHT_UP_LAG
+
+
+def completeness_problems(obs: Observation, mismatch_passes: int) -> dict[str, Problem]:
+    """Tables whose counts differed from the source on `mismatch_passes` checks in a row (a re-send did not heal them)."""
+    out: dict[str, Problem] = {}
+    by_table: dict[str, list[DayCheck]] = {}
+    for c in obs.completeness:
+        if c.mismatch_passes >= mismatch_passes:
+            by_table.setdefault(c.table, []).append(c)
+    for table, days in sorted(by_table.items()):
+        key = f"completeness:{table}"
+        lines = "".join(f"  {d.day}: source {d.source_rows:,}, warehouse {d.warehouse_rows:,} ({_signed(d.difference)})\n"
+                        for d in days[:14])
+        out[key] = Problem(
+            key, f"completeness mismatch: {table}",
+            f"The warehouse's table {table} does not match the source as of {_stamp(days[0].as_of)}, "
+            f"on {mismatch_passes} or more checks in a row:\n{lines}\n"
+            "More rows at the source: rows were committed behind the exporter's back and its re-send did not "
+            "heal them (check the exporter log). More rows in the warehouse: rows were deleted at the source of a "
+            "table without a soft-delete column (see docs/operations.md, \"Completeness\").",
+        )
+    return out
+
+
+def completeness_recovery(obs: Observation, key: str) -> tuple[str, str]:
+    table = key.partition(":")[2]
+    days = [c for c in obs.completeness if c.table == table]
+    when = f" as of {_stamp(days[0].as_of)}" if days else ""
+    return f"completeness: {table} matches the source again", f"The table {table} matches the source{when}."
+
+
+def _signed(n: int) -> str:
+    return f"the source has {n:,} more" if n > 0 else f"the warehouse has {-n:,} more"
 
 
 # ──────────────────────────────────────────────────────────── wording ──

@@ -211,9 +211,9 @@ def forget_older_exporter_status() -> str:
 def insert_exporter_status() -> str:
     return (
         "INSERT INTO _meta.exporter_status (exporter, state, exported_at, landed_at, pass_seconds, rows_sent, message, "
-        "broker_outage, errors, stopped_tables) "
+        "broker_outage, errors, stopped_tables, rows_behind) "
         "SELECT $exporter, $state, $exported_at, now(), $pass_seconds, $rows_sent, $message, $broker_outage, "
-        "$errors, $stopped_tables "
+        "$errors, $stopped_tables, $rows_behind "
         "WHERE NOT EXISTS (SELECT 1 FROM _meta.exporter_status WHERE exporter = $exporter)"
     )
 
@@ -226,7 +226,7 @@ def insert_exporter_table() -> str:
     return (
         "INSERT INTO _meta.exporter_tables "
         "SELECT $exporter, $table_name, $watermark, $rows_sent, $rows_total, $error, $stopped, $queries, "
-        "$query_seconds_max, $query_seconds_total, $exported_at "
+        "$query_seconds_max, $query_seconds_total, $exported_at, $rows_behind "
         "WHERE NOT EXISTS (SELECT 1 FROM _meta.exporter_tables WHERE exporter = $exporter AND exported_at > $exported_at)"
     )
 

@@ -250,6 +250,17 @@ class TableReader:
             rows = conn.execute(self.day_counts_query(since, as_of)).all()
         return {str(d)[:10]: int(n) for d, n in rows if d is not None}
 
+    def rows_after_query(self, ts: datetime | None, cap: int) -> sa.Select:
+        """How many rows changed after `ts` (all rows when None), counted no further than `cap`: index-only, bounded."""
+        inner = sa.select(sa.literal(1).label("one"))
+        inner = inner.where(self._wm > self._bind_ts(ts)) if ts is not None else inner.where(self._wm.is_not(None))
+        inner = self._hinted(inner.select_from(self.table)).limit(cap).subquery()
+        return sa.select(sa.func.count()).select_from(inner)
+
+    def rows_after(self, engine: Engine, ts: datetime | None, cap: int) -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(self.rows_after_query(ts, cap)).scalar_one())
+
     def chunk_query(self, cursor: Cursor | None, limit: int, until: datetime | None = None) -> sa.Select:
         """The next `limit` rows after `cursor` in (watermark, key) order; with `until`, only those changed before it."""
         stmt = sa.select(*self._columns)

@@ -79,6 +79,7 @@ class Limits:
     alert_after: timedelta
     max_lag_messages: int
     host: str = "this server"
+    mismatch_passes: int = 3  # completeness checks in a row with a difference before an alert
     # A problem closes only once it has stayed away this long, so a flapping link
     # sends one alert and one recovery, not a pair per flap.
     hold_down: timedelta = timedelta(0)
@@ -90,7 +91,8 @@ class Limits:
     @classmethod
     def from_config(cls, alerts: AlertsConfig, host: str | None = None, startup_grace: bool = True) -> "Limits":
         return cls(timedelta(seconds=alerts.alert_after_seconds), alerts.max_lag_messages,
-                   host or socket.gethostname(), timedelta(seconds=alerts.hold_down_seconds), startup_grace)
+                   host or socket.gethostname(), alerts.mismatch_passes, timedelta(seconds=alerts.hold_down_seconds),
+                   startup_grace)
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,17 @@ def decide(obs: Observation, previous: WatchState, limits: Limits) -> tuple[Watc
         _decide_dead_letters(obs, state, limits, open_, close)
         _decide_partitions(obs, state, open_, close)
     _decide_exporters(obs, state, limits, open_, close)
+    if obs.unreadable is None:
+        _decide_completeness(obs, state, limits, open_, close)
     return state, notices
+
+
+def _decide_completeness(obs, state, limits, open_, close) -> None:
+    present = health.completeness_problems(obs, limits.mismatch_passes)
+    for key, problem in sorted(present.items()):
+        open_(key, problem.title, problem.body)
+    for key in sorted(k for k in state.open if k.startswith("completeness:") and k not in present):
+        close(key, *health.completeness_recovery(obs, key))
 
 
 _EXPORTER_PROBLEMS = ("exporter_silent:", "source_unreachable:", "table_stopped:")

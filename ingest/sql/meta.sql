@@ -111,7 +111,8 @@ CREATE TABLE IF NOT EXISTS _meta.exporter_status (
     message         VARCHAR,             -- what is wrong and what to do
     broker_outage   VARCHAR,             -- the exporter lost the broker during this pass (why)
     errors          VARCHAR[],           -- "table: source read failure" of this pass
-    stopped_tables  VARCHAR[]            -- stopped by the PII guard or a configuration mismatch
+    stopped_tables  VARCHAR[],           -- stopped by the PII guard or a configuration mismatch
+    rows_behind     BIGINT               -- source rows past the watermarks (catching up); NULL: not counted
 );
 
 -- Per exporter and table, as of the exporter's newest status.
@@ -126,7 +127,8 @@ CREATE TABLE IF NOT EXISTS _meta.exporter_tables (
     queries              BIGINT,          -- source reads this pass
     query_seconds_max    DOUBLE,
     query_seconds_total  DOUBLE,
-    exported_at          TIMESTAMPTZ NOT NULL
+    exported_at          TIMESTAMPTZ NOT NULL,
+    rows_behind          BIGINT
 );
 
 -- The completeness proof (control records of op "counts"): per table and local day of the
