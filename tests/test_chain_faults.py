@@ -226,3 +226,75 @@ def test_a_revoked_grant_is_one_source_unreachable_mail_and_one_recovery(
     finally:
         chain.stop()
         admin.dispose()
+
+
+def sidebar_lines(wh: Path) -> list[str]:
+    """The sidebar's completeness lines as the app words them, from the warehouse as it is now."""
+    from datetime import datetime, timezone
+
+    from dashboard import i18n
+    from dashboard.freshness import chain_state_from
+    from ingest import health
+
+    con = read_only(wh)
+    try:
+        obs = health.read(lambda sql: con.execute(sql).fetchall(), datetime.now(timezone.utc))
+    finally:
+        con.close()
+    with i18n.language("en"):
+        return chain_state_from(obs, 0).lines()
+
+
+@pytest.mark.slow
+def test_rows_committed_behind_the_exporters_back_are_found_resent_and_healed(write_config, tmp_path, broker):
+    """Rows whose updated_at is a day older than the watermark (far past the overlap window) appear at the source:
+    the next completeness pass shows the difference, the one after re-sends the day, and the app goes from
+    'the source has 5 more rows' to 'matches the source'."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        conn.exec_driver_sql("CREATE TABLE ledger (entry_id INTEGER PRIMARY KEY, amount_krw INTEGER, updated_at TEXT)")
+        conn.exec_driver_sql("CREATE INDEX ix_ledger_updated_at ON ledger (updated_at, entry_id)")
+    add_rows(engine, 1, 200)  # all on 2026-11-24
+    config = write_config(tables=LEDGER, extra=f"""
+[source]
+url = "{url}"
+
+[exporter]
+interval_seconds = 0.5
+chunk_rows = 100
+overlap_seconds = 1
+completeness_seconds = 3
+state_path = "{tmp_path / 'exporter_state.json'}"
+""")
+    wh = tmp_path / "warehouse.duckdb"
+    procs = [start("export", config, tmp_path / "exporter.log", export_env()),
+             start_worker(config, log=tmp_path / "worker.log")]
+    try:
+        wait_for(lambda: wh.exists() and sidebar_lines(wh)[0].startswith("Matches the source"), 60,
+                 "a first completeness check that matches")
+        late = [(1000 + i, 7, f"2026-11-23T09:00:00.{i:06d}+09:00") for i in range(5)]  # a day before the watermark
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO ledger VALUES (?, ?, ?)", late)
+        seen: list[str] = []
+
+        def healed() -> bool:  # the app's line, each change of it recorded in order
+            line = sidebar_lines(wh)[0]
+            if not seen or seen[-1] != line:
+                seen.append(line)
+            return line.startswith("Matches the source") and any("more rows" in s for s in seen)
+
+        wait_for(healed, 60, "the difference to be shown and then healed")
+        # Matches (before the next count), the difference, matches again: nothing else in between.
+        assert [s for s in seen if not s.startswith("Matches")] == ["ledger 2026-11-23: the source has 5 more rows"], seen
+        assert seen[-1].startswith("Matches the source") and seen[-2] == "ledger 2026-11-23: the source has 5 more rows"
+        count = warehouse_count(wh, "SELECT count(*) FROM main.ledger WHERE entry_id >= 1000")
+        assert count == 5, "the late rows reached the warehouse"
+        resent = warehouse_count(wh, "SELECT count(*) FROM _meta.completeness WHERE day = DATE '2026-11-23'")
+        assert resent == 1
+        assert "behind the exporter's back" in (tmp_path / "exporter.log").read_text()
+    finally:
+        for p in reversed(procs):
+            stop_process(p, timeout=15)
+        engine.dispose()
