@@ -77,6 +77,10 @@ class ExporterConfig:
     exporter_id: str = "exporter"  # names this exporter in its status records (several may share a broker)
     completeness_seconds: float = 600.0  # how often per-day source counts are sent for the completeness proof; 0 = never
     completeness_days: int = 7  # how many days back (of the watermark column) each completeness pass counts
+    max_rows_per_second: float = 0.0  # read ceiling per table at the source; 0 = none
+    statement_timeout_seconds: float = 60.0  # the server aborts any exporter statement running longer; 0 = no limit
+    slow_read_seconds: float = 2.0  # a read slower than this makes the exporter back off
+    max_backoff_seconds: float = 30.0
     failpoint: str | None = None  # env EXPORT_FAILPOINT, tests only: e.g. "after_chunk:2" = SIGKILL itself there
 
 
@@ -340,7 +344,8 @@ def _source(v: _Validator, raw: Any, env: Mapping[str, str]) -> SourceConfig:
 def _exporter(v: _Validator, raw: Any) -> ExporterConfig:
     raw = v.section(raw, "exporter")
     v.unknown_keys(raw, {"interval_seconds", "chunk_rows", "overlap_seconds", "state_path", "id", "completeness_seconds",
-                           "completeness_days"}, "exporter")
+                           "completeness_days", "max_rows_per_second", "statement_timeout_seconds", "slow_read_seconds",
+                           "max_backoff_seconds"}, "exporter")
     return ExporterConfig(
         interval_seconds=float(v.get(raw, "exporter", "interval_seconds", "a number", 60.0, minimum=0)),
         chunk_rows=v.get(raw, "exporter", "chunk_rows", "a whole number", 5000, minimum=1),
@@ -349,6 +354,10 @@ def _exporter(v: _Validator, raw: Any) -> ExporterConfig:
         exporter_id=v.get(raw, "exporter", "id", "a string", "exporter"),
         completeness_seconds=float(v.get(raw, "exporter", "completeness_seconds", "a number", 600.0, minimum=0)),
         completeness_days=v.get(raw, "exporter", "completeness_days", "a whole number", 7, minimum=1),
+        max_rows_per_second=float(v.get(raw, "exporter", "max_rows_per_second", "a number", 0.0, minimum=0)),
+        statement_timeout_seconds=float(v.get(raw, "exporter", "statement_timeout_seconds", "a number", 60.0, minimum=0)),
+        slow_read_seconds=float(v.get(raw, "exporter", "slow_read_seconds", "a number", 2.0, minimum=0.01)),
+        max_backoff_seconds=float(v.get(raw, "exporter", "max_backoff_seconds", "a number", 30.0, minimum=0.1)),
     )
 
 

@@ -39,6 +39,7 @@ import sqlalchemy as sa
 
 from ingest import control
 from ingest.config import ConfigError, KafkaConfig, PipelineConfig, TableSpec
+from ingest.governor import Governor, limit_statement_time
 from ingest.envelope import SCHEMA_KEY, encode_envelope, encode_key, encode_schema_record, schema_id
 from ingest.pii import PiiDetected, find_pii, keyed_hash
 from ingest.source import (
@@ -328,6 +329,8 @@ class Exporter:
     def __post_init__(self):
         self._failpoint = _Failpoint(getattr(self.cfg.exporter, "failpoint", None))
         self.engine = None
+        ex = self.cfg.exporter
+        self.governor = Governor(ex.max_rows_per_second, ex.slow_read_seconds, ex.max_backoff_seconds)
 
     def run_pass(self) -> dict[str, int]:
         """One pass over every healthy table; returns rows sent per table (and logs one line if any were)."""
@@ -354,6 +357,7 @@ class Exporter:
                 # for this chunk and the watermark did not move; the next pass retries.
                 # Only the driver's message: SQLAlchemy's text would add the statement.
                 self.source_errors[name] = f"source read failed: {exc.orig}"
+                self.governor.after_failure(str(exc.orig)[:200])
                 if name not in self.source_failing:  # once per outage, not once per pass
                     self.source_failing.add(name)
                     log.warning("table %s: source read failed (%s); retrying every pass", name, exc.orig)
@@ -406,13 +410,17 @@ class Exporter:
                             "after the overlap window); that day was re-sent (%s row(s))", name, day, f"{n:,}")
             if name in self.pending_resend:
                 continue
+            if not self.governor.before_read(self.stop):
+                break
             asked = time.monotonic()
             try:
                 days = reader.day_counts(self.engine, since, as_of)
             except sa.exc.DBAPIError as exc:
+                self.governor.after_failure(str(exc.orig)[:200])
                 log.warning("table %s: completeness count failed (%s); tried again next time", name, exc.orig)
                 continue
             took = time.monotonic() - asked
+            self.governor.after_read(0, took)
             counts = control.TableCounts(ex.exporter_id, name, mark.ts, days, now_iso(), took, tuple(resent))
             key, value = control.encode_counts(counts)
             self._publish_until_acknowledged(control.control_topic(self.cfg.kafka), [(key, value)])
@@ -432,8 +440,11 @@ class Exporter:
         checked = [c.name for c in spec.columns if not c.hash]
         cursor: Cursor | None = Cursor(ts=start, pk=None)
         total = 0
-        while not self.stop.is_set():
+        self.governor.begin()
+        while not self.stop.is_set() and self.governor.before_read(self.stop):
+            asked = time.monotonic()
             rows = reader.read_chunk(self.engine, cursor, self.cfg.exporter.chunk_rows, until=until)
+            self.governor.after_read(len(rows), time.monotonic() - asked)
             if not rows:
                 break
             finding = find_pii(spec.name, (r.values for r in rows), checked)
@@ -542,10 +553,14 @@ class Exporter:
         self.new_rows[spec.name] = 0
         progress_at = time.monotonic() + PROGRESS_SECONDS
         times = self.query_seconds.setdefault(spec.name, [])
+        self.governor.begin()
         while not self.stop.is_set():
+            if not self.governor.before_read(self.stop):
+                break
             asked = time.monotonic()
             rows = reader.read_chunk(self.engine, cursor, ex.chunk_rows)
             times.append(time.monotonic() - asked)
+            self.governor.after_read(len(rows), times[-1])
             if not rows:
                 self.rows_behind[spec.name] = 0
                 break
@@ -627,6 +642,7 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
     require_hash_key(cfg)
     assert cfg.exporter is not None and cfg.kafka is not None and cfg.source is not None
     engine = connect(cfg.source)
+    limit_statement_time(engine, cfg.exporter.statement_timeout_seconds)
     state = WatermarkStore(cfg.exporter.state_path)
     if reset_watermarks:
         log.info("watermarks reset: every table is exported from its first row")
