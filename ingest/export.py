@@ -25,6 +25,7 @@ Promises:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -38,7 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ingest import control
-from ingest.config import ConfigError, KafkaConfig, PipelineConfig, TableSpec
+from ingest.config import ConfigError, KafkaConfig, PipelineConfig, TableSpec, load_config
 from ingest.governor import Governor, limit_statement_time
 from ingest.envelope import SCHEMA_KEY, encode_envelope, encode_key, encode_schema_record, schema_id
 from ingest.pii import PiiDetected, find_pii, keyed_hash
@@ -376,6 +377,41 @@ class Exporter:
             self.publish_status(sent, time.monotonic() - started)
         return sent
 
+    # -- configuration changes without a restart
+    def apply_tables(self, new: PipelineConfig) -> list[str]:
+        """Take the [tables.*] of a re-read pipeline.toml: a stopped table whose section changed is tried again
+        (that is how a table stopped by the PII guard resumes once its columns are fixed), changed sections are
+        read with their new column list, removed ones stop being read. Returns the tables (re)started."""
+        started = []
+        for name in list(self.readers):
+            if name not in new.tables:
+                self.readers.pop(name)
+                self.stopped_tables.pop(name, None)
+                log.info("table %s: removed from pipeline.toml; no longer exported", name)
+        for name, spec in new.tables.items():
+            old = self.cfg.tables.get(name)
+            if old == spec and name in self.readers:
+                continue
+            if old == spec and name in self.stopped_tables:
+                continue  # nothing changed: still stopped for the same reason
+            try:
+                self.readers[name] = describe(self.engine, spec)
+            except SourceTableError as exc:
+                self.stopped_tables[name] = str(exc)
+                log.error("table %s still not exported: %s", name, exc)
+                continue
+            except sa.exc.DBAPIError as exc:
+                log.warning("table %s: configuration changed but the source cannot be read (%s); tried again on the "
+                            "next change", name, exc.orig)
+                continue
+            was_stopped = self.stopped_tables.pop(name, None)
+            self.sent_schemas.pop(name, None)
+            started.append(name)
+            log.warning("table %s: configuration changed in pipeline.toml; %s", name,
+                        "export resumes" if was_stopped else "exported with its new columns")
+        self.cfg = dataclasses.replace(self.cfg, tables=new.tables)
+        return started
+
     # -- the completeness proof (docs/operations.md, "Completeness")
     def completeness_pass(self) -> dict[str, control.TableCounts]:
         """Per table: rows per day of the watermark column as of its watermark, sent on the control topic.
@@ -659,17 +695,23 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
         signal.signal(signal.SIGTERM, _on_signal)
         signal.signal(signal.SIGINT, _on_signal)
 
+    watched = _ConfigFile(cfg.path)
     try:
         _ensure_topics(exporter, [cfg.kafka.topic_for(t) for t in readers] + [control.control_topic(cfg.kafka)])
         while not exporter.stop.is_set():
             started = time.monotonic()
+            changed = watched.changed()
+            if changed is not None:
+                new_tables = exporter.apply_tables(changed)
+                if new_tables:
+                    _ensure_topics(exporter, [cfg.kafka.topic_for(t) for t in new_tables])
             exporter.source_errors.clear()
             exporter.run_pass()
             if cfg.exporter.completeness_seconds > 0 and time.monotonic() >= exporter.completeness_due \
                     and not exporter.stop.is_set():
                 exporter.completeness_due = time.monotonic() + cfg.exporter.completeness_seconds
                 exporter.completeness_pass()
-            if once or not (set(readers) - set(exporter.stopped_tables)):
+            if once:
                 break
             exporter.stop.wait(max(0.0, cfg.exporter.interval_seconds - (time.monotonic() - started)))
     except _Stopping:
@@ -688,6 +730,38 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
             print(f"export: table {name} stopped: {reason}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+class _ConfigFile:
+    """pipeline.toml, re-read when it changes (its [tables.*] only: [source] and [kafka] need a restart)."""
+
+    def __init__(self, path):
+        self.path = path
+        self._stamp = self._mtime()
+        self._warned: str | None = None
+
+    def _mtime(self):
+        try:
+            st = os.stat(self.path)
+            return (st.st_mtime_ns, st.st_size)
+        except OSError:
+            return None
+
+    def changed(self) -> PipelineConfig | None:
+        stamp = self._mtime()
+        if stamp is None or stamp == self._stamp:
+            return None
+        try:
+            new = load_config(self.path, needs=("source", "kafka", "exporter", "tables"))
+            require_hash_key(new)
+        except ConfigError as exc:
+            if str(exc) != self._warned:  # once per broken version of the file
+                self._warned = str(exc)
+                log.error("pipeline.toml changed but is not valid (%s); going on with the previous version", exc)
+            return None
+        self._stamp, self._warned = stamp, None
+        log.info("pipeline.toml changed: table sections re-read")
+        return new
 
 
 def _ensure_topics(exporter: Exporter, topics: list[str]) -> None:

@@ -298,3 +298,58 @@ state_path = "{tmp_path / 'exporter_state.json'}"
         for p in reversed(procs):
             stop_process(p, timeout=15)
         engine.dispose()
+
+
+NOTED = """
+[tables.ledger]
+primary_key = ["entry_id"]
+watermark = "updated_at"
+[tables.ledger.columns]
+entry_id = "id"
+amount_krw = "amount"
+note = "note"
+updated_at = "changed"
+"""
+
+
+@pytest.mark.slow
+def test_a_table_stopped_by_the_pii_guard_alerts_and_resumes_when_the_config_is_fixed(
+        write_config, tmp_path, broker, smtp_server):
+    """No restart: the running exporter re-reads pipeline.toml, and the table flows again."""
+    server = smtp_server()
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE ledger (entry_id INTEGER PRIMARY KEY, amount_krw INTEGER, note TEXT, "
+                             "updated_at TEXT)")
+        conn.exec_driver_sql("CREATE INDEX ix_ledger_updated_at ON ledger (updated_at, entry_id)")
+        conn.exec_driver_sql("INSERT INTO ledger VALUES (?, ?, ?, ?)", [
+            (i, i * 10, "call 010-2345-6789" if i == 7 else "ok", f"2026-11-24T10:00:{i % 60:02d}.{i:06d}+09:00")
+            for i in range(1, 101)])
+    config = chain_config(write_config, tmp_path, url, server.port)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace(LEDGER, NOTED), encoding="utf-8")
+    chain = Chain(config, tmp_path, export_env())
+    wh = tmp_path / "warehouse.duckdb"
+    try:
+        chain.start_exporter()
+        chain.start_rest()
+        took = wait_for_mails(server, 1, ALERT_AFTER + 20)
+        assert took is not None, "no alert for the stopped table"
+        alert = server.messages[0]
+        assert alert.subject.startswith("[datadesk] ALERT table ledger stopped by the exporter"), alert.subject
+        assert "pipeline.toml" in alert.body and "2345" not in alert.body
+        assert warehouse_count(wh, "SELECT count(*) FROM main.ledger") == 0
+
+        config.write_text(text, encoding="utf-8")  # the note column leaves the allow-list
+        took = wait_for_mails(server, 2, 30)
+        assert took is not None, "no recovery after the configuration was fixed"
+        time.sleep(4 * CHECK)
+        assert len(server.messages) == 2, subjects(server)
+        assert server.messages[1].subject.startswith("[datadesk] RECOVERED table ledger exported again")
+        wait_for(lambda: warehouse_count(wh, "SELECT count(*) FROM main.ledger") == 100, 30, "the table's rows")
+        assert chain.exporter.poll() is None, "the exporter was not restarted"
+        assert "export resumes" in (tmp_path / "exporter.log").read_text()
+    finally:
+        chain.stop()
+        engine.dispose()
