@@ -240,7 +240,8 @@ class TableReader:
         entry examined per row counted.
         """
         day = sa.func.substr(self._wm, 1, 10) if self.watermark_is_text else sa.func.date(self._wm)
-        stmt = (sa.select(day.label("day"), sa.func.count().label("n"))
+        # count(column), not count(*): the exporter's statements never contain "*" (tests/test_export_demo.py)
+        stmt = (sa.select(day.label("day"), sa.func.count(self._wm).label("n"))
                 .where(self._wm >= self._bind_ts(since), self._wm <= self._bind_ts(as_of))
                 .group_by(day))
         return self._hinted(stmt)
@@ -255,7 +256,7 @@ class TableReader:
         inner = sa.select(sa.literal(1).label("one"))
         inner = inner.where(self._wm > self._bind_ts(ts)) if ts is not None else inner.where(self._wm.is_not(None))
         inner = self._hinted(inner.select_from(self.table)).limit(cap).subquery()
-        return sa.select(sa.func.count()).select_from(inner)
+        return sa.select(sa.func.count(inner.c.one))
 
     def rows_after(self, engine: Engine, ts: datetime | None, cap: int) -> int:
         with engine.connect() as conn:
