@@ -59,7 +59,8 @@ log = logging.getLogger("ingest.export")
 
 EXIT_OK, EXIT_FAILED = 0, 1
 PROGRESS_SECONDS = 10.0  # a pass that runs longer (the first load) logs how far it got this often
-BEHIND_CAP = 50_000_000  # counting the rows still to send stops here (bounded cost on a huge backlog)
+BEHIND_CAP = 50_000_000
+HARD_DELETE_MAX_KEYS = 5_000_000  # keys remembered per table for finding hard deletes; a larger window is not checked  # counting the rows still to send stops here (bounded cost on a huge backlog)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -324,6 +325,8 @@ class Exporter:
     completeness_due: float = 0.0  # monotonic time of the next completeness pass
     pending_resend: dict[str, list[str]] = field(default_factory=dict)  # table → days the next pass re-sends
     rows_behind: dict[str, int] = field(default_factory=dict)  # table → source rows past its watermark, last counted
+    day_keys: dict[str, dict[str, set]] = field(default_factory=dict)  # table without soft delete → day → source keys
+    _too_big_warned: set[str] = field(default_factory=set)
     _broker_down: bool = False
     _failpoint: _Failpoint | None = None
 
@@ -463,9 +466,68 @@ class Exporter:
             grown = grown_settled_days(self.last_counts.get(name), days, ex.overlap_seconds)
             if grown:
                 self.pending_resend[name] = grown
+            previous = self.last_counts.get(name)
             self.last_counts[name] = (as_of, days)
             out[name] = counts
+            if reader.spec.soft_delete is None:
+                try:
+                    self.find_hard_deletes(reader, previous[1] if previous else None, days, as_of)
+                except sa.exc.DBAPIError as exc:
+                    self.day_keys.pop(name, None)  # start the baseline afresh next time
+                    log.warning("table %s: looking for deleted rows failed (%s); tried again next time", name, exc.orig)
         return out
+
+    def find_hard_deletes(self, reader: TableReader, before: dict[str, int] | None, days: dict[str, int],
+                          as_of: datetime) -> int:
+        """Rows deleted at the source of a table without a soft-delete column: sent as deletes (tombstones downstream).
+
+        Range by range: the keys of each day of the window are remembered; a
+        day whose count changed is read again (index-only), and keys that left
+        it are looked up by primary key — those the table no longer has were
+        deleted. Keys that moved (an update changed `updated_at`) are still
+        found and left alone. Returns how many deletes were sent.
+        """
+        spec = reader.spec
+        known = self.day_keys.setdefault(spec.name, {})
+        if sum(days.values()) > HARD_DELETE_MAX_KEYS:
+            if known or not self.stop.is_set() and spec.name not in self._too_big_warned:
+                self._too_big_warned.add(spec.name)
+                log.warning("table %s: more than %s rows in the completeness window; hard deletes are not looked for "
+                            "(shorten completeness_days)", spec.name, f"{HARD_DELETE_MAX_KEYS:,}")
+            known.clear()
+            return 0
+        vanished: set[tuple] = set()
+        for day in sorted(set(days) | set(known)):
+            if day in known and before is not None and before.get(day) == days.get(day):
+                continue  # same count as last time: nothing left this day (a delete plus a late insert is missed)
+            start = datetime.fromisoformat(f"{day}T00:00:00").replace(tzinfo=SEOUL)
+            now_keys = reader.keys_between(self.engine, start, start + timedelta(days=1), as_of) if day in days else set()
+            if day in known:
+                vanished |= known[day] - now_keys
+            if day in days:
+                known[day] = now_keys
+            else:
+                known.pop(day, None)  # left the window
+        if not vanished:
+            return 0
+        gone = sorted(vanished - reader.existing_keys(self.engine, sorted(vanished)), key=repr)
+        if not gone:
+            return 0
+        stamp = now_iso()
+        messages = []
+        for pk in gone:
+            values = dict(zip(spec.primary_key, pk))
+            out = {}
+            for col in spec.primary_key:
+                column = spec.column(col)
+                convert = reader.to_json.get(col, to_json_value)
+                out[col] = keyed_hash(values[col], self.cfg.pii_hash_key) if column is not None and column.hash \
+                    else convert(values[col])
+            messages.append((encode_key(out), encode_envelope(spec.name, "delete", out, None, stamp, stamp)))
+        self._publish_until_acknowledged(self.cfg.kafka.topic_for(spec.name), messages)
+        log.warning("table %s: %s row(s) deleted at the source (no soft-delete column) found by the completeness "
+                    "pass; sent as deletes", spec.name, f"{len(gone):,}")
+        return len(gone)
 
     def resend_day(self, reader: TableReader, day: str) -> int:
         """Send every row of one day of the watermark column again (keyset chunks; the watermark stays put)."""

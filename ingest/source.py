@@ -262,6 +262,30 @@ class TableReader:
         with engine.connect() as conn:
             return int(conn.execute(self.rows_after_query(ts, cap)).scalar_one())
 
+    def keys_between_query(self, start: datetime, until: datetime, as_of: datetime) -> sa.Select:
+        """The primary keys of rows changed in [start, until) and not after `as_of`: read from the watermark index alone."""
+        stmt = sa.select(*self._pk).where(self._wm >= self._bind_ts(start), self._wm < self._bind_ts(until),
+                                          self._wm <= self._bind_ts(as_of))
+        return self._hinted(stmt)
+
+    def keys_between(self, engine: Engine, start: datetime, until: datetime, as_of: datetime) -> set[tuple]:
+        with engine.connect() as conn:
+            return {tuple(r) for r in conn.execute(self.keys_between_query(start, until, as_of)).all()}
+
+    def existing_keys(self, engine: Engine, keys: Sequence[tuple]) -> set[tuple]:
+        """Which of `keys` the table still has: primary-key lookups, one row examined each (in batches of 500)."""
+        found: set[tuple] = set()
+        keys = list(keys)
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            if len(self._pk) == 1:
+                cond = self._pk[0].in_([k[0] for k in part])
+            else:
+                cond = sa.or_(*(sa.and_(*(c == v for c, v in zip(self._pk, k))) for k in part))
+            with engine.connect() as conn:
+                found |= {tuple(r) for r in conn.execute(sa.select(*self._pk).where(cond)).all()}
+        return found
+
     def chunk_query(self, cursor: Cursor | None, limit: int, until: datetime | None = None) -> sa.Select:
         """The next `limit` rows after `cursor` in (watermark, key) order; with `until`, only those changed before it."""
         stmt = sa.select(*self._columns)

@@ -353,3 +353,58 @@ def test_a_table_stopped_by_the_pii_guard_alerts_and_resumes_when_the_config_is_
     finally:
         chain.stop()
         engine.dispose()
+
+
+@pytest.mark.slow
+def test_rows_deleted_at_the_source_become_tombstones_after_the_completeness_pass(write_config, tmp_path, broker):
+    """A table without a soft-delete column: three rows deleted at the source; the completeness pass finds their keys
+    gone and sends deletes; the warehouse keeps them as tombstones and matches the source again."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    engine = sa.create_engine(url)
+    data = [(i, i * 10, f"2026-11-{20 + i % 3}T{i % 24:02d}:00:00.{i:06d}+09:00") for i in range(1, 121)]
+    with engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        conn.exec_driver_sql("CREATE TABLE ledger (entry_id INTEGER PRIMARY KEY, amount_krw INTEGER, updated_at TEXT)")
+        conn.exec_driver_sql("CREATE INDEX ix_ledger_updated_at ON ledger (updated_at, entry_id)")
+        conn.exec_driver_sql("INSERT INTO ledger VALUES (?, ?, ?)", data)
+    config = write_config(tables=LEDGER, extra=f"""
+[source]
+url = "{url}"
+
+[exporter]
+interval_seconds = 0.5
+chunk_rows = 50
+overlap_seconds = 1
+completeness_seconds = 2
+state_path = "{tmp_path / 'exporter_state.json'}"
+""")
+    wh = tmp_path / "warehouse.duckdb"
+    procs = [start("export", config, tmp_path / "exporter.log", export_env()),
+             start_worker(config, log=tmp_path / "worker.log")]
+    try:
+        wait_for(lambda: wh.exists() and sidebar_lines(wh)[0].startswith("Matches the source"), 60,
+                 "a first completeness check that matches")
+        deleted = [4, 7, 10]  # all on 2026-11-21
+        moved = 13  # an update moves this row to a later day: it must NOT become a tombstone
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DELETE FROM ledger WHERE entry_id IN ({', '.join('?' * len(deleted))})", tuple(deleted))
+            conn.exec_driver_sql("UPDATE ledger SET amount_krw = 1, updated_at = '2026-11-24T12:00:00.000000+09:00' "
+                                 "WHERE entry_id = ?", (moved,))
+        wait_for(lambda: warehouse_count(wh, "SELECT count(*) FROM main.ledger WHERE _deleted") == len(deleted), 60,
+                 "tombstones for the deleted rows")
+        con = read_only(wh)
+        try:
+            tombstones = sorted(r[0] for r in con.execute("SELECT entry_id FROM main.ledger WHERE _deleted").fetchall())
+            live = con.execute("SELECT count(*) FROM live.ledger").fetchone()[0]
+            moved_row = con.execute("SELECT amount_krw, _deleted FROM main.ledger WHERE entry_id = ?", [moved]).fetchone()
+        finally:
+            con.close()
+        assert tombstones == deleted
+        assert live == len(data) - len(deleted)
+        assert moved_row == (1, False)
+        wait_for(lambda: sidebar_lines(wh)[0].startswith("Matches the source"), 30, "the counts to match again")
+        assert "deleted at the source" in (tmp_path / "exporter.log").read_text()
+    finally:
+        for p in reversed(procs):
+            stop_process(p, timeout=15)
+        engine.dispose()
