@@ -327,6 +327,7 @@ class Exporter:
     rows_behind: dict[str, int] = field(default_factory=dict)  # table → source rows past its watermark, last counted
     day_keys: dict[str, dict[str, set]] = field(default_factory=dict)  # table without soft delete → day → source keys
     _too_big_warned: set[str] = field(default_factory=set)
+    _last_status_at: float = 0.0
     _broker_down: bool = False
     _failpoint: _Failpoint | None = None
 
@@ -346,6 +347,8 @@ class Exporter:
             if name in self.stopped_tables or self.stop.is_set():
                 continue
             self.source_errors.pop(name, None)
+            if not self.governor.before_read(self.stop, self.keep_reporting):  # backing off: even the column list waits
+                break
             try:
                 reader = self.readers[name] = self.refresh(self.readers[name])
                 self.publish_schema(reader)
@@ -593,8 +596,14 @@ class Exporter:
             tables=tuple(tables), message=message, broker_outage=self.broker_outage,
         )
 
+    def keep_reporting(self) -> None:
+        """During a long wait (back-off, the ceiling): a status at least every `interval_seconds`, so slow is not silent."""
+        if time.monotonic() - self._last_status_at >= max(1.0, self.cfg.exporter.interval_seconds):
+            self.publish_status({}, 0.0)
+
     def publish_status(self, sent: dict[str, int], pass_seconds: float, state: str | None = None) -> bool:
         """One status record on the control topic; a broker that does not take it is retried next pass, not waited for."""
+        self._last_status_at = time.monotonic()
         key, value = control.encode_status(self.status(sent, pass_seconds, state))
         try:
             self.publisher.publish(control.control_topic(self.cfg.kafka), [(key, value)])
@@ -652,9 +661,11 @@ class Exporter:
         progress_at = time.monotonic() + PROGRESS_SECONDS
         times = self.query_seconds.setdefault(spec.name, [])
         self.governor.begin()
+        first = True  # run_pass waited out any back-off just before this table
         while not self.stop.is_set():
-            if not self.governor.before_read(self.stop):
+            if not first and not self.governor.before_read(self.stop, self.keep_reporting):
                 break
+            first = False
             asked = time.monotonic()
             rows = reader.read_chunk(self.engine, cursor, ex.chunk_rows)
             times.append(time.monotonic() - asked)
@@ -745,9 +756,8 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
     if reset_watermarks:
         log.info("watermarks reset: every table is exported from its first row")
         state.reset()
-    readers, failed = _describe_tables(cfg, engine)
     publisher = Publisher(cfg.kafka)
-    exporter = Exporter(cfg, publisher, state, readers, stopped_tables=dict(failed))
+    exporter = Exporter(cfg, publisher, state, {})
     exporter.engine = engine
 
     def _on_signal(signum, _frame):
@@ -759,7 +769,11 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
 
     watched = _ConfigFile(cfg.path)
     try:
-        _ensure_topics(exporter, [cfg.kafka.topic_for(t) for t in readers] + [control.control_topic(cfg.kafka)])
+        _ensure_topics(exporter, [control.control_topic(cfg.kafka)])
+        if not _describe_until_readable(exporter, once):
+            return EXIT_FAILED
+        readers = exporter.readers
+        _ensure_topics(exporter, [cfg.kafka.topic_for(t) for t in readers])
         while not exporter.stop.is_set():
             started = time.monotonic()
             changed = watched.changed()
@@ -792,6 +806,36 @@ def run_exporter(cfg: PipelineConfig, once: bool, reset_watermarks: bool) -> int
             print(f"export: table {name} stopped: {reason}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _describe_until_readable(exporter: Exporter, once: bool) -> bool:
+    """Read the source tables' column lists; while the source cannot be reached, say so on the control topic
+    (state source_unreachable) and retry with backoff instead of dying. False: stopped, or `once` and unreachable."""
+    cfg = exporter.cfg
+    delay = 1.0
+    while not exporter.stop.is_set():
+        try:
+            readers, failed = _describe_tables(cfg, exporter.engine)
+        except sa.exc.DBAPIError as exc:
+            reason = f"source read failed: {exc.orig}"
+            exporter.source_errors = {t: reason for t in cfg.tables}
+            exporter.governor.after_failure(str(exc.orig)[:200])
+            if not exporter.source_failing:
+                exporter.source_failing = set(cfg.tables)
+                log.warning("the source cannot be read at start (%s); retrying with backoff", exc.orig)
+            exporter.publish_status({}, 0.0)
+            if once:
+                print(f"export: {reason}", file=sys.stderr)
+                return False
+            exporter.stop.wait(delay)
+            delay = min(delay * 2, 30.0)
+            continue
+        if exporter.source_failing:
+            log.warning("the source answers again; export starts")
+        exporter.readers, exporter.stopped_tables = readers, dict(failed)
+        exporter.source_errors, exporter.source_failing = {}, set()
+        return True
+    return False
 
 
 class _ConfigFile:

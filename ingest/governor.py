@@ -44,13 +44,24 @@ class Governor:
         self._paced_from = time.monotonic()
         self._paced_rows = 0
 
-    def before_read(self, stop: threading.Event) -> bool:
-        """Wait out the back-off pause and the ceiling; False when told to stop meanwhile."""
+    def before_read(self, stop: threading.Event, tick=None) -> bool:
+        """Wait out the back-off pause and the ceiling; False when told to stop meanwhile.
+
+        `tick()` is called about every second of a long wait, so the exporter
+        keeps reporting (a backing-off exporter is slow, not silent).
+        """
         wait = self.pause_seconds
         if self.max_rows_per_second > 0 and self._paced_rows:
             due = self._paced_from + self._paced_rows / self.max_rows_per_second
             wait = max(wait, due - time.monotonic())
-        return not (wait > 0 and stop.wait(wait))
+        end = time.monotonic() + wait
+        while wait > 0:
+            if stop.wait(min(wait, 1.0)):
+                return False
+            if tick is not None:
+                tick()
+            wait = end - time.monotonic()
+        return True
 
     def after_read(self, rows: int, seconds: float) -> None:
         self._paced_rows += rows
