@@ -320,7 +320,9 @@ class Exporter:
     new_rows: dict[str, int] = field(default_factory=dict)  # table → rows beyond its watermark, this pass
     source_failing: set[str] = field(default_factory=set)  # tables whose reads fail (logged once until they work)
     query_seconds: dict[str, list[float]] = field(default_factory=dict)  # table → source read times, this pass
-    broker_outage: str | None = None  # the broker was unreachable during this pass (said in the status record)
+    broker_outage: str | None = None  # the last lost link to the broker, told in status records for a while after
+    _outage_since: str | None = None
+    _outage_reported_until: float = 0.0
     last_counts: dict[str, tuple[datetime, dict[str, int]]] = field(default_factory=dict)  # table → (as_of, day counts)
     completeness_due: float = 0.0  # monotonic time of the next completeness pass
     pending_resend: dict[str, list[str]] = field(default_factory=dict)  # table → days the next pass re-sends
@@ -342,7 +344,8 @@ class Exporter:
         sent: dict[str, int] = {}
         started = time.monotonic()
         self.query_seconds = {}
-        self.broker_outage = None
+        if self.broker_outage and not self._broker_down and time.monotonic() > self._outage_reported_until:
+            self.broker_outage = None
         for name in list(self.readers):
             if name in self.stopped_tables or self.stop.is_set():
                 continue
@@ -607,10 +610,11 @@ class Exporter:
         key, value = control.encode_status(self.status(sent, pass_seconds, state))
         try:
             self.publisher.publish(control.control_topic(self.cfg.kafka), [(key, value)])
-            return True
         except BrokerUnavailable as exc:
             self._note_broker_down(str(exc))
             return False
+        self._broker_back()
+        return True
 
     def refresh(self, reader: TableReader) -> TableReader:
         """The table's reader with its column types as the source has them now (a migration may change them)."""
@@ -711,17 +715,24 @@ class Exporter:
                     raise _Stopping() from None
                 delay = min(delay * 2, 15.0)
                 continue
-            if self._broker_down:
-                self._broker_down = False
-                log.warning("Kafka reachable again; export resumes")
+            self._broker_back()
             return
 
-
     def _note_broker_down(self, reason: str) -> None:
-        self.broker_outage = self.broker_outage or reason
         if not self._broker_down:
             self._broker_down = True
+            self._outage_since = now_iso()
+            self.broker_outage = f"exporter ↔ broker link lost since {self._outage_since}: {reason}"
             log.warning("Kafka unavailable (%s); watermarks stay put, retrying with backoff", reason)
+
+    def _broker_back(self) -> None:
+        """The broker acknowledged again: status records tell the outage (from – until) for the next ten minutes."""
+        if self._broker_down:
+            self._broker_down = False
+            reason = (self.broker_outage or "").split(": ", 1)[-1]
+            self.broker_outage = f"exporter ↔ broker link lost from {self._outage_since} until {now_iso()}: {reason}"
+            self._outage_reported_until = time.monotonic() + 600
+            log.warning("Kafka reachable again; export resumes")
 
 
 class _Stopping(Exception):

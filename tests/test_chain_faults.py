@@ -7,9 +7,14 @@ exactly one recovery mail; the rows inserted meanwhile all arrive.
 
 from __future__ import annotations
 
+import os
+import re
 import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -18,9 +23,12 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
+from ingest.broker import start_broker
+from tests.conftest import free_port
 from tests.fixtures_export import LEDGER, ROOT, export_env
 from tests.fixtures_smtp import smtp_server  # noqa: F401  (fixture)
 from tests.ingest_helpers import read_only, start_worker, stop_process, wait_for, worker_env
+from tests.tcp_proxy import TcpProxy
 
 ALERT_AFTER, CHECK, INTERVAL, HOLD_DOWN = 4.0, 0.5, 0.5, 1.0
 SLACK = 3.0  # process scheduling on a shared 2-core machine, a batch cut, the SMTP round trip
@@ -407,4 +415,125 @@ state_path = "{tmp_path / 'exporter_state.json'}"
     finally:
         for p in reversed(procs):
             stop_process(p, timeout=15)
+        engine.dispose()
+
+
+class LinkProxy(TcpProxy):
+    """A TcpProxy that can cut one process's link only (the exporter's), leaving the others (the worker's) up.
+
+    Each accepted connection is traced to its process through /proc (the
+    client socket's inode, then the process's open file descriptors).
+    """
+
+    def __init__(self, listen_port: int, target: tuple[str, int]):
+        super().__init__(listen_port, target)
+        self.cut_pids: set[int] = set()
+        self.watched: list[int] = []
+        self._owners: dict[int, list] = {}
+
+    def _owner(self, peer_port: int) -> int | None:
+        inode = None
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == peer_port and int(fields[2].split(":")[1], 16) == self.listen_port:
+                inode = fields[9]
+        for pid in list(self.watched) if inode else ():
+            try:
+                if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in os.listdir(f"/proc/{pid}/fd")):
+                    return pid
+            except OSError:
+                continue
+        return None
+
+    def cut_process(self, pid: int) -> None:
+        self.cut_pids.add(pid)
+        with self._lock:
+            for s in self._owners.pop(pid, []):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def restore_process(self, pid: int) -> None:
+        self.cut_pids.discard(pid)
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, peer = server.accept()
+            except OSError:
+                return
+            owner = self._owner(peer[1])
+            if owner in self.cut_pids:
+                self.refused += 1
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._conns += [client, upstream]
+                if owner is not None:
+                    self._owners.setdefault(owner, []).extend([client, upstream])
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+
+@pytest.mark.slow
+def test_a_cut_exporter_broker_link_gives_one_mail_naming_it_and_one_recovery_nothing_lost(
+        write_config, tmp_path, smtp_server):
+    server = smtp_server()
+    proxy_port, broker_port = free_port(), free_port()
+    broker = start_broker(broker_port, advertised_port=proxy_port)
+    proxy = LinkProxy(proxy_port, ("127.0.0.1", broker_port)).start()
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        conn.exec_driver_sql("CREATE TABLE ledger (entry_id INTEGER PRIMARY KEY, amount_krw INTEGER, updated_at TEXT)")
+        conn.exec_driver_sql("CREATE INDEX ix_ledger_updated_at ON ledger (updated_at, entry_id)")
+    add_rows(engine, 1, 200)
+    config = chain_config(write_config, tmp_path, url, server.port)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(re.sub(r'bootstrap_servers = "[^"]+"', f'bootstrap_servers = "127.0.0.1:{proxy_port}"', text),
+                      encoding="utf-8")
+    chain = Chain(config, tmp_path, export_env())
+    try:
+        chain.start_exporter()
+        proxy.watched.append(chain.exporter.pid)
+        chain.start_rest()
+        time.sleep(ALERT_AFTER + 2 * CHECK)
+        assert subjects(server) == [], "a healthy chain must not raise an alert"
+
+        proxy.cut_process(chain.exporter.pid)
+        add_rows(engine, 201, 300)  # changes while the exporter cannot reach the broker
+        took = wait_for_mails(server, 1, ALERT_AFTER + 30)
+        assert took is not None, "no alert after the exporter's link to the broker was cut"
+        time.sleep(4 * CHECK)
+        assert len(server.messages) == 1, subjects(server)
+        alert = server.messages[0]
+        assert alert.subject.startswith("[datadesk] ALERT exporter 'exporter' silent"), alert.subject
+        assert "exporter ↔ broker" in alert.body
+        assert warehouse_count(tmp_path / "warehouse.duckdb", "SELECT count(*) FROM _meta.heartbeat "
+                               "WHERE state <> 'broker_unreachable'") == 1, "the worker's own link stayed up"
+
+        proxy.restore_process(chain.exporter.pid)
+        took = wait_for_mails(server, 2, 60)
+        assert took is not None, "no recovery mail after the link healed"
+        time.sleep(4 * CHECK)
+        assert len(server.messages) == 2, subjects(server)
+        recovery = server.messages[1]
+        assert recovery.subject.startswith("[datadesk] RECOVERED exporter 'exporter' reports again")
+        assert "exporter ↔ broker" in recovery.body, recovery.body
+        wait_for(lambda: warehouse_count(tmp_path / "warehouse.duckdb", "SELECT count(*) FROM main.ledger") == 300,
+                 30, "every source row in the warehouse")
+    finally:
+        chain.stop()
+        proxy.stop()
+        broker.stop()
         engine.dispose()
