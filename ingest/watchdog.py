@@ -1,19 +1,24 @@
-"""The watchdog: a separate process that e-mails when the pipeline stops, and when it recovers.
+"""The watchdog: a separate process that e-mails when the chain stops, and when it recovers.
 
-A dead worker cannot report its own death, so this process reads what the
-worker leaves behind in the warehouse (`_meta.heartbeat`, `_meta.partitions`,
-`_meta.dead_letters`) through short read-only connections, and decides.
+A dead worker cannot report its own death, and the exporter may run on
+another machine: so this process reads what reached the warehouse (`_meta`:
+the worker's heartbeat and partitions, dead letters, the exporters' status
+records and the completeness checks) through short read-only connections —
+with the statements and rules of `ingest/health.py`, which the Pipeline page
+uses too — and decides.
 
 Layout (STYLE.md: pure core, I/O at the edges):
-- `observe()`    reads the warehouse once → an `Observation` (I/O, small);
+- `observe()`    reads the warehouse once → an `Observation` (`health.read`);
 - `decide()`     Observation + `WatchState` → new state + the `Notice`s to send
                  (pure: no clock, no file, no network — the tests drive it directly);
 - `run_watchdog` the loop: observe, decide, record in the alert history,
                  hand the mail to `ingest.mail.Mailer` (which never blocks), save state.
 
-Problems and when they open / close (one e-mail each way, never a storm):
-- worker_down: the heartbeat is older than `alert_after_seconds`. The AGE
-  decides, not whether the PID exists, so a hung (SIGSTOPped) worker counts as
+Problems and when they open / close (one e-mail each way, never a storm; a
+problem closes only after staying away `[alerts] hold_down_seconds`, so a
+flapping link stays one open problem):
+- worker_down: the heartbeat is older than `alert_after_seconds` (`health.worker_verdict`).
+  The AGE decides, not whether the PID exists, so a hung (SIGSTOPped) worker counts as
   down. No warehouse file, no heartbeat row, or a file locked for the whole
   time (a worker frozen mid-write) count the same, measured from the last
   heartbeat seen or, if none was ever seen, from the watchdog's start. A
@@ -28,6 +33,11 @@ Problems and when they open / close (one e-mail each way, never a storm):
   (e.g. a stored offset the broker no longer has); closes when it runs again.
 - broker_unreachable: the worker is alive but has reported
   `broker_unreachable` for longer than `alert_after_seconds`.
+- exporter_silent:<id>, source_unreachable:<id>, table_stopped:<table>: from the
+  exporters' status records (`health.exporter_problems`), judged only while the
+  worker lands — otherwise the worker's problem is the one named.
+- completeness:<table>: a table's counts differed from the source on
+  `[alerts] mismatch_passes` checks in a row (`health.completeness_problems`).
 
 The open problems survive a restart (`[alerts] state_path`, written
 atomically), so a restarted watchdog neither repeats nor forgets an alert.
