@@ -60,7 +60,7 @@ log = logging.getLogger("ingest.export")
 EXIT_OK, EXIT_FAILED = 0, 1
 PROGRESS_SECONDS = 10.0  # a pass that runs longer (the first load) logs how far it got this often
 BEHIND_CAP = 50_000_000
-HARD_DELETE_MAX_KEYS = 5_000_000  # keys remembered per table for finding hard deletes; a larger window is not checked  # counting the rows still to send stops here (bounded cost on a huge backlog)
+HARD_DELETE_MAX_KEYS = 1_000_000  # keys remembered per table for hard deletes (~120 MB per million); a larger window is not checked  # counting the rows still to send stops here (bounded cost on a huge backlog)
 
 
 class BrokerUnavailable(RuntimeError):
@@ -692,9 +692,11 @@ class Exporter:
             self._failpoint.hit("after_chunk")
             total += len(rows)
             self.new_rows[spec.name] += sum(1 for r in rows if _beyond(r, before))
-            if time.monotonic() >= progress_at:  # a long pass (the first load): say how far it got, here and downstream
+            backlog = total == len(rows) == ex.chunk_rows  # a full first chunk: more waits (a first load, an outage)
+            if backlog or time.monotonic() >= progress_at:  # a long pass: say how far it got, here and downstream
                 progress_at = time.monotonic() + PROGRESS_SECONDS
-                log.info("%s: %s row(s) sent so far, up to changes of %s", spec.name, f"{total:,}", mark.ts if mark else "-")
+                if not backlog:
+                    log.info("%s: %s row(s) sent so far, up to changes of %s", spec.name, f"{total:,}", mark.ts)
                 self.rows_behind[spec.name] = reader.rows_after(self.engine, last.ts, BEHIND_CAP)
                 self.publish_status({spec.name: total}, time.monotonic() - progress_at + PROGRESS_SECONDS,
                                     control.CATCHING_UP)
