@@ -59,8 +59,8 @@ log = logging.getLogger("ingest.export")
 
 EXIT_OK, EXIT_FAILED = 0, 1
 PROGRESS_SECONDS = 10.0  # a pass that runs longer (the first load) logs how far it got this often
-BEHIND_CAP = 50_000_000
-HARD_DELETE_MAX_KEYS = 1_000_000  # keys remembered per table for hard deletes (~120 MB per million); a larger window is not checked  # counting the rows still to send stops here (bounded cost on a huge backlog)
+BEHIND_CAP = 50_000_000  # counting the rows still to send stops here (bounded cost on a huge backlog)
+HARD_DELETE_MAX_KEYS = 1_000_000  # keys remembered per table for hard deletes (~120 MB per million); more: not checked
 
 
 class BrokerUnavailable(RuntimeError):
