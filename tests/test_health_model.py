@@ -110,3 +110,20 @@ def test_the_page_and_the_watchdog_call_the_worker_down_by_the_same_rule():
         # The watchdog mails "worker down" exactly when the page says down.
         _, sent = decide(obs, WatchState(), Limits(AFTER, 1000, "h", startup_grace=False))
         assert (("worker_down" in [n.problem for n in sent]) == (page == "down")), (age, worker_state)
+
+
+def test_a_completeness_difference_alerts_only_after_n_checks_in_a_row_and_recovers_once():
+    from ingest.health import DayCheck
+
+    def checked(at, passes, source=100, warehouse=97):
+        day = DayCheck("payments", "2026-11-23", T0, source, warehouse if passes else source, passes, at)
+        return Observation(at, heartbeat_at=at, worker_state="idle", worker_pid=1, heartbeat_lag=0,
+                           dead_letters_by_topic=(), completeness=(day,))
+
+    limits = Limits(AFTER, 1000, "h", mismatch_passes=3, hold_down=timedelta(0))
+    state, sent = WatchState(), []
+    for i, passes in enumerate([1, 2, 3, 4, 0, 0]):
+        state, notices = decide(checked(T0 + timedelta(minutes=10 * i), passes), state, limits)
+        sent += [(n.kind, n.problem, n.subject) for n in notices]
+    assert [(k, p) for k, p, _ in sent] == [("alert", "completeness:payments"), ("recovery", "completeness:payments")]
+    assert "completeness mismatch: payments" in sent[0][2]
