@@ -129,11 +129,11 @@ class WatchState:
     lag_streak: int = 0
     dead_letters_seen: int | None = None
     dead_letters_grew_at: datetime | None = None
+    clear_since: dict[str, datetime] = field(default_factory=dict)  # open problem → first check it was gone (hold-down)
     # Not persisted: measured afresh by each watchdog run.
     started_at: datetime | None = None
     last_beat_at: datetime | None = None
     broker_unreachable_since: datetime | None = None
-    clear_since: dict[str, datetime] = field(default_factory=dict)  # open problem → first check it was gone
 
     def to_json(self, checked_at: datetime) -> dict[str, Any]:
         return {
@@ -144,6 +144,7 @@ class WatchState:
             "lag_streak": self.lag_streak,
             "dead_letters_seen": self.dead_letters_seen,
             "dead_letters_grew_at": self.dead_letters_grew_at.isoformat() if self.dead_letters_grew_at else None,
+            "clear_since": {k: v.isoformat() for k, v in sorted(self.clear_since.items())},
         }
 
     @classmethod
@@ -155,6 +156,8 @@ class WatchState:
             lag_streak=int(data.get("lag_streak", 0)),
             dead_letters_seen=data.get("dead_letters_seen"),
             dead_letters_grew_at=datetime.fromisoformat(data["dead_letters_grew_at"]) if data.get("dead_letters_grew_at") else None,
+            # A restart inside a hold-down keeps counting it (absent in files from before the hold-down existed).
+            clear_since={k: datetime.fromisoformat(v) for k, v in (data.get("clear_since") or {}).items()},
         )
 
 
