@@ -1,5 +1,12 @@
 """How old is the data people are looking at? ("데이터 기준: 3분 전 / data as of 3 min ago")
 
+And is it whole? While the chain is behind (a first load, after an outage, a
+re-export) the block says "loading: 62% of the source's rows" instead of an
+age, and pages mark their figures provisional (`catching_up`); "just now"
+appears only once caught up. Below the age, the completeness proof: "matches
+the source as of 10:05", or the days that differ. Both are read and judged by
+`ingest/health.py`, the watchdog's code.
+
 The age is the time since the last landed batch (`_meta.batches.committed_at`).
 It is amber past 2 × the batch interval and red past 10 ×, where the batch
 interval is how often new data can arrive: the exporter's interval (the
@@ -15,6 +22,7 @@ import streamlit as st
 
 from dashboard import i18n
 from dashboard.warehouse import Warehouse, WarehouseBusy
+from ingest import health
 
 AMBER_FACTOR = 2
 RED_FACTOR = 10
@@ -64,14 +72,87 @@ def freshness(wh: Warehouse, now: datetime | None = None) -> Freshness:
     return Freshness(last, age, interval, level_for(age, interval))
 
 
+@dataclass(frozen=True)
+class ChainState:
+    """What the sidebar and the pages say about completeness: catching up (with progress) and the per-day proof."""
+
+    loading_percent: int | None  # None: caught up (or nothing known); else how much of the source has landed
+    checked_as_of: datetime | None  # the latest completeness check's watermark, when one exists
+    differences: tuple[health.DayCheck, ...] = ()
+
+    @property
+    def catching_up(self) -> bool:
+        return self.loading_percent is not None
+
+    def lines(self) -> list[str]:
+        """The completeness lines: one "matches" line, or one line per day that differs."""
+        if self.checked_as_of is None:
+            return [i18n.t("complete_none")]
+        if not self.differences:
+            return [i18n.t("complete_match", at=i18n.fmt_datetime(self.checked_as_of))]
+        out = []
+        for d in self.differences:
+            key = "complete_more_source" if d.difference > 0 else "complete_more_wh"
+            out.append(i18n.t(key, table=d.table, day=d.day, n=i18n.fmt_number(abs(d.difference))))
+        return out
+
+
+def chain_state(wh: Warehouse, now: datetime | None = None) -> ChainState:
+    """Read `_meta` through `health.read` (the watchdog's statements) and say whether the data is whole."""
+    if not (wh.path.exists() and wh.has_meta("heartbeat")):
+        return ChainState(None, None)
+    obs = health.read(lambda sql: list(wh.query(sql, []).itertuples(index=False, name=None)),
+                      now or datetime.now(timezone.utc))
+    return chain_state_from(obs, landed_rows(wh))
+
+
+def chain_state_from(obs: health.Observation, landed: int) -> ChainState:
+    """Pure: the sidebar's verdict from one observation and the rows the warehouse holds."""
+    percent = None
+    if not health.caught_up(obs):
+        behind = health.rows_behind(obs) or 0
+        total = landed + behind
+        percent = int(100 * landed / total) if total else 0
+        percent = min(percent, 99)  # "100%" while behind would read as done
+    checks = obs.completeness
+    as_of = min((c.as_of for c in checks), default=None)
+    return ChainState(percent, as_of, tuple(c for c in checks if c.difference))
+
+
+def landed_rows(wh: Warehouse) -> int:
+    """Rows in the warehouse's tables (DuckDB's own estimate: free, exact enough for a percentage)."""
+    value = wh.scalar("SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() WHERE schema_name = 'main'")
+    return int(value or 0)
+
+
+def provisional_note() -> None:
+    """On a page showing figures: say they are provisional while the chain catches up (nothing when caught up)."""
+    try:
+        state = chain_state(_warehouse())
+    except WarehouseBusy:
+        return
+    if state.catching_up:
+        st.warning(i18n.t("catching_up", pct=state.loading_percent), icon=":material/hourglass_top:")
+
+
+def _warehouse() -> Warehouse:
+    from dashboard.warehouse import app_warehouse
+
+    return app_warehouse()
+
+
 def show_sidebar(wh: Warehouse) -> None:
-    """The freshness line in the sidebar, coloured by level."""
+    """The freshness block in the sidebar: age (or loading progress) coloured by level, then the completeness proof."""
     try:
         f = freshness(wh)
+        chain = chain_state(wh)
     except WarehouseBusy:
         st.sidebar.caption(i18n.t("busy"))
         return
-    if f.level == "none":
+    if chain.catching_up:
+        st.sidebar.markdown(f":orange[● {i18n.t('catching_up_short', pct=chain.loading_percent)}]")
+        st.sidebar.caption(i18n.t("catching_up", pct=chain.loading_percent))
+    elif f.level == "none":
         st.sidebar.caption(f.text)
     elif f.level == "ok":
         st.sidebar.markdown(f":green[● {f.text}]")
@@ -83,3 +164,10 @@ def show_sidebar(wh: Warehouse) -> None:
         st.sidebar.caption(i18n.t("fresh_red"))
     if f.last_batch_at is not None:
         st.sidebar.caption(i18n.fmt_datetime(f.last_batch_at) + " (KST)")
+    lines = chain.lines()
+    if chain.differences:
+        st.sidebar.markdown(f":red[● {lines[0]}]")
+        for line in lines[1:6]:
+            st.sidebar.caption(line)
+    else:
+        st.sidebar.caption(lines[0])

@@ -382,6 +382,25 @@ _TEXT: dict[str, tuple[str, str]] = {
                         "The warehouse has no '{table}' table, so this look-up is not available."),
     "lookup_events": ("건수", "Events"),
     "lookup_empty": ("관련된 이력이 없습니다.", "Nothing related yet."),
+    # health
+    "complete_match": ("원본과 일치 ({at} 기준)", "Matches the source as of {at}"),
+    "complete_more_source": ("{table} {day}: 원본에 {n}행 더 있음", "{table} {day}: the source has {n} more rows"),
+    "complete_more_wh": ("{table} {day}: 웨어하우스에 {n}행 더 있음 (원본에서 삭제됨)",
+                         "{table} {day}: the warehouse has {n} more rows (deleted at the source)"),
+    "complete_none": ("원본과의 대조 기록이 아직 없습니다", "Not yet checked against the source"),
+    "catching_up": ("불러오는 중: 원본 행의 {pct}% — 지금 보이는 수치는 잠정치입니다",
+                    "Loading: {pct}% of the source's rows — the figures shown are provisional"),
+    "catching_up_short": ("불러오는 중 ({pct}%)", "Loading ({pct}%)"),
+    "provisional": ("잠정치", "provisional"),
+    "exporter_line": ("원본 내보내기 '{name}': {state} · 마지막 보고 {ago}", "Exporter '{name}': {state} · last report {ago}"),
+    "exporter_state_ok": ("정상", "running"),
+    "exporter_state_degraded": ("일부 테이블 중지·실패", "some tables stopped or failing"),
+    "exporter_state_source_unreachable": ("원본 DB에 연결 안 됨", "cannot read the source"),
+    "exporter_state_stopping": ("중지됨", "stopped"),
+    "exporter_state_catching_up": ("따라잡는 중", "catching up"),
+    "all_arrived": ("모든 데이터가 도착했습니다 · {ago}", "All data arrived · {ago}"),
+    "pipeline_problems": ("지금 확인할 문제", "Problems to look at now"),
+    "completeness_title": ("원본과 대조 (날짜별)", "Checked against the source (per day)"),
 }
 
 # ─────────────────────────────────────────────────────────── vocabulary ──

@@ -10,7 +10,8 @@ from the warehouse catalog (the allow-list), never from a user.
 - `batch_history`: `_meta.batches` over time (rows, seconds, lag);
 - `dead_letters`: reasons and raw payloads (a short preview for the screen,
   the full text for the download);
-- `heartbeat`: the worker's last beat and how old it is;
+- `heartbeat`, `chain`, `exporter_problems`: the worker's last beat and the
+  exporters' status, read and judged by `ingest/health.py` (the watchdog's code);
 - `alert_history`: the watchdog's JSON-lines file, newest first.
 """
 
@@ -18,11 +19,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import pandas as pd
+
+from ingest import health
 
 QueryFn = Callable[[str, list], pd.DataFrame]
 PREVIEW_CHARS = 120
@@ -140,6 +143,16 @@ def _cut(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _fetch(query: QueryFn):
+    """`health.read`'s `fetch` on top of the app's cached reader: the same statements as the watchdog's."""
+    return lambda sql: list(query(sql, []).itertuples(index=False, name=None))
+
+
+def chain(query: QueryFn, now: datetime) -> health.Observation:
+    """The worker's heartbeat, partitions, dead letters and the exporters' status, as the watchdog reads them."""
+    return health.read(_fetch(query), now)
+
+
 @dataclass(frozen=True)
 class Heartbeat:
     state: str  # running | idle | broker_unreachable | degraded | stopped | missing
@@ -153,41 +166,30 @@ class Heartbeat:
     message: str | None = None
 
     def verdict(self, alert_after_seconds: float) -> str:
-        """ok | late (older than half the alert threshold) | down (older than the threshold) | missing."""
-        if self.age_seconds is None:
-            return "missing"
-        if self.age_seconds > alert_after_seconds or self.state == "stopped":
-            return "down"
-        if self.age_seconds > alert_after_seconds / 2 or self.state in ("broker_unreachable", "degraded"):
-            return "late"
-        return "ok"
+        """ok | late | down | missing — `health.worker_verdict`, the watchdog's rule."""
+        if self.beat_at is None:
+            return health.WORKER_MISSING
+        now = self.beat_at + timedelta(seconds=self.age_seconds or 0)
+        obs = health.Observation(now, heartbeat_at=self.beat_at, worker_state=self.state)
+        return health.worker_verdict(obs, timedelta(seconds=alert_after_seconds))
 
 
 def heartbeat(query: QueryFn, now: datetime) -> Heartbeat:
-    df = query(
-        "SELECT beat_at, started_at, state, pid, host, last_batch_id, lag_messages, message "
-        "FROM _meta.heartbeat WHERE worker = 'worker' ORDER BY beat_at DESC LIMIT 1",
-        [],
-    )
-    if df.empty:
+    obs = chain(query, now)
+    if obs.heartbeat_at is None:
         return Heartbeat("missing", None, None)
-    row = df.iloc[0]
-    beat = _aware(row["beat_at"])
-
-    def opt_int(v):
-        return None if pd.isna(v) else int(v)
-
     return Heartbeat(
-        state=str(row["state"]),
-        beat_at=beat,
-        age_seconds=(now - beat).total_seconds() if beat else None,
-        started_at=_aware(row["started_at"]),
-        pid=opt_int(row["pid"]),
-        host=None if pd.isna(row["host"]) else str(row["host"]),
-        last_batch_id=opt_int(row["last_batch_id"]),
-        lag_messages=opt_int(row["lag_messages"]),
-        message=None if pd.isna(row["message"]) else str(row["message"]),
+        state=obs.worker_state or "missing", beat_at=obs.heartbeat_at,
+        age_seconds=obs.heartbeat_age.total_seconds(), started_at=obs.worker_started_at, pid=obs.worker_pid,
+        host=obs.worker_host, last_batch_id=obs.last_batch_id, lag_messages=obs.heartbeat_lag,
+        message=obs.worker_message,
     )
+
+
+def exporter_problems(query: QueryFn, now: datetime, alert_after_seconds: float) -> tuple[health.Observation, dict]:
+    """The chain as read now, and the exporter-side problems the watchdog would name (None: cannot judge now)."""
+    obs = chain(query, now)
+    return obs, health.exporter_problems(obs, timedelta(seconds=alert_after_seconds))
 
 
 ALERT_COLUMNS = ["at", "kind", "problem", "subject", "body", "channel", "delivered"]

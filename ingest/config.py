@@ -91,6 +91,13 @@ class ExporterConfig:
     chunk_rows: int = 5000
     overlap_seconds: float = 5.0
     state_path: Path = Path("data/exporter_state.json")
+    exporter_id: str = "exporter"  # names this exporter in its status records (several may share a broker)
+    completeness_seconds: float = 600.0  # how often per-day source counts are sent for the completeness proof; 0 = never
+    completeness_days: int = 7  # how many days back (of the watermark column) each completeness pass counts
+    max_rows_per_second: float = 0.0  # read ceiling per table at the source; 0 = none
+    statement_timeout_seconds: float = 60.0  # the server aborts any exporter statement running longer; 0 = no limit
+    slow_read_seconds: float = 2.0  # a read slower than this makes the exporter back off
+    max_backoff_seconds: float = 30.0
     failpoint: str | None = None  # env EXPORT_FAILPOINT, tests only: e.g. "after_chunk:2" = SIGKILL itself there
 
 
@@ -109,6 +116,8 @@ class AlertsConfig:
     check_seconds: float = 15.0
     alert_after_seconds: float = 120.0
     max_lag_messages: int = 100_000
+    mismatch_passes: int = 3  # a completeness difference seen on this many checks in a row is an alert
+    hold_down_seconds: float = 30.0  # a problem closes only after staying away this long (no mail storm when flapping)
     recipients: tuple[str, ...] = ()
     sender: str = "datadesk@localhost"
     smtp_host: str | None = None
@@ -387,12 +396,21 @@ def _source(v: _Validator, raw: Any, env: Mapping[str, str]) -> SourceConfig:
 
 def _exporter(v: _Validator, raw: Any) -> ExporterConfig:
     raw = v.section(raw, "exporter")
-    v.unknown_keys(raw, {"interval_seconds", "chunk_rows", "overlap_seconds", "state_path"}, "exporter")
+    v.unknown_keys(raw, {"interval_seconds", "chunk_rows", "overlap_seconds", "state_path", "id", "completeness_seconds",
+                           "completeness_days", "max_rows_per_second", "statement_timeout_seconds", "slow_read_seconds",
+                           "max_backoff_seconds"}, "exporter")
     return ExporterConfig(
         interval_seconds=float(v.get(raw, "exporter", "interval_seconds", "a number", 60.0, minimum=0)),
         chunk_rows=v.get(raw, "exporter", "chunk_rows", "a whole number", 5000, minimum=1),
         overlap_seconds=float(v.get(raw, "exporter", "overlap_seconds", "a number", 5.0, minimum=0)),
         state_path=v.path(v.get(raw, "exporter", "state_path", "a string", "data/exporter_state.json")),
+        exporter_id=v.get(raw, "exporter", "id", "a string", "exporter"),
+        completeness_seconds=float(v.get(raw, "exporter", "completeness_seconds", "a number", 600.0, minimum=0)),
+        completeness_days=v.get(raw, "exporter", "completeness_days", "a whole number", 7, minimum=1),
+        max_rows_per_second=float(v.get(raw, "exporter", "max_rows_per_second", "a number", 0.0, minimum=0)),
+        statement_timeout_seconds=float(v.get(raw, "exporter", "statement_timeout_seconds", "a number", 60.0, minimum=0)),
+        slow_read_seconds=float(v.get(raw, "exporter", "slow_read_seconds", "a number", 2.0, minimum=0.01)),
+        max_backoff_seconds=float(v.get(raw, "exporter", "max_backoff_seconds", "a number", 30.0, minimum=0.1)),
     )
 
 
@@ -418,7 +436,7 @@ def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
     raw = v.section(raw, "alerts")
     v.unknown_keys(
         raw,
-        {"check_seconds", "alert_after_seconds", "max_lag_messages", "recipients", "sender", "smtp_host", "smtp_port", "starttls", "state_path", "history_path", "ca_file"},
+        {"check_seconds", "alert_after_seconds", "max_lag_messages", "hold_down_seconds", "mismatch_passes", "recipients", "sender", "smtp_host", "smtp_port", "starttls", "state_path", "history_path", "ca_file"},
         "alerts",
     )
     recipients = tuple(v.get(raw, "alerts", "recipients", "a list of strings", []))
@@ -432,6 +450,9 @@ def _alerts(v: _Validator, raw: Any, env: Mapping[str, str]) -> AlertsConfig:
         check_seconds=float(v.get(raw, "alerts", "check_seconds", "a number", 15.0, minimum=0.1)),
         alert_after_seconds=float(v.get(raw, "alerts", "alert_after_seconds", "a number", 120.0, minimum=0.1)),
         max_lag_messages=v.get(raw, "alerts", "max_lag_messages", "a whole number", 100_000, minimum=0),
+        mismatch_passes=v.get(raw, "alerts", "mismatch_passes", "a whole number", 3, minimum=1),
+        hold_down_seconds=float(v.get(raw, "alerts", "hold_down_seconds", "a number",
+                                      2 * float(raw.get("check_seconds", 15.0)), minimum=0)),
         recipients=recipients,
         sender=v.get(raw, "alerts", "sender", "a string", "datadesk@localhost"),
         smtp_host=smtp_host,
@@ -483,6 +504,8 @@ def _tables(v: _Validator, raw: Any, needs_watermark: bool) -> dict[str, TableSp
         sec = f"tables.{name}"
         if not _IDENT.match(name):
             raise v.fail(f"[{sec}]", "— a table name must be letters, digits and '_' (starting with a letter)")
+        if name == "_control":  # its topic would be the control topic (ingest/control.py)
+            raise v.fail(f"[{sec}]", "— the name _control is reserved for the exporter's status records; rename the table")
         spec = v.section(spec, sec)
         v.unknown_keys(spec, {"primary_key", "watermark", "soft_delete", "description", "columns", "absent_columns",
                               "on_type_mismatch"}, sec)

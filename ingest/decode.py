@@ -28,6 +28,7 @@ import pyarrow as pa
 from ingest import decode_sql as sql
 from ingest.batch import RawBatch
 from ingest.config import TableSpec
+from ingest.control import ControlBatch, read_control
 from ingest.envelope import (
     DEFAULT_MAX_MESSAGE_BYTES, MAX_VALUE_DEPTH, Rejected, SchemaRecord, case_variant_reason, decode_schema,
     depth_reason, name_reason, nesting,
@@ -60,6 +61,7 @@ class DecodedBatch:
     raw: RawBatch
     topics: list[DecodedTopic]
     seconds: float
+    control: ControlBatch = field(default_factory=ControlBatch)  # exporter status records (not row changes)
 
     @property
     def messages(self) -> int:
@@ -79,9 +81,10 @@ class Decoder:
     """
 
     def __init__(self, tables: Mapping[str, TableSpec], topics: Mapping[str, str], threads: int | None = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES, control_topic: str | None = None):
         self.tables = tables
         self.topics = topics  # topic → table
+        self.control_topic = control_topic  # its records are read by `ingest.control`, never checked as rows
         self.max_message_bytes = max_message_bytes
         self.con = duckdb.connect()
         if threads:
@@ -104,10 +107,11 @@ class Decoder:
         t0 = time.perf_counter()
         self.con.register("_raw", batch.records)
         try:
-            topics = [self._decode_topic(topic, self.topics[topic]) for topic in batch.topics]
+            topics = [self._decode_topic(topic, self.topics[topic]) for topic in batch.topics
+                      if topic != self.control_topic]
         finally:
             self.con.unregister("_raw")
-        return DecodedBatch(batch, topics, time.perf_counter() - t0)
+        return DecodedBatch(batch, topics, time.perf_counter() - t0, read_control(batch.records, self.control_topic))
 
     # -- one topic
     def _decode_topic(self, topic: str, table: str) -> DecodedTopic:

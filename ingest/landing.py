@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest import landing_sql as sql
+from ingest.control import ControlBatch, status_rows
 from ingest.decode import DecodedBatch, DecodedTopic
 from ingest.failpoints import Failpoints
 from ingest.identifiers import SYSTEM_COLUMNS, own_columns
@@ -124,6 +125,7 @@ def land_batch(
         _write_offsets(con, batch)
         _write_partitions(con, partitions)
         _write_heartbeat(con, heartbeat, batch_id)
+        write_control(con, batch.control, existing)
         result.tables = sorted(landed_tables)
         result.seconds = time.perf_counter() - t0
         lag = sum(p.lag or 0 for p in partitions) if partitions else None
@@ -409,6 +411,51 @@ def _write_partitions(con: duckdb.DuckDBPyConnection, partitions: Sequence[Parti
         "state": pa.array([p.state for p in partitions], pa.string()),
         "reason": pa.array([p.reason for p in partitions], pa.string()),
     })
+
+
+def write_control(con: duckdb.DuckDBPyConnection, control: ControlBatch,
+                  existing: dict[str, dict[str, str]] | None = None) -> None:
+    """The exporters' newest status records, and the completeness checks of their counts, inside the
+    caller's transaction (the batch's: the counts are compared with the rows as this batch leaves them)."""
+    if not control:
+        return
+    for counts in control.counts.values():
+        _check_completeness(con, counts, existing if existing is not None else _existing_columns(con))
+    exporters, tables = status_rows(control.statuses.values())
+    for row in exporters:
+        con.execute(sql.forget_older_exporter_status(), {"exporter": row["exporter"], "exported_at": row["exported_at"]})
+        con.execute(sql.insert_exporter_status(), row)
+        con.execute(sql.forget_older_exporter_tables(), {"exporter": row["exporter"], "exported_at": row["exported_at"]})
+    for row in tables:
+        con.execute(sql.insert_exporter_table(), row)
+
+
+def _check_completeness(con: duckdb.DuckDBPyConnection, counts, existing: dict[str, dict[str, str]]) -> None:
+    """Compare one table's source counts per day with the warehouse at the same watermark; record the outcome.
+
+    The table name comes from a Kafka message: it is used only if the
+    warehouse catalog has that table (then quoted as an identifier); a table
+    not landed yet counts 0 rows.
+    """
+    if not counts.days:
+        return
+    as_of = datetime.fromisoformat(counts.as_of)
+    first = min(counts.days)
+    since = datetime.fromisoformat(f"{first}T00:00:00+09:00")
+    held: dict[str, int] = {}
+    if counts.table in existing:
+        held = {d: n for d, n in con.execute(sql.warehouse_day_counts(counts.table), {"since": since, "as_of": as_of}).fetchall()}
+    key = {"exporter": counts.exporter, "table": counts.table}
+    before = dict(con.execute(sql.previous_mismatch_passes(), key).fetchall())
+    days = sorted(set(counts.days) | {d for d in held if d >= first})
+    con.execute(sql.forget_completeness_days(), {**key, "days": days})
+    for day in days:
+        source, warehouse = counts.days.get(day, 0), held.get(day, 0)
+        streak = 0 if source == warehouse else before.get(day, 0) + 1
+        con.execute(sql.insert_completeness(), {
+            **key, "day": day, "as_of": as_of, "source_rows": source, "warehouse_rows": warehouse,
+            "mismatch_passes": streak, "resent": day in counts.resent_days,
+        })
 
 
 def _write_heartbeat(con: duckdb.DuckDBPyConnection, hb: Heartbeat, last_batch_id: int | None) -> None:

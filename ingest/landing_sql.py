@@ -221,3 +221,57 @@ def insert_declared_columns() -> str:
         "INSERT INTO _meta.declared_columns "
         "SELECT $table, unnest($names::VARCHAR[]), unnest($types::VARCHAR[]), $schema_id, $batch_id, now()"
     )
+
+
+# ─────────────────────────────────────────── control records (ingest/control.py) ──
+# Newest wins per exporter: a re-delivered older status changes nothing.
+
+
+def forget_older_exporter_status() -> str:
+    return "DELETE FROM _meta.exporter_status WHERE exporter = $exporter AND exported_at <= $exported_at"
+
+
+def insert_exporter_status() -> str:
+    return (
+        "INSERT INTO _meta.exporter_status (exporter, state, exported_at, landed_at, pass_seconds, rows_sent, message, "
+        "broker_outage, errors, stopped_tables, rows_behind) "
+        "SELECT $exporter, $state, $exported_at, now(), $pass_seconds, $rows_sent, $message, $broker_outage, "
+        "$errors, $stopped_tables, $rows_behind "
+        "WHERE NOT EXISTS (SELECT 1 FROM _meta.exporter_status WHERE exporter = $exporter)"
+    )
+
+
+def forget_older_exporter_tables() -> str:
+    return "DELETE FROM _meta.exporter_tables WHERE exporter = $exporter AND exported_at <= $exported_at"
+
+
+def insert_exporter_table() -> str:
+    return (
+        "INSERT INTO _meta.exporter_tables "
+        "SELECT $exporter, $table_name, $watermark, $rows_sent, $rows_total, $error, $stopped, $queries, "
+        "$query_seconds_max, $query_seconds_total, $exported_at, $rows_behind "
+        "WHERE NOT EXISTS (SELECT 1 FROM _meta.exporter_tables WHERE exporter = $exporter AND exported_at > $exported_at)"
+    )
+
+
+def warehouse_day_counts(table: str) -> str:
+    """Rows of `table` per Asia/Seoul day of their change time (`_source_ts`, the watermark value) in [since, as_of]."""
+    return (
+        "SELECT strftime(timezone('Asia/Seoul', _source_ts), '%Y-%m-%d') AS day, count(*) "
+        f"FROM main.{q(table)} WHERE _source_ts >= $since AND _source_ts <= $as_of GROUP BY day"
+    )
+
+
+def previous_mismatch_passes() -> str:
+    return ("SELECT strftime(day, '%Y-%m-%d'), mismatch_passes FROM _meta.completeness "
+            "WHERE exporter = $exporter AND table_name = $table")
+
+
+def forget_completeness_days() -> str:
+    return ("DELETE FROM _meta.completeness WHERE exporter = $exporter AND table_name = $table "
+            "AND list_contains($days, strftime(day, '%Y-%m-%d'))")
+
+
+def insert_completeness() -> str:
+    return ("INSERT INTO _meta.completeness SELECT $exporter, $table, CAST($day AS DATE), $as_of, $source_rows, "
+            "$warehouse_rows, $mismatch_passes, $resent, now()")

@@ -1,19 +1,24 @@
-"""The watchdog: a separate process that e-mails when the pipeline stops, and when it recovers.
+"""The watchdog: a separate process that e-mails when the chain stops, and when it recovers.
 
-A dead worker cannot report its own death, so this process reads what the
-worker leaves behind in the warehouse (`_meta.heartbeat`, `_meta.partitions`,
-`_meta.dead_letters`) through short read-only connections, and decides.
+A dead worker cannot report its own death, and the exporter may run on
+another machine: so this process reads what reached the warehouse (`_meta`:
+the worker's heartbeat and partitions, dead letters, the exporters' status
+records and the completeness checks) through short read-only connections —
+with the statements and rules of `ingest/health.py`, which the Pipeline page
+uses too — and decides.
 
 Layout (STYLE.md: pure core, I/O at the edges):
-- `observe()`    reads the warehouse once → an `Observation` (I/O, small);
+- `observe()`    reads the warehouse once → an `Observation` (`health.read`);
 - `decide()`     Observation + `WatchState` → new state + the `Notice`s to send
                  (pure: no clock, no file, no network — the tests drive it directly);
 - `run_watchdog` the loop: observe, decide, record in the alert history,
                  hand the mail to `ingest.mail.Mailer` (which never blocks), save state.
 
-Problems and when they open / close (one e-mail each way, never a storm):
-- worker_down: the heartbeat is older than `alert_after_seconds`. The AGE
-  decides, not whether the PID exists, so a hung (SIGSTOPped) worker counts as
+Problems and when they open / close (one e-mail each way, never a storm; a
+problem closes only after staying away `[alerts] hold_down_seconds`, so a
+flapping link stays one open problem):
+- worker_down: the heartbeat is older than `alert_after_seconds` (`health.worker_verdict`).
+  The AGE decides, not whether the PID exists, so a hung (SIGSTOPped) worker counts as
   down. No warehouse file, no heartbeat row, or a file locked for the whole
   time (a worker frozen mid-write) count the same, measured from the last
   heartbeat seen or, if none was ever seen, from the watchdog's start. A
@@ -28,6 +33,11 @@ Problems and when they open / close (one e-mail each way, never a storm):
   (e.g. a stored offset the broker no longer has); closes when it runs again.
 - broker_unreachable: the worker is alive but has reported
   `broker_unreachable` for longer than `alert_after_seconds`.
+- exporter_silent:<id>, source_unreachable:<id>, table_stopped:<table>: from the
+  exporters' status records (`health.exporter_problems`), judged only while the
+  worker lands — otherwise the worker's problem is the one named.
+- completeness:<table>: a table's counts differed from the source on
+  `[alerts] mismatch_passes` checks in a row (`health.completeness_problems`).
 
 The open problems survive a restart (`[alerts] state_path`, written
 atomically), so a restarted watchdog neither repeats nor forgets an alert.
@@ -58,6 +68,8 @@ from typing import Any
 import duckdb
 
 from ingest.config import AlertsConfig, PipelineConfig
+from ingest import health
+from ingest.health import Observation, PartitionStatus, age_text as _age  # noqa: F401 (PartitionStatus: tests)
 from ingest.mail import Mailer, Outgoing
 from ingest.warehouse_file import WarehouseBusy, WarehouseMissing, open_reader
 
@@ -73,48 +85,14 @@ _TEXT_LIMIT = 300  # worker/partition status texts are cut to this many characte
 
 
 @dataclass(frozen=True)
-class PartitionStatus:
-    topic: str
-    partition: int
-    lag_messages: int | None
-    state: str
-    reason: str | None
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What one look at the warehouse showed. `unreadable` says why nothing else is known."""
-
-    at: datetime
-    unreadable: str | None = None  # None | "missing" | "busy" | "no_heartbeat" | "error: …"
-    heartbeat_at: datetime | None = None
-    worker_state: str | None = None
-    worker_pid: int | None = None
-    worker_message: str | None = None
-    heartbeat_lag: int | None = None
-    partitions: tuple[PartitionStatus, ...] = ()
-    dead_letters_by_topic: tuple[tuple[str, int], ...] | None = None
-
-    @property
-    def lag_messages(self) -> int | None:
-        """The worker's own total if it wrote one, else the sum over partitions."""
-        if self.heartbeat_lag is not None:
-            return self.heartbeat_lag
-        lags = [p.lag_messages for p in self.partitions if p.lag_messages is not None]
-        return sum(lags) if lags else None
-
-    @property
-    def dead_letters(self) -> int | None:
-        if self.dead_letters_by_topic is None:
-            return None
-        return sum(n for _, n in self.dead_letters_by_topic)
-
-
-@dataclass(frozen=True)
 class Limits:
     alert_after: timedelta
     max_lag_messages: int
     host: str = "this server"
+    mismatch_passes: int = 3  # completeness checks in a row with a difference before an alert
+    # A problem closes only once it has stayed away this long, so a flapping link
+    # sends one alert and one recovery, not a pair per flap.
+    hold_down: timedelta = timedelta(0)
     # A watchdog that has just started (after a reboot, or with `make run`) reads the
     # heartbeat the worker left before everything stopped: give the worker
     # alert_after to beat again before calling it down. `--once` checks the state as it is.
@@ -123,7 +101,8 @@ class Limits:
     @classmethod
     def from_config(cls, alerts: AlertsConfig, host: str | None = None, startup_grace: bool = True) -> "Limits":
         return cls(timedelta(seconds=alerts.alert_after_seconds), alerts.max_lag_messages,
-                   host or socket.gethostname(), startup_grace)
+                   host or socket.gethostname(), alerts.mismatch_passes, timedelta(seconds=alerts.hold_down_seconds),
+                   startup_grace)
 
 
 @dataclass(frozen=True)
@@ -150,6 +129,7 @@ class WatchState:
     lag_streak: int = 0
     dead_letters_seen: int | None = None
     dead_letters_grew_at: datetime | None = None
+    clear_since: dict[str, datetime] = field(default_factory=dict)  # open problem → first check it was gone (hold-down)
     # Not persisted: measured afresh by each watchdog run.
     started_at: datetime | None = None
     last_beat_at: datetime | None = None
@@ -164,6 +144,7 @@ class WatchState:
             "lag_streak": self.lag_streak,
             "dead_letters_seen": self.dead_letters_seen,
             "dead_letters_grew_at": self.dead_letters_grew_at.isoformat() if self.dead_letters_grew_at else None,
+            "clear_since": {k: v.isoformat() for k, v in sorted(self.clear_since.items())},
         }
 
     @classmethod
@@ -175,6 +156,8 @@ class WatchState:
             lag_streak=int(data.get("lag_streak", 0)),
             dead_letters_seen=data.get("dead_letters_seen"),
             dead_letters_grew_at=datetime.fromisoformat(data["dead_letters_grew_at"]) if data.get("dead_letters_grew_at") else None,
+            # A restart inside a hold-down keeps counting it (absent in files from before the hold-down existed).
+            clear_since={k: datetime.fromisoformat(v) for k, v in (data.get("clear_since") or {}).items()},
         )
 
 
@@ -192,7 +175,10 @@ def decide(obs: Observation, previous: WatchState, limits: Limits) -> tuple[Watc
         state.started_at = obs.at
     notices: list[Notice] = []
 
+    state.clear_since = dict(previous.clear_since)
+
     def open_(problem: str, title: str, body: str) -> None:
+        state.clear_since.pop(problem, None)
         if problem in state.open:
             return
         subject = f"{SUBJECT_PREFIX} ALERT {title}"
@@ -200,9 +186,13 @@ def decide(obs: Observation, previous: WatchState, limits: Limits) -> tuple[Watc
         notices.append(Notice("alert", problem, subject, _body(body, obs.at, limits, "alert")))
 
     def close(problem: str, title: str, body: str) -> None:
-        opened = state.open.pop(problem, None)
-        if opened is None:
+        if problem not in state.open:
             return
+        gone_since = state.clear_since.setdefault(problem, obs.at)
+        if obs.at - gone_since < limits.hold_down:
+            return  # hold-down: a flapping link stays one open problem
+        state.clear_since.pop(problem, None)
+        opened = state.open.pop(problem)
         lasted = f"\nThe problem lasted {_age(obs.at - opened.since)} (since {_stamp(opened.since)})."
         subject = f"{SUBJECT_PREFIX} RECOVERED {title}"
         notices.append(Notice("recovery", problem, subject, _body(body + lasted, obs.at, limits, "recovery")))
@@ -215,7 +205,33 @@ def decide(obs: Observation, previous: WatchState, limits: Limits) -> tuple[Watc
     if obs.unreadable is None:
         _decide_dead_letters(obs, state, limits, open_, close)
         _decide_partitions(obs, state, open_, close)
+    _decide_exporters(obs, state, limits, open_, close)
+    if obs.unreadable is None:
+        _decide_completeness(obs, state, limits, open_, close)
     return state, notices
+
+
+def _decide_completeness(obs, state, limits, open_, close) -> None:
+    present = health.completeness_problems(obs, limits.mismatch_passes)
+    for key, problem in sorted(present.items()):
+        open_(key, problem.title, problem.body)
+    for key in sorted(k for k in state.open if k.startswith("completeness:") and k not in present):
+        close(key, *health.completeness_recovery(obs, key))
+
+
+_EXPORTER_PROBLEMS = ("exporter_silent:", "source_unreachable:", "table_stopped:")
+
+
+def _decide_exporters(obs, state, limits, open_, close) -> None:
+    """The exporter side, from its status records (`health.exporter_problems`); unjudgeable while the worker is not landing."""
+    present = health.exporter_problems(obs, limits.alert_after)
+    if present is None:
+        return
+    for key, problem in sorted(present.items()):
+        open_(key, problem.title, problem.body)
+    for key in sorted(k for k in state.open if k.startswith(_EXPORTER_PROBLEMS) and k not in present):
+        title, text = health.recovery(obs, key)
+        close(key, title, text)
 
 
 def _decide_worker(obs, state, limits, open_, close) -> None:
@@ -223,7 +239,7 @@ def _decide_worker(obs, state, limits, open_, close) -> None:
     if obs.heartbeat_at is not None:
         state.last_beat_at = obs.heartbeat_at
         age = obs.at - obs.heartbeat_at
-        if age > limits.alert_after and watched > limits.alert_after:
+        if health.worker_verdict(obs, limits.alert_after) == health.WORKER_DOWN and watched > limits.alert_after:
             open_(
                 "worker_down",
                 f"worker down: no heartbeat for {_age(age)}",
@@ -354,15 +370,6 @@ def _decide_partitions(obs, state, open_, close) -> None:
 # ────────────────────────────────────────────────────────── wording ──
 
 
-def _age(delta: timedelta) -> str:
-    s = int(delta.total_seconds())
-    if s < 120:
-        return f"{s} s"
-    if s < 7200:
-        return f"{s // 60} min" + (f" {s % 60} s" if s % 60 else "")
-    return f"{s // 3600} h {s % 3600 // 60} min"
-
-
 def _stamp(at: datetime) -> str:
     return at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
@@ -396,22 +403,11 @@ def _body(text: str, at: datetime, limits: Limits, kind: str) -> str:
 # ──────────────────────────────────────────────────────── I/O: reading ──
 
 
-_HEARTBEAT_SQL = """
-SELECT beat_at, state, pid, lag_messages, message
-FROM _meta.heartbeat WHERE worker = 'worker'
-ORDER BY beat_at DESC LIMIT 1
-"""
-_PARTITIONS_SQL = 'SELECT topic, "partition", lag_messages, state, reason FROM _meta.partitions ORDER BY topic, "partition"'
-_DEAD_LETTERS_SQL = "SELECT topic, count(*) FROM _meta.dead_letters GROUP BY topic ORDER BY topic"
-
-
 def observe(warehouse: Path, now: datetime, timeout: float = 5.0) -> Observation:
-    """One short read-only look at `_meta`; never raises for a missing, locked or half-built file."""
+    """One short read-only look at `_meta` (`health.read`); never raises for a missing, locked or half-built file."""
     try:
         with open_reader(warehouse, timeout=timeout) as con:
-            beat = con.execute(_HEARTBEAT_SQL).fetchone()
-            parts = con.execute(_PARTITIONS_SQL).fetchall()
-            dead = con.execute(_DEAD_LETTERS_SQL).fetchall()
+            return health.read(lambda sql: con.execute(sql).fetchall(), now)
     except WarehouseMissing:
         return Observation(now, unreadable="missing")
     except WarehouseBusy:
@@ -421,23 +417,6 @@ def observe(warehouse: Path, now: datetime, timeout: float = 5.0) -> Observation
     except duckdb.Error as exc:
         log.warning("reading %s failed: %s", warehouse, exc)
         return Observation(now, unreadable=f"error: {type(exc).__name__}")
-    partitions = tuple(PartitionStatus(t, int(p), lag, st, reason) for t, p, lag, st, reason in parts)
-    dead_letters = tuple((t, int(n)) for t, n in dead)
-    if beat is None:
-        return Observation(now, unreadable="no_heartbeat", partitions=partitions, dead_letters_by_topic=dead_letters)
-    beat_at, worker_state, pid, lag, message = beat
-    if beat_at.tzinfo is None:  # TIMESTAMPTZ comes back aware; be safe with hand-made files
-        beat_at = beat_at.replace(tzinfo=timezone.utc)
-    return Observation(
-        now,
-        heartbeat_at=beat_at,
-        worker_state=worker_state,
-        worker_pid=pid,
-        worker_message=message,
-        heartbeat_lag=lag,
-        partitions=partitions,
-        dead_letters_by_topic=dead_letters,
-    )
 
 
 # ─────────────────────────────────────────────── I/O: state and history ──
@@ -548,6 +527,8 @@ def run_watchdog(cfg: PipelineConfig, once: bool = False, stop: threading.Event 
     assert cfg.alerts is not None and cfg.warehouse is not None
     alerts = cfg.alerts
     limits = Limits.from_config(alerts, startup_grace=not once)
+    if once:  # a single check (cron) judges the state as it is: nothing to hold a recovery against
+        limits = dataclasses.replace(limits, hold_down=timedelta(0))
     history = AlertHistory(alerts.history_path)
     mailer = Mailer(alerts, on_outcome=history.record_outcome)
     state = load_state(alerts.state_path)

@@ -55,6 +55,7 @@ from kafka.structs import OffsetAndMetadata
 
 from ingest.batch import RawBatch, halves, raw_batch
 from ingest.config import PipelineConfig
+from ingest.control import control_topic
 from ingest.failpoints import Failpoints
 from ingest.decode import DecodedTopic
 from ingest.landing import (
@@ -142,7 +143,7 @@ class Fetcher(threading.Thread):
     def __init__(self, cfg: PipelineConfig, start: dict[tuple[str, int], int], from_beginning: bool, stop: threading.Event):
         super().__init__(name="fetcher", daemon=True)
         self.cfg = cfg
-        self.topics = sorted(cfg.topics())
+        self.topics = sorted([*cfg.topics(), control_topic(cfg.kafka)])
         self.start_offsets = dict(start)
         self.from_beginning = from_beginning
         self.stop_event = stop
@@ -378,6 +379,8 @@ class Worker:
         self.transport_reset = transport_reset
         self.from_beginning = from_beginning
         self.topics = cfg.topics()
+        self.control_topic = control_topic(cfg.kafka)
+        self.read_topics = [*self.topics, self.control_topic]  # offsets are stored for the control topic too
         self.stop = threading.Event()
         self.failpoints = Failpoints(cfg.failpoint)
         self.started_at = datetime.now().astimezone()
@@ -386,7 +389,7 @@ class Worker:
         # One DuckDB thread for decoding: the fetcher and the landing have the other core
         # (measured: two threads here oversubscribed two cores and slowed the whole worker).
         self.decoder = Decoder(cfg.tables, self.topics, threads=DECODE_THREADS,
-                               max_message_bytes=cfg.worker.max_message_bytes)
+                               max_message_bytes=cfg.worker.max_message_bytes, control_topic=self.control_topic)
         self._decoding: ThreadPoolExecutor | None = None
         self._quiet = dict.fromkeys(("batches", "last", "messages", "upserts", "deletes", "stale"), 0)
         self._quiet_since = 0.0
@@ -448,10 +451,10 @@ class Worker:
         with self.writer.open() as con:
             ensure_meta(con)
             if self.transport_reset:
-                n = forget_offsets(con, list(self.topics))
+                n = forget_offsets(con, self.read_topics)
                 log.info("transport reset: forgot %d stored offset(s); reading every topic from its start "
                          "(re-sent rows are harmless: older versions never overwrite newer ones)", n)
-            self.committed = stored_offsets(con, list(self.topics))
+            self.committed = stored_offsets(con, self.read_topics)
             self.decoder.know_columns(user_columns(con))
             self.decoder.know_declared(declared_columns(con))
             if not self.cfg.warehouse.is_lake:  # on a lake CHECKPOINT is the whole maintenance
@@ -798,6 +801,8 @@ def _dead_letter_batch(part: RawBatch, topics: dict[str, str], error: BaseExcept
         "offset": records.column("offset"), "key": records.column("key"), "value": records.column("value"),
         "reason": pa.array([reason], pa.string()),
     })
+    if topic not in topics:  # a control record: never a dead letter; landing the empty batch moves its offset on
+        return DecodedBatch(part, [], 0.0)
     table = topics[topic]
     return DecodedBatch(part, [DecodedTopic(topic, table, (), 0, dead, None)], 0.0)
 

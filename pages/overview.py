@@ -12,7 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import charts, i18n, kpis
+from dashboard import charts, freshness, i18n, kpis
 from dashboard.charts import ChartSpec
 from dashboard.i18n import pick, t
 from dashboard.report_runner import reports_dir, seoul_today
@@ -36,6 +36,7 @@ if catalog.empty:
     st.info(t("no_data"))
     st.stop()
 
+freshness.provisional_note()  # during a first load or a catch-up: these figures are partial, and say so
 now = datetime.now(kpis.SEOUL)
 available = set(catalog.tables)
 numbers = guarded(kpis.kpis, wh.query, available, now)

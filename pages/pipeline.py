@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
-from dashboard import charts, downloads, i18n, tables
+from dashboard import charts, downloads, freshness, i18n, tables
 from dashboard import pipeline_health as ph
 from dashboard.charts import ChartSpec
 from dashboard.i18n import pick, t
@@ -78,7 +78,39 @@ if "heartbeat" not in meta:
     show_alerts()
     st.stop()
 
-# ── worker heartbeat ───────────────────────────────────────────────────────
+# ── the chain in words first: is everything here? ─────────────────────────
+chain, problems = guarded(ph.exporter_problems, wh.query, now, alert_after)
+state = guarded(freshness.chain_state_from, chain, guarded(freshness.landed_rows, wh))
+if state.catching_up:
+    st.warning(t("catching_up", pct=state.loading_percent), icon=":material/hourglass_top:")
+elif not problems and chain.heartbeat_age is not None and chain.heartbeat_age.total_seconds() <= alert_after:
+    last = guarded(freshness.freshness, wh, now)
+    if last.age_seconds is not None:
+        st.success(t("all_arrived", ago=i18n.fmt_ago(last.age_seconds)), icon=":material/check_circle:")
+for problem in (problems or {}).values():
+    st.error(f"**{problem.title}**\n\n{problem.body}", icon=":material/error:")
+for ex in chain.exporters:
+    ago = i18n.fmt_ago(max(0.0, ex.age(now).total_seconds()))
+    state_key = f"exporter_state_{ex.state}"
+    try:
+        state_text = t(state_key)
+    except KeyError:
+        state_text = ex.state
+    st.caption(t("exporter_line", name=ex.exporter, state=state_text, ago=ago))
+st.subheader(t("completeness_title"))
+for line in state.lines():
+    (st.warning if state.differences else st.caption)(line)
+if chain.completeness:
+    st.dataframe(pd.DataFrame({
+        pick("테이블 / Table"): [c.table for c in chain.completeness],
+        pick("날짜 / Day"): [c.day for c in chain.completeness],
+        pick("원본 행 수 / Source rows"): [c.source_rows for c in chain.completeness],
+        pick("웨어하우스 행 수 / Warehouse rows"): [c.warehouse_rows for c in chain.completeness],
+        pick("차이 / Difference"): [c.difference for c in chain.completeness],
+        pick("기준 시각 / As of"): [fmt_time(c.as_of) for c in chain.completeness],
+    }), hide_index=True, width="stretch", placeholder=i18n.EMPTY, key="p_completeness")
+
+# ── worker heartbeat (technical detail) ────────────────────────────────────
 beat = guarded(ph.heartbeat, wh.query, now)
 verdict = beat.verdict(alert_after)
 state_text = pick(STATE_WORDS.get(beat.state, beat.state))

@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import kpis
 from tests.reports_demo import (
     DEAD_LETTER_REASONS,
     LONG_RAW,
@@ -93,14 +92,27 @@ def day(ts: dt.datetime) -> dt.date:
 # ───────────────────────────────────────────────────────────── overview ──
 
 
+def kpi_windows(now: dt.datetime):
+    """(start, end, previous start, previous end) for today and this month, written here from the rule the page
+    states — today so far vs yesterday to the same time; the month so far vs last month to the same offset (cut at
+    the end of last month) — rather than read from the code under test."""
+    now = now.astimezone(SEOUL)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    first = midnight.replace(day=1)
+    last_first = (first - dt.timedelta(days=1)).replace(day=1)
+    today = (midnight, now, midnight - dt.timedelta(days=1), now - dt.timedelta(days=1))
+    month = (first, now, last_first, min(last_first + (now - first), first))
+    return today, month
+
+
 def test_overview_kpis_match_the_rows(env):
     ds = env
     before = dt.datetime.now(SEOUL)
     at = run_page("pages/overview.py")
-    today_p, month_p = kpis.periods(before)
+    today_p, month_p = kpi_windows(before)
 
     def measure(period, which):
-        s, e = (period.start, period.end) if which == "current" else (period.prev_start, period.prev_end)
+        s, e = period[:2] if which == "current" else period[2:]
         inside = lambda r: s <= r["created_at"] < e  # noqa: E731
         paid = [p for p in ds.live("payments") if p["status"] == "approved" and inside(p)]
         return {

@@ -97,3 +97,51 @@ ALTER TABLE _meta.dead_letters ADD COLUMN IF NOT EXISTS last_replay_at TIMESTAMP
 ALTER TABLE _meta.dead_letters ADD COLUMN IF NOT EXISTS last_replay_reason VARCHAR;  -- why it still fails today
 -- 'kafka': a batch read from Kafka; 'replay': dead letters landed by a replay (its offsets are {}).
 ALTER TABLE _meta.batches ADD COLUMN IF NOT EXISTS kind VARCHAR DEFAULT 'kafka';
+
+-- The exporter's own word (control records on <topic_prefix>._control, ingest/control.py):
+-- its newest status per exporter, landed in the same transaction as the batch that carried it.
+-- Read by ingest/health.py (the watchdog and the Pipeline page).
+CREATE TABLE IF NOT EXISTS _meta.exporter_status (
+    exporter        VARCHAR NOT NULL,
+    state           VARCHAR NOT NULL,    -- ok | degraded | source_unreachable | stopping
+    exported_at     TIMESTAMPTZ NOT NULL, -- the exporter's clock, end of its pass
+    landed_at       TIMESTAMPTZ NOT NULL,
+    pass_seconds    DOUBLE,
+    rows_sent       BIGINT,              -- this pass
+    message         VARCHAR,             -- what is wrong and what to do
+    broker_outage   VARCHAR,             -- the exporter lost the broker during this pass (why)
+    errors          VARCHAR[],           -- "table: source read failure" of this pass
+    stopped_tables  VARCHAR[],           -- stopped by the PII guard or a configuration mismatch
+    rows_behind     BIGINT               -- source rows past the watermarks (catching up); NULL: not counted
+);
+
+-- Per exporter and table, as of the exporter's newest status.
+CREATE TABLE IF NOT EXISTS _meta.exporter_tables (
+    exporter             VARCHAR NOT NULL,
+    table_name           VARCHAR NOT NULL,
+    watermark            TIMESTAMPTZ,     -- newest change the broker acknowledged
+    rows_sent            BIGINT,          -- this pass
+    rows_total           BIGINT,          -- since the watermarks were last reset
+    error                VARCHAR,
+    stopped              VARCHAR,
+    queries              BIGINT,          -- source reads this pass
+    query_seconds_max    DOUBLE,
+    query_seconds_total  DOUBLE,
+    exported_at          TIMESTAMPTZ NOT NULL,
+    rows_behind          BIGINT
+);
+
+-- The completeness proof (control records of op "counts"): per table and local day of the
+-- watermark column, the source's row count as of a watermark beside the warehouse's count at
+-- the same watermark, compared by the worker in the transaction that landed the counts.
+CREATE TABLE IF NOT EXISTS _meta.completeness (
+    exporter         VARCHAR NOT NULL,
+    table_name       VARCHAR NOT NULL,
+    day              DATE NOT NULL,        -- Asia/Seoul day of the watermark column
+    as_of            TIMESTAMPTZ NOT NULL, -- both sides count rows changed up to this moment
+    source_rows      BIGINT NOT NULL,
+    warehouse_rows   BIGINT NOT NULL,      -- tombstones included (the source still has soft-deleted rows)
+    mismatch_passes  INTEGER NOT NULL,     -- consecutive checks this day differed (0 = matches)
+    resent           BOOLEAN NOT NULL,     -- the exporter re-sent this day with these counts
+    checked_at       TIMESTAMPTZ NOT NULL
+);
