@@ -189,11 +189,11 @@ def create_warehouse(path: str | Path, initialise: Callable[[duckdb.DuckDBPyConn
 
 
 @contextmanager
-def open_writer(path: str | Path, timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_writer(path: str | Path, timeout: float = 30.0, threads: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection for one unit of work; closed on exit so readers get in."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = _retry_open(path, timeout, False, {})
+    con = _retry_open(path, timeout, False, {"threads": threads} if threads else {})
     try:
         yield con
     finally:

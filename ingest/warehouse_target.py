@@ -55,19 +55,20 @@ def exists(cfg: WarehouseConfig) -> bool:
 class Writer:
     """The worker's way in: `with writer.open() as con:` for each batch."""
 
-    def __init__(self, cfg: WarehouseConfig, timeout: float):
+    def __init__(self, cfg: WarehouseConfig, timeout: float, threads: int | None = None):
         self.cfg = cfg
         self.timeout = timeout
+        self.threads = threads  # DuckDB threads for landing (None: DuckDB's default, one per core)
         self._lake: duckdb.DuckDBPyConnection | None = None
 
     @contextmanager
     def open(self, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         if not self.cfg.is_lake:
-            with open_writer(self.cfg.path, self.timeout if timeout is None else timeout) as con:
+            with open_writer(self.cfg.path, self.timeout if timeout is None else timeout, self.threads) as con:
                 yield con
             return
         if self._lake is None:
-            self._lake = warehouse_lake.connect(self.cfg)
+            self._lake = warehouse_lake.connect(self.cfg, config={"threads": self.threads} if self.threads else None)
         try:
             yield self._lake
         except BaseException:
