@@ -62,7 +62,7 @@ def level_for(age_seconds: float | None, interval: float) -> str:
 def freshness(wh: Warehouse, now: datetime | None = None) -> Freshness:
     interval = batch_interval(wh)
     last = None
-    if wh.path.exists() and wh.has_meta("batches"):
+    if wh.exists() and wh.has_meta("batches"):
         last = wh.scalar("SELECT max(committed_at) FROM _meta.batches")
     if last is None or last != last:  # None or NaT
         return Freshness(None, None, interval, "none")
@@ -99,7 +99,7 @@ class ChainState:
 
 def chain_state(wh: Warehouse, now: datetime | None = None) -> ChainState:
     """Read `_meta` through `health.read` (the watchdog's statements) and say whether the data is whole."""
-    if not (wh.path.exists() and wh.has_meta("heartbeat")):
+    if not (wh.exists() and wh.has_meta("heartbeat")):
         return ChainState(None, None)
     obs = health.read(lambda sql: list(wh.query(sql, []).itertuples(index=False, name=None)),
                       now or datetime.now(timezone.utc))

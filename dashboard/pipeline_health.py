@@ -216,3 +216,23 @@ def alert_history(path: Path | str | None, limit: int = 200) -> pd.DataFrame:
             df[col] = None
     df["at"] = pd.to_datetime(df["at"], utc=True, errors="coerce", format="ISO8601")
     return df.sort_values("at", ascending=False, na_position="last").head(limit)[ALERT_COLUMNS].reset_index(drop=True)
+
+
+# ── lake mode ([warehouse] catalog): files per table and the last maintenance ──
+
+def lake_files(query) -> pd.DataFrame:
+    """table, files: the Parquet files each table's current snapshot reads (maintenance brings this down)."""
+    from ingest.warehouse_lake import LAKE
+
+    return query(
+        f"SELECT t.table_name AS \"table\", count(*) AS files FROM __ducklake_metadata_{LAKE}.ducklake_data_file f "
+        f"JOIN __ducklake_metadata_{LAKE}.ducklake_table t USING (table_id) "
+        "WHERE f.end_snapshot IS NULL AND t.end_snapshot IS NULL AND t.table_name NOT LIKE '\\_%' ESCAPE '\\' "
+        "GROUP BY ALL ORDER BY 1"
+    )
+
+
+def last_maintenance(query) -> pd.DataFrame:
+    """The newest `python -m ingest maintain` run (empty before the first)."""
+    return query("SELECT started_at, seconds, files_before, files_after, snapshots_expired, files_deleted "
+                 "FROM _meta.maintenance ORDER BY started_at DESC LIMIT 1")

@@ -175,6 +175,12 @@ class Warehouse:
     def is_lake(self) -> bool:
         return self.config.warehouse.is_lake
 
+    def exists(self) -> bool:
+        """Whether there is a warehouse to read yet (the file, or a lake whose catalog opens)."""
+        if not self.is_lake:
+            return self.path.exists()
+        return self.data_version() != "missing"
+
     def _reader(self) -> "_SharedReader | _LakeReader":
         if self.is_lake:
             return _lake_reader(self.config.warehouse, self.app.memory_limit)

@@ -67,10 +67,11 @@ from typing import Any
 
 import duckdb
 
-from ingest.config import AlertsConfig, PipelineConfig
+from ingest.config import AlertsConfig, PipelineConfig, WarehouseConfig
 from ingest import health
 from ingest.health import Observation, PartitionStatus, age_text as _age  # noqa: F401 (PartitionStatus: tests)
 from ingest.mail import Mailer, Outgoing
+from ingest import warehouse_target
 from ingest.warehouse_file import WarehouseBusy, WarehouseMissing, open_reader
 
 log = logging.getLogger("ingest.watchdog")
@@ -403,10 +404,15 @@ def _body(text: str, at: datetime, limits: Limits, kind: str) -> str:
 # ──────────────────────────────────────────────────────── I/O: reading ──
 
 
-def observe(warehouse: Path, now: datetime, timeout: float = 5.0) -> Observation:
-    """One short read-only look at `_meta` (`health.read`); never raises for a missing, locked or half-built file."""
+def observe(warehouse: Path | WarehouseConfig, now: datetime, timeout: float = 5.0) -> Observation:
+    """One short read-only look at `_meta` (`health.read`); never raises for a missing, locked or half-built file.
+
+    `warehouse`: the file's path, or the `[warehouse]` configuration (a file or a lake).
+    """
+    opened = (warehouse_target.open_for_reading(warehouse, timeout=timeout) if isinstance(warehouse, WarehouseConfig)
+              else open_reader(warehouse, timeout=timeout))
     try:
-        with open_reader(warehouse, timeout=timeout) as con:
+        with opened as con:
             return health.read(lambda sql: con.execute(sql).fetchall(), now)
     except WarehouseMissing:
         return Observation(now, unreadable="missing")
@@ -555,7 +561,7 @@ def run_watchdog(cfg: PipelineConfig, once: bool = False, stop: threading.Event 
     try:
         while True:
             now = datetime.now(timezone.utc)
-            obs = observe(cfg.warehouse.path, now, timeout=read_timeout)
+            obs = observe(cfg.warehouse, now, timeout=read_timeout)
             state, notices = decide(obs, state, limits)
             for notice in notices:
                 _send(notice, now, history, mailer)

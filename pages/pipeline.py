@@ -67,7 +67,7 @@ def show_alerts() -> None:
 guarded = page_guard(wh, before_stop=show_alerts)
 
 
-if not wh.path.exists():
+if not wh.exists():
     st.info(t("no_data"))
     show_alerts()
     st.stop()
@@ -150,6 +150,23 @@ else:
     }), hide_index=True, width="stretch", placeholder=i18n.EMPTY, key="p_tables",
         column_config={pick("행 수 / Rows"): st.column_config.NumberColumn(format="localized"),
                        pick("삭제 표시 / Tombstones"): st.column_config.NumberColumn(format="localized")})
+
+# ── lake files (lake mode only) ────────────────────────────────────────────
+if wh.is_lake:
+    st.subheader(pick("레이크 파일 / Lake files"))
+    files = guarded(ph.lake_files, wh.query)
+    kept = guarded(ph.last_maintenance, wh.query) if "maintenance" in meta else pd.DataFrame()
+    if kept.empty:
+        st.caption(pick("아직 정리(maintain)를 한 적이 없습니다 — `python -m ingest maintain` 이 작은 파일을 합칩니다. / "
+                        "No maintenance yet — `python -m ingest maintain` merges the small files."))
+    else:
+        m = kept.iloc[0]
+        st.caption(pick(f"마지막 정리 {fmt_time(m['started_at'])}: 파일 {int(m['files_before']):,} → {int(m['files_after']):,}개, "
+                        f"스냅숏 {int(m['snapshots_expired']):,}개 만료 / Last maintenance {fmt_time(m['started_at'])}: "
+                        f"{int(m['files_before']):,} → {int(m['files_after']):,} files, {int(m['snapshots_expired']):,} snapshots expired"))
+    if not files.empty:
+        st.dataframe(pd.DataFrame({pick("테이블 / Table"): files["table"], pick("데이터 파일 / Data files"): files["files"]}),
+                     hide_index=True, width="stretch", key="p_lake_files")
 
 # ── partitions ─────────────────────────────────────────────────────────────
 st.subheader(pick("파티션별 지연 / Lag per partition"))

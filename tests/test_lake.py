@@ -282,3 +282,37 @@ def test_a_lake_without_data_path_is_a_clear_configuration_error(tmp_path):
     path.write_text('[warehouse]\ncatalog = "mysql:x"\ndata_path = "lake"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"\[warehouse\] catalog .*expected \"sqlite:<file>\""):
         load_config(path, needs=("warehouse",))
+
+
+def test_the_watchdog_judges_a_lake_from_its_meta(produced, lake_config):
+    from datetime import datetime, timezone
+
+    from ingest.watchdog import observe
+
+    produced(2_000, poison_share=0)
+    config, lake = lake_config(tables=scenario_config_tables(), worker={"max_batch_rows": 1000, "max_batch_seconds": 0.3})
+    assert observe(lake, datetime.now(timezone.utc)).unreadable == "missing"  # no catalog yet
+    assert run_worker(config, "--until-idle").returncode == 0
+
+    obs = observe(lake, datetime.now(timezone.utc))
+
+    assert obs.unreadable is None
+    assert obs.worker_state == "stopped" and obs.heartbeat_at is not None
+
+
+def test_the_pipeline_page_shows_a_lakes_files_and_its_last_maintenance(produced, lake_config, monkeypatch):
+    from tests.test_pages_overview_reports_pipeline import run_page, texts
+
+    produced(3_000, poison_share=0)
+    config, lake = lake_config(tables=scenario_config_tables(), worker={"max_batch_rows": 500, "max_batch_seconds": 0.3})
+    assert run_worker(config, "--until-idle").returncode == 0
+    monkeypatch.setenv("PIPELINE_CONFIG", str(config))
+
+    at = run_page("pages/pipeline.py", lang="en")
+    assert not at.exception, at.exception
+    shown = texts(at)
+    assert "Lake files" in shown and "No maintenance yet" in shown
+
+    figures = warehouse_lake.maintain(lake, log=lambda _m: None)
+    at = run_page("pages/pipeline.py", lang="en")
+    assert f"{figures['files_before']:,} → {figures['files_after']:,} files" in texts(at)
