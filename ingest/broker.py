@@ -116,16 +116,18 @@ def start_broker(
 
 def run_foreground(port: int, host: str = "127.0.0.1") -> int:
     """`python -m ingest broker`: run until SIGINT/SIGTERM, then stop the child cleanly."""
-    broker = start_broker(port, host, stdout=None)
-    log.info("broker listening on %s:%d (memory storage: topics vanish when it stops)", host, port)
     stopping = False
 
     def _stop(signum, _frame):
         nonlocal stopping
         stopping = True
 
+    # Handlers first: Tansu listens before start_broker returns, and a SIGTERM in between must stop
+    # both processes — not kill this one and orphan Tansu, which keeps the caller's stdout pipe open.
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    broker = start_broker(port, host, stdout=None)
+    log.info("broker listening on %s:%d (memory storage: topics vanish when it stops)", host, port)
     while not stopping and broker.process.poll() is None:
         time.sleep(0.2)
     code = broker.process.poll()

@@ -29,7 +29,7 @@ from tests.ingest_helpers import create_topics, produce, start_worker, stop_proc
 ROOT = Path(__file__).resolve().parent.parent
 
 # A CPU-bound query of roughly a second or more on this machine (no sleep() in DuckDB).
-SLOW_SQL = "SELECT sum(hash(a.range * b.range)) FROM range(4500) a, range(4500) b"
+SLOW_SQL = "SELECT sum(hash(a.range * b.range)) FROM range(10000) a, range(10000) b"
 
 
 def run_in_thread(fn, *args) -> tuple[threading.Thread, dict]:

@@ -22,7 +22,7 @@ from ingest.warehouse_file import open_writer
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 META_SQL = ROOT / "ingest" / "sql" / "meta.sql"
-SERVICES = ["exporter", "worker", "watchdog", "app"]
+SERVICES = ["exporter", "worker", "watchdog", "scheduler", "app"]
 
 
 def unit(name: str) -> configparser.ConfigParser:
@@ -70,7 +70,7 @@ def test_each_unit_restarts_always_and_runs_a_real_command(service):
     assert not getattr(args, "from_beginning", False) and not getattr(args, "once", False)
 
 
-def test_the_target_starts_all_four():
+def test_the_target_starts_every_service():
     wants = unit("datadesk.target")["Unit"]["Wants"].split()
     assert sorted(wants) == sorted(f"datadesk-{s}.service" for s in SERVICES)
 

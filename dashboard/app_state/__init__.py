@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -47,9 +48,22 @@ def _open(path: Path) -> sqlite3.Connection:
         raise AppStateError(f"cannot open the app-state store {path}: {exc}; check that its folder is writable") from exc
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
+    _use_wal(conn)
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch a new file to WAL (it stays so). The switch needs the file to itself and SQLite
+    does not wait for that (no busy handler), so a first use by several sessions at once retries."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+    while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
