@@ -77,7 +77,7 @@ class ChainState:
     """What the sidebar and the pages say about completeness: catching up (with progress) and the per-day proof."""
 
     loading_percent: int | None  # None: caught up (or nothing known); else how much of the source has landed
-    checked_as_of: datetime | None  # the latest completeness check's watermark, when one exists
+    checked_as_of: datetime | None  # when the oldest of the tables' latest completeness checks ran, if any
     differences: tuple[health.DayCheck, ...] = ()
 
     @property
@@ -115,7 +115,9 @@ def chain_state_from(obs: health.Observation, landed: int) -> ChainState:
         percent = int(100 * landed / total) if total else 0
         percent = min(percent, 99)  # "100%" while behind would read as done
     checks = obs.completeness
-    as_of = min((c.as_of for c in checks), default=None)
+    # The check's time, not its watermark: a table that has not changed for a year (merchants) has an old
+    # watermark, yet at the check its counts covered everything the source had — "as of 2025-09-30" misleads.
+    as_of = min((c.checked_at for c in checks), default=None)
     return ChainState(percent, as_of, tuple(c for c in checks if c.difference))
 
 

@@ -374,6 +374,9 @@ def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 90
         sup.start("scheduler", [*ingest, "scheduler", *conf])
         sup.start("app", [py, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(app_port),
                           "--server.address", HOST, "--server.headless", "true",
+                          # No code reloading in the demo: watching the tree only overflowed inotify
+                          # ("filesystem events were lost") while the worker rewrote data/.
+                          "--server.fileWatcherType", "none",
                           # One line format for the whole console: our prefix has the time; warnings say so.
                           "--logger.level", "warning", "--logger.messageFormat", "%(levelname)s: %(message)s",
                           "--logger.hideWelcomeMessage", "true"], essential=True)

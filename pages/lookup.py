@@ -9,6 +9,7 @@ any other view; the timeline on screen and in the files is the same rows.
 
 from __future__ import annotations
 
+import pandas as pd
 import pyarrow as pa
 import streamlit as st
 
@@ -106,7 +107,12 @@ with wh.reading():
             for i, c in enumerate(shown):
                 value = record[c.id]
                 words = c.value_label(value, lang)
-                text = words if words is not None else i18n.value_label(c.id, value)
+                if words is not None:
+                    text = words
+                elif tm.dimensions[c.id].kind == "number" and not i18n.is_identifier(tm.dimensions[c.id].column):
+                    text = i18n.EMPTY if pd.isna(value) else i18n.fmt_number(value)  # an amount (balance) reads with separators; ids stay as written
+                else:
+                    text = i18n.value_label(c.id, value)
                 title = tm.dimensions[c.id].label.text(lang) if c.id in tm.dimensions else result.title(c, lang)
                 cols[i % len(cols)].markdown(f"**{title}**  \n{text}")
 
