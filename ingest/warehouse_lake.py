@@ -63,7 +63,8 @@ def attach(con: duckdb.DuckDBPyConnection, cfg: WarehouseConfig, read_only: bool
     assert cfg.catalog is not None and cfg.data_path is not None
     kind = cfg.catalog.partition(":")[0]
     _install(con, kind)
-    options = ["DATA_PATH ?"]
+    data_path = str(cfg.data_path).rstrip("/") + "/"
+    options = [f"DATA_PATH {_literal(data_path)}"]
     if kind == "sqlite":
         # Several processes share a SQLite catalog (worker, app, maintenance): wait for a writer instead of
         # failing at once, and let readers read while it writes.
@@ -75,9 +76,7 @@ def attach(con: duckdb.DuckDBPyConnection, cfg: WarehouseConfig, read_only: bool
         if kind == "sqlite":
             Path(cfg.catalog.partition(":")[2]).parent.mkdir(parents=True, exist_ok=True)
     # ATTACH takes no bound parameters for its target; the text comes from pipeline.toml (the operator), not from users.
-    target = "ducklake:" + cfg.catalog
-    data_path = str(cfg.data_path).rstrip("/") + "/"
-    statement = f"ATTACH {_literal(target)} AS {LAKE} ({', '.join(options).replace('?', _literal(data_path))})"
+    statement = f"ATTACH {_literal('ducklake:' + cfg.catalog)} AS {LAKE} ({', '.join(options)})"
     try:
         for attempt in range(10):
             try:
