@@ -71,8 +71,10 @@ def test_the_first_load_says_loading_with_progress_then_just_now(tmp_path, brows
         shown = int(re.search(r"Loading \((\d+)%\)", side).group(1))
         assert shown == expected, side
         assert "just now" not in side.lower(), side
-        page.get_by_text("provisional").first.wait_for(timeout=30_000)
-        assert f"{expected}% of the source's rows" in main_text(page)
+        # Wait for the text itself: the page may rerun (the language goes into the URL) between a wait and a read.
+        main = page.locator("[data-testid='stMain']")
+        main.get_by_text("provisional").first.wait_for(timeout=30_000)
+        main.get_by_text(f"{expected}% of the source's rows").first.wait_for(timeout=30_000)
 
         land_status(warehouse, 3, 0)  # caught up
         page.goto(f"{url}/?lang=en")
