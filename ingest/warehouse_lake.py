@@ -32,12 +32,13 @@ import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import duckdb
 
 from ingest.config import WarehouseConfig
 
+T = TypeVar("T")
 LAKE = "wh"
 SQLITE_BUSY_MS = 10_000  # the name the lake is attached under; the connection's default database
 EXTENSIONS = {"sqlite": ("ducklake", "sqlite_scanner"), "postgres": ("ducklake", "postgres_scanner")}
@@ -78,14 +79,7 @@ def attach(con: duckdb.DuckDBPyConnection, cfg: WarehouseConfig, read_only: bool
     # ATTACH takes no bound parameters for its target; the text comes from pipeline.toml (the operator), not from users.
     statement = f"ATTACH {_literal('ducklake:' + cfg.catalog)} AS {LAKE} ({', '.join(options)})"
     try:
-        for attempt in range(10):
-            try:
-                con.execute(statement)
-                break
-            except duckdb.Error as exc:
-                if not is_transient(exc) or attempt == 9:
-                    raise
-                time.sleep(0.1 * (attempt + 1))
+        retry_transient(lambda: con.execute(statement), attempts=10)
     except duckdb.Error as exc:
         raise LakeUnavailable(
             f"cannot open the DuckLake catalog {cfg.catalog!r}: {str(exc).splitlines()[0]} — check [warehouse] catalog "
@@ -99,6 +93,22 @@ def is_transient(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, duckdb.Error) and ("database is locked" in text or "conflict" in text
                                               or "could not serialize" in text)
+
+
+def retry_transient(call: Callable[[], T], attempts: int, max_pause: float = 1.0,
+                    before_retry: Callable[[], None] | None = None) -> T:
+    """`call()`, again after a growing pause (0.1 s more each time, at most `max_pause`) while it fails
+    with a transient lake error (`is_transient`); any other error, or the last attempt's, is raised."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except duckdb.Error as exc:
+            if not is_transient(exc) or attempt == attempts - 1:
+                raise
+            if before_retry is not None:
+                before_retry()
+            time.sleep(min(max_pause, 0.1 * (attempt + 1)))
+    raise AssertionError("attempts must be at least 1")
 
 
 def _literal(text: str) -> str:
@@ -177,17 +187,13 @@ def maintain(cfg: WarehouseConfig, log=print) -> dict[str, float]:
     return figures
 
 
-def _retrying(con: duckdb.DuckDBPyConnection, statement: str, params: list | None = None, attempts: int = 20) -> list:
+def _retrying(con: duckdb.DuckDBPyConnection, statement: str, params: list | None = None) -> list:
     """Run one maintenance statement; a conflict with the worker's concurrent commit is retried after a short pause."""
-    for attempt in range(attempts):
-        try:
-            cur = con.execute(statement, params or [])
-            return cur.fetchall() if cur.description else []
-        except duckdb.Error as exc:
-            if not is_transient(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(min(1.0, 0.1 * (attempt + 1)))
-    return []
+    def run() -> list:
+        cur = con.execute(statement, params or [])
+        return cur.fetchall() if cur.description else []
+
+    return retry_transient(run, attempts=20)
 
 
 def run_maintenance(cfg: WarehouseConfig, every: float | None = None) -> int:

@@ -7,7 +7,7 @@ records and the completeness checks) through short read-only connections —
 with the statements and rules of `ingest/health.py`, which the Pipeline page
 uses too — and decides.
 
-Layout (STYLE.md: pure core, I/O at the edges):
+Layout (a pure core, I/O at the edges):
 - `observe()`    reads the warehouse once → an `Observation` (`health.read`);
 - `decide()`     Observation + `WatchState` → new state + the `Notice`s to send
                  (pure: no clock, no file, no network — the tests drive it directly);

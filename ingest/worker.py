@@ -439,14 +439,9 @@ class Worker:
         signal.signal(signal.SIGINT, on_signal)
 
     def _open_warehouse(self) -> None:
-        for attempt in range(LAKE_RETRIES):
-            try:
-                return self._open_warehouse_once()
-            except duckdb.Error as exc:
-                if not warehouse_lake.is_transient(exc) or attempt == LAKE_RETRIES - 1:
-                    raise
-                self.writer.close()
-                time.sleep(min(2.0, 0.1 * (attempt + 1)))
+        # A lake's catalog may be busy with another commit (maintenance) while the worker starts.
+        warehouse_lake.retry_transient(self._open_warehouse_once, attempts=LAKE_RETRIES, max_pause=2.0,
+                                       before_retry=self.writer.close)
 
     def _open_warehouse_once(self) -> None:
         if warehouse_target.create(self.cfg.warehouse, ensure_meta):

@@ -101,6 +101,20 @@ path = "{tmp_path / 'warehouse.duckdb'}"
 
 
 @pytest.fixture
+def produced(broker, topic_prefix):
+    """produced(total, poison_share) → a `Scenario` of changes (with poison) already on the broker."""
+    from tests.ingest_helpers import Scenario, create_topics, produce
+
+    def make(total: int, poison_share: float = 0.005) -> Scenario:
+        scenario = Scenario(topic_prefix, seed=total).build(total=total, poison_share=poison_share)
+        create_topics(broker.bootstrap, [scenario.topic(t) for t in Scenario.TABLES])
+        assert produce(broker.bootstrap, scenario.messages) == len(scenario.messages)
+        return scenario
+
+    return make
+
+
+@pytest.fixture
 def mariadb_url():
     """A brand-new MariaDB database for one test: mysql+pymysql://root@127.0.0.1:3306/<name>."""
     import pymysql

@@ -308,3 +308,37 @@ primary_key = ["card_id"]
 [tables.balances]
 primary_key = ["card_id", "day"]
 """
+
+
+def kill_at_random_moments(config: Path, warehouse, total: int, rnd: random.Random, rounds: int,
+                           max_pause: float, log: Path) -> list[int]:
+    """Start the worker and SIGKILL it at a random moment once it is landing, `rounds` times.
+
+    The moment falls mid-batch, between batches or during a checkpoint (a
+    loaded machine takes a while to start a worker, so the pause starts once
+    this run landed something). Stops early when everything has landed: a
+    fast machine leaves nothing to interrupt. Returns the messages landed
+    after each kill. `warehouse`: the file's path, or a lake's WarehouseConfig.
+    """
+    progress = []
+    for _ in range(rounds):
+        before = messages_landed(warehouse)
+        if before >= total:
+            break
+        proc = start_worker(config, log=log)
+        wait_for(lambda: messages_landed(warehouse) > before or proc.poll() is not None, 120, "a batch to land")
+        time.sleep(rnd.uniform(0.0, max_pause))
+        proc.kill()  # SIGKILL: no clean-up of any kind
+        proc.wait()
+        progress.append(messages_landed(warehouse))
+    assert any(0 < p < total for p in progress), f"no kill landed mid-ingest: {progress}"
+    return progress
+
+
+def assert_a_worker_run_lands_the_scenario(config: Path, warehouse, scenario: "Scenario") -> None:
+    """A worker run to idle leaves exactly the scenario's rows, every message landed, every poison a dead letter."""
+    done = run_worker(config, "--until-idle")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert_matches_scenario(warehouse, scenario)
+    assert messages_landed(warehouse) == len(scenario.messages)
+    assert dead_letter_count(warehouse) == len(scenario.poison)

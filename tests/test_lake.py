@@ -20,11 +20,9 @@ from ingest.config import load_config
 from ingest.envelope import encode_envelope, encode_key
 from tests.ingest_helpers import (
     ROOT,
-    Scenario,
-    assert_matches_scenario,
+    assert_a_worker_run_lands_the_scenario,
     create_topics,
-    dead_letter_count,
-    messages_landed,
+    kill_at_random_moments,
     produce,
     read_only,
     run_worker,
@@ -32,7 +30,6 @@ from tests.ingest_helpers import (
     start_worker,
     stop_process,
     ts,
-    wait_for,
     worker_env,
 )
 
@@ -76,17 +73,6 @@ def postgres_catalog():
         con.close()
 
 
-@pytest.fixture
-def produced(broker, topic_prefix):
-    def make(total: int, poison_share: float = 0.005) -> Scenario:
-        scenario = Scenario(topic_prefix, seed=total).build(total=total, poison_share=poison_share)
-        create_topics(broker.bootstrap, [scenario.topic(t) for t in Scenario.TABLES])
-        assert produce(broker.bootstrap, scenario.messages) == len(scenario.messages)
-        return scenario
-
-    return make
-
-
 @pytest.mark.parametrize("catalog_kind", ["sqlite", "postgres"])
 def test_a_stream_with_poison_lands_exactly_once_into_a_lake(catalog_kind, produced, lake_config, request):
     scenario = produced(12_000)
@@ -94,12 +80,7 @@ def test_a_stream_with_poison_lands_exactly_once_into_a_lake(catalog_kind, produ
     config, lake = lake_config(catalog=catalog, tables=scenario_config_tables(),
                                worker={"max_batch_rows": 3000, "max_batch_seconds": 0.5})
 
-    done = run_worker(config, "--until-idle")
-
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert_matches_scenario(lake, scenario)
-    assert messages_landed(lake) == len(scenario.messages)
-    assert dead_letter_count(lake) == len(scenario.poison)
+    assert_a_worker_run_lands_the_scenario(config, lake, scenario)
     # The data really is in Parquet files under data_path, and no DuckDB file was written.
     assert list((Path(lake.data_path)).rglob("*.parquet"))
     assert not Path(lake.path).exists()
@@ -110,27 +91,11 @@ def test_sigkill_at_random_moments_on_a_lake_then_restart_gives_the_uncrashed_re
     scenario = produced(60_000)
     config, lake = lake_config(tables=scenario_config_tables(),
                                worker={"max_batch_rows": 4000, "max_batch_seconds": 0.5})
-    rnd = random.Random(17)
-    progress = []
-    total = len(scenario.messages)
-    for _ in range(4):
-        before = messages_landed(lake)
-        if before >= total:  # a fast machine landed everything before the last kill: nothing left to interrupt
-            break
-        proc = start_worker(config, log=tmp_path / "worker.log")
-        wait_for(lambda: messages_landed(lake) > before or proc.poll() is not None, 120, "a batch to land")
-        time.sleep(rnd.uniform(0.0, 1.0))
-        proc.kill()
-        proc.wait()
-        progress.append(messages_landed(lake))
-    assert any(0 < p < len(scenario.messages) for p in progress), f"no kill landed mid-ingest: {progress}"
 
-    done = run_worker(config, "--until-idle")
+    kill_at_random_moments(config, lake, len(scenario.messages), random.Random(17), rounds=4, max_pause=1.0,
+                           log=tmp_path / "worker.log")
 
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert_matches_scenario(lake, scenario)
-    assert messages_landed(lake) == len(scenario.messages)
-    assert dead_letter_count(lake) == len(scenario.poison)
+    assert_a_worker_run_lands_the_scenario(config, lake, scenario)
 
 
 @pytest.mark.parametrize("step", ["mid_merge", "after_commit"])
@@ -142,11 +107,7 @@ def test_a_kill_inside_a_lake_transaction_loses_and_duplicates_nothing(step, pro
         env=worker_env({"INGEST_FAILPOINT": f"{step}:3"}), capture_output=True, text=True, timeout=180, cwd=config.parent)
     assert crashed.returncode != 0, "the failpoint did not fire"
 
-    done = run_worker(config, "--until-idle")
-
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert_matches_scenario(lake, scenario)
-    assert messages_landed(lake) == len(scenario.messages)
+    assert_a_worker_run_lands_the_scenario(config, lake, scenario)
 
 
 def _new_rows_stream(prefix: str, n: int):

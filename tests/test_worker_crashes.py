@@ -5,63 +5,31 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
-import time
 
 import pytest
 
 from tests.ingest_helpers import (
     ROOT,
-    Scenario,
+    assert_a_worker_run_lands_the_scenario,
     assert_matches_scenario,
-    create_topics,
-    dead_letter_count,
-    messages_landed,
-    produce,
+    kill_at_random_moments,
     run_worker,
     scenario_config_tables,
-    start_worker,
-    wait_for,
     worker_env,
 )
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def produced(broker, topic_prefix):
-    def make(total: int, poison_share: float = 0.005) -> Scenario:
-        scenario = Scenario(topic_prefix, seed=total).build(total=total, poison_share=poison_share)
-        create_topics(broker.bootstrap, [scenario.topic(t) for t in Scenario.TABLES])
-        assert produce(broker.bootstrap, scenario.messages) == len(scenario.messages)
-        return scenario
-
-    return make
-
-
 def test_sigkill_at_random_moments_then_restart_gives_the_uncrashed_result(produced, write_config, tmp_path):
     scenario = produced(200_000)
     config = write_config(tables=scenario_config_tables(), worker={"max_batch_rows": 10000, "max_batch_seconds": 0.5})
     warehouse = tmp_path / "warehouse.duckdb"
-    rnd = random.Random(42)
-    progress = []
-    for _ in range(5):
-        before = messages_landed(warehouse)
-        proc = start_worker(config, log=tmp_path / "worker.log")
-        # A random moment once this run is landing (a loaded machine takes a while to start a worker):
-        # mid-batch, between batches, or during a checkpoint.
-        wait_for(lambda: messages_landed(warehouse) > before or proc.poll() is not None, 120, "a batch to land")
-        time.sleep(rnd.uniform(0.0, 1.5))
-        proc.kill()  # SIGKILL: no clean-up of any kind
-        proc.wait()
-        progress.append(messages_landed(warehouse))
-    assert any(0 < p < len(scenario.messages) for p in progress), f"no kill landed mid-ingest: {progress}"
 
-    done = run_worker(config, "--until-idle")
+    kill_at_random_moments(config, warehouse, len(scenario.messages), random.Random(42), rounds=5, max_pause=1.5,
+                           log=tmp_path / "worker.log")
 
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert_matches_scenario(warehouse, scenario)
-    assert messages_landed(warehouse) == len(scenario.messages)
-    assert dead_letter_count(warehouse) == len(scenario.poison)
+    assert_a_worker_run_lands_the_scenario(config, warehouse, scenario)
 
 
 def _crash_at(config, failpoint: str, planted_bug: bool = False) -> subprocess.CompletedProcess:
@@ -80,12 +48,8 @@ def test_kill_at_each_named_step_then_restart_loses_and_duplicates_nothing(step,
 
     crashed = _crash_at(config, f"{step}:2")
     assert crashed.returncode == -9, f"the failpoint did not kill the worker: {crashed.returncode} {crashed.stderr[-1000:]}"
-    recovered = run_worker(config, "--until-idle")
 
-    assert recovered.returncode == 0, recovered.stderr[-2000:]
-    assert_matches_scenario(tmp_path / "warehouse.duckdb", scenario)
-    assert messages_landed(tmp_path / "warehouse.duckdb") == len(scenario.messages)
-    assert dead_letter_count(tmp_path / "warehouse.duckdb") == len(scenario.poison)
+    assert_a_worker_run_lands_the_scenario(config, tmp_path / "warehouse.duckdb", scenario)
 
 
 def test_negative_control_offsets_committed_outside_the_transaction_are_caught(produced, write_config, tmp_path):
