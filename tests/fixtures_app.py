@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
+from streamlit.testing.v1 import AppTest
 
 from ingest import landing_sql
 from ingest.warehouse_file import open_writer
@@ -225,3 +226,16 @@ def browser(chromium_path):
         b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def run_page(page: str, params: dict | None = None, lang: str | None = None) -> AppTest:
+    """The app's entry script (sidebar and all) run by Streamlit's AppTest on `page`, with URL `params` and a language."""
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    if lang:
+        at.session_state["lang"] = lang
+    for k, v in (params or {}).items():
+        at.query_params[k] = v
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at

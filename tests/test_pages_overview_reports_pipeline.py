@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.fixtures_app import run_page
 from tests.reports_demo import (
     DEAD_LETTER_REASONS,
     LONG_RAW,
@@ -29,7 +30,6 @@ from tests.reports_demo import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-APP = str(ROOT / "streamlit_app.py")
 
 
 @pytest.fixture(scope="module")
@@ -48,18 +48,6 @@ def env(built, tmp_path, monkeypatch):
     config = write_app_config(tmp_path, warehouse, alerts_history=base / "alerts.jsonl")
     monkeypatch.setenv("PIPELINE_CONFIG", str(config))
     return ds
-
-
-def run_page(page: str, params: dict | None = None, lang: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    if lang:
-        at.session_state["lang"] = lang
-    for k, v in (params or {}).items():
-        at.query_params[k] = v
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def texts(at: AppTest) -> str:

@@ -5,28 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
-from streamlit.testing.v1 import AppTest
 
 from dashboard import app_state
 from dashboard.subscriptions import store
 from dashboard.subscriptions.schedule import SEOUL, Schedule
 from ingest.config import load_config
-from tests.fixtures_app import ROOT, app_env  # noqa: F401  (fixture)
+from tests.fixtures_app import app_env, run_page  # noqa: F401  (fixture)
 
-APP = str(ROOT / "streamlit_app.py")
-
-
-def run_page(page: str, params: dict | None = None, lang: str | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    if lang:
-        at.session_state["lang"] = lang
-    for k, v in (params or {}).items():
-        at.query_params[k] = v
-    at.switch_page(page)
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def state_path(env) -> Path:
