@@ -155,6 +155,44 @@ class SubscriptionsConfig:
 
 
 @dataclass(frozen=True)
+class RowRule:
+    """Rows a role may see: `dimension` (a model dimension id, e.g. "merchants.region") `op` `values`."""
+
+    dimension: str
+    op: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """What one role may see (docs/access.md). `tables` None = every table."""
+
+    name: str
+    tables: tuple[str, ...] | None = None
+    hide_columns: tuple[str, ...] = ()  # "table.column"
+    rows: tuple[RowRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class PersonRule:
+    """`match` is an e-mail, "group:<name>" (the OIDC groups claim) or "*" (anyone signed in)."""
+
+    match: str
+    role: str
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    """`[access]`: sign-in required; people → roles (first match wins) → what each role sees."""
+
+    people: tuple[PersonRule, ...]
+    roles: Mapping[str, RoleSpec]
+    admin_role: str = "admin"  # sees everything, and the audit trail
+    groups_claim: str = "groups"  # the OIDC claim that lists a person's groups
+    provider: str | None = None  # the [auth.<provider>] section of the secrets to sign in with; None = [auth]
+
+
+@dataclass(frozen=True)
 class ColumnSpec:
     name: str
     description: str = ""
@@ -191,6 +229,7 @@ class PipelineConfig:
     alerts: AlertsConfig | None = None
     app: AppConfig | None = None
     subscriptions: SubscriptionsConfig = field(default_factory=lambda: SubscriptionsConfig())
+    access: AccessConfig | None = None  # None: the app runs open (no sign-in, everyone sees everything)
     tables: Mapping[str, TableSpec] = field(default_factory=dict)
     pii_hash_key: bytes | None = None  # env PII_HASH_KEY
     failpoint: str | None = None  # env INGEST_FAILPOINT: tests make the worker die at a named step
@@ -219,7 +258,8 @@ def resolve_config_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
     return Path(DEFAULT_CONFIG_NAME)
 
 
-ALL_SECTIONS = frozenset({"source", "kafka", "warehouse", "exporter", "worker", "alerts", "app", "subscriptions", "tables"})
+ALL_SECTIONS = frozenset({"source", "kafka", "warehouse", "exporter", "worker", "alerts", "app", "subscriptions",
+                          "access", "tables"})
 
 
 def load_config(
@@ -268,6 +308,8 @@ def load_config(
     cfg["alerts"] = _alerts(v, raw.get("alerts", {}), env)
     cfg["app"] = _app(v, raw.get("app", {}))
     cfg["subscriptions"] = _subscriptions(v, raw.get("subscriptions", {}))
+    if "access" in raw:
+        cfg["access"] = _access(v, raw["access"])
     if "tables" in raw:
         cfg["tables"] = _tables(v, raw["tables"], needs_watermark="exporter" in needs)
     if cfg.get("exporter") is not None and env.get("EXPORT_FAILPOINT"):
@@ -494,6 +536,59 @@ def _subscriptions(v: _Validator, raw: Any) -> SubscriptionsConfig:
         body_rows=v.get(raw, "subscriptions", "body_rows", "a whole number", d.body_rows, minimum=0),
         **floats,
     )
+
+
+_ROW_OPS = ("in", "not_in", "eq", "ne")
+
+
+def _access(v: _Validator, raw: Any) -> AccessConfig:
+    """`[access]`; row-rule dimensions are checked against the model when the app starts (dashboard/access)."""
+    raw = v.section(raw, "access")
+    v.unknown_keys(raw, {"admin_role", "groups_claim", "provider", "people", "roles"}, "access")
+    admin = v.get(raw, "access", "admin_role", "a string", "admin")
+    roles: dict[str, RoleSpec] = {admin: RoleSpec(admin)}
+    for name, spec in v.section(raw.get("roles", {}), "access.roles").items():
+        sec = f"access.roles.{name}"
+        if name == admin:
+            raise v.fail(f"[{sec}]", f"— the admin role sees everything and takes no rules; give this role another name")
+        spec = v.section(spec, sec)
+        v.unknown_keys(spec, {"tables", "hide_columns", "rows"}, sec)
+        tables = tuple(v.get(spec, sec, "tables", "a list of strings")) if "tables" in spec else None
+        hidden = tuple(v.get(spec, sec, "hide_columns", "a list of strings", []))
+        for item in hidden:
+            if item.count(".") != 1:
+                raise v.fail(f"[{sec}] hide_columns", f"has {item!r} — expected \"table.column\"")
+        rules = []
+        listed = spec.get("rows", [])
+        if not isinstance(listed, list):
+            raise v.fail(f"[{sec}] rows", "— expected a list of {{ dimension = \"table.column\", op = \"in\", values = [...] }}")
+        for i, rule in enumerate(listed):
+            where = f"{sec}.rows[{i}]"
+            rule = v.section(rule, where)
+            v.unknown_keys(rule, {"dimension", "op", "values"}, where)
+            op = v.get(rule, where, "op", "a string", "in")
+            if op not in _ROW_OPS:
+                raise v.fail(f"[{where}] op", f"= {op!r} — expected one of {', '.join(_ROW_OPS)}")
+            values = rule.get("values")
+            if not isinstance(values, list) or not values or not all(isinstance(x, (str, int, float)) and not isinstance(x, bool) for x in values):
+                raise v.fail(f"[{where}] values", "— expected a non-empty list of values, e.g. values = [\"부산\"]")
+            rules.append(RowRule(v.get(rule, where, "dimension", "a string"), op, tuple(str(x) for x in values)))
+        roles[name] = RoleSpec(name, tables, hidden, tuple(rules))
+    people = []
+    listed = raw.get("people", [])
+    if not isinstance(listed, list) or not listed:
+        raise v.fail("[access] people", "— expected a list such as people = [{ match = \"you@example.com\", role = \"admin\" }]"
+                     " (without it nobody could sign in)")
+    for i, rule in enumerate(listed):
+        where = f"access.people[{i}]"
+        rule = v.section(rule, where)
+        v.unknown_keys(rule, {"match", "role"}, where)
+        role = v.get(rule, where, "role", "a string")
+        if role not in roles:
+            raise v.fail(f"[{where}] role", f"= {role!r} — no such role; known roles: {', '.join(sorted(roles))}")
+        people.append(PersonRule(v.get(rule, where, "match", "a string").strip().lower(), role))
+    return AccessConfig(tuple(people), roles, admin, v.get(raw, "access", "groups_claim", "a string", "groups"),
+                        v.get(raw, "access", "provider", "a string") if "provider" in raw else None)
 
 
 def _tables(v: _Validator, raw: Any, needs_watermark: bool) -> dict[str, TableSpec]:
