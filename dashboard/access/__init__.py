@@ -60,3 +60,22 @@ def person_from_claims(access: AccessConfig, claims: Mapping[str, Any]) -> Perso
     role = role_for(access, email, groups)
     return Person(email=email, name=claims.get("name") or None, groups=groups, role=role,
                   is_admin=role is not None and role == access.admin_role)
+
+
+PERSON_KEY = "access_person"  # st.session_state key: the Person the sign-in gate let in (dashboard/access/login.py)
+
+
+def current_person() -> Person:
+    """The viewer of this page run: the signed-in person, or ANONYMOUS when the app runs open.
+
+    Set once per run by the sign-in gate in streamlit_app.py; outside a page
+    run (tests, the scheduler) there is no viewer and this is ANONYMOUS —
+    background jobs pass the subscription owner's Person explicitly.
+    """
+    try:
+        import streamlit as st
+
+        person = st.session_state.get(PERSON_KEY)
+    except Exception:  # noqa: BLE001 - no Streamlit session (a script, the scheduler)
+        person = None
+    return person if isinstance(person, Person) else ANONYMOUS
