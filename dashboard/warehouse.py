@@ -115,7 +115,13 @@ class TableInfo:
 
     @property
     def qualified(self) -> str:
-        return f"{quote(self.schema)}.{quote(self.name)}"
+        """How SQL names the table: plainly, resolved through the search path (live, then main).
+
+        Plain on purpose: a role with access rules reads its own version of a
+        table under the same name (dashboard/access/enforce.py), and refuses a
+        schema-qualified name that would read around it.
+        """
+        return quote(self.name)
 
     def column(self, name: str) -> ColumnInfo | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -259,23 +265,40 @@ class Warehouse:
 
     # Queries --------------------------------------------------------------------
 
+    # Every statement passes `_secured` first: the person's access rules (dashboard/access/enforce.py)
+    # decide what it may read; the cache is keyed by the secured text, so roles never share results.
+
+    def _secured(self, sql: str) -> str:
+        from dashboard.access.enforce import secure
+
+        return secure(self, sql)
+
     def query(self, sql: str, params: Iterable[Any] = ()) -> pd.DataFrame:
         """Cached result of a bound query (keyed by sql, params and the data version)."""
-        return _cached_query(self, sql, tuple(params), self.data_version())
+        return _cached_query(self, self._secured(sql), tuple(params), self.data_version())
 
     def query_uncached(self, sql: str, params: Iterable[Any] = ()) -> pd.DataFrame:
-        return self._execute(sql, tuple(params), "pandas")
+        return self._execute(self._secured(sql), tuple(params), "pandas")
 
     def query_arrow(self, sql: str, params: Iterable[Any] = ()) -> pa.Table:
         """Uncached Arrow result, for downloads (built on click, possibly large)."""
-        return self._execute(sql, tuple(params), "arrow")
+        return self._execute(self._secured(sql), tuple(params), "arrow")
 
     def scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
         frame = self.query(sql, params)
         return None if frame.empty else frame.iat[0, 0]
 
     def catalog(self) -> Catalog:
-        """Tables and columns in the warehouse, with row counts; cached per data version."""
+        """The tables and columns the current person may see, with their row counts (pages use this one)."""
+        from dashboard.access.enforce import visible_catalog
+
+        return visible_catalog(self, self.raw_catalog())
+
+    def raw_catalog(self) -> Catalog:
+        """Every table and column in the warehouse, with row counts; cached per data version.
+
+        For the model and the access rules themselves — never shown to a person as it is.
+        """
         if not self.is_lake and not self.path.exists():
             return Catalog(missing=True)
         return _cached_catalog(self, self.data_version())

@@ -20,7 +20,7 @@ from dashboard.model.types import Dimension, Label, Measure, Problem, Relationsh
 from dashboard.warehouse import Catalog
 
 __all__ = ["Dimension", "Label", "Measure", "Model", "ModelError", "Problem", "Relationship", "TableModel",
-           "load_model", "model_for", "models_dir"]
+           "full_model", "load_model", "model_for", "models_dir", "relink"]
 
 PROJECT_MODELS = Path(__file__).resolve().parent.parent.parent / "models"
 MAX_FORMULA_DEPTH = 5
@@ -161,9 +161,16 @@ def load_model(config, catalog: Catalog, directory: Path | None = None) -> Model
             tables[name] = derive.catalog_model(info, table_labels.get(name, ""), descriptions.get(name, {}),
                                                 primary_keys.get(name, ()))
     model = Model(tables=tables, problems=problems)
+    relink(model)
+    return model
+
+
+def relink(model: Model) -> None:
+    """Paths and formula checks for a model's tables (after loading, or after access rules removed parts)."""
+    model._paths.clear()
+    model._ambiguous.clear()
     _link(model)
     _check_formulas(model)
-    return model
 
 
 def _link(model: Model) -> None:
@@ -215,7 +222,29 @@ _CACHE: dict[tuple, Model] = {}
 
 
 def model_for(warehouse) -> Model:
-    """The model of the app's warehouse, for pages; read again when the tables' shape or a model file changes.
+    """The model as the current person's role may see it (dashboard/access/policy.py), for pages."""
+    from dashboard.access.enforce import policy_now
+    from dashboard.access.policy import restrict
+
+    full = full_model(warehouse)
+    policy = policy_now(warehouse.config)
+    if policy.everything:
+        return full
+    key = (id(full), policy.key)
+    model = _RESTRICTED.get(key)
+    if model is None:
+        model = restrict(full, policy)
+        if len(_RESTRICTED) > 64:
+            _RESTRICTED.clear()
+        _RESTRICTED[key] = model
+    return model
+
+
+_RESTRICTED: dict[tuple, Model] = {}
+
+
+def full_model(warehouse) -> Model:
+    """The model of the whole warehouse; read again when the tables' shape or a model file changes.
 
     Keyed by the catalog's tables and columns, not its row counts: a new
     batch of rows keeps the model, a new topic or column gets a new one on
@@ -224,7 +253,7 @@ def model_for(warehouse) -> Model:
     """
     directory = models_dir(warehouse.config)
     stamps = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in directory.glob("*.toml"))) if directory.is_dir() else ()
-    catalog = warehouse.catalog()
+    catalog = warehouse.raw_catalog()
     shape = tuple((name, info.schema, info.columns) for name, info in sorted(catalog.tables.items()))
     key = (str(warehouse.path), str(directory), shape, stamps)
     model = _CACHE.get(key)

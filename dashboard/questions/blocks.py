@@ -18,7 +18,7 @@ from dashboard.model import Label, Measure, Model, ModelError
 from dashboard.model.formulas import substitute
 from dashboard.model.types import Dimension
 from dashboard.questions.filters import OPS, FilterValueError
-from dashboard.warehouse import DATA_SCHEMA, TIME_ZONE, quote
+from dashboard.warehouse import TIME_ZONE, quote
 
 OTHERS = Label("기타", "Others")
 TIME_COLUMN = "time"
@@ -100,7 +100,9 @@ def label_text(label: Label) -> str:
 
 
 def source(table: str) -> str:
-    return f"{quote(DATA_SCHEMA)}.{quote(table)}"
+    """A table named plainly: `live` through the search path, or the role's own version of it
+    (dashboard/access/enforce.py) when the person has access rules."""
+    return quote(table)
 
 
 # ─────────────────────────────────────────────────────── expressions ──
