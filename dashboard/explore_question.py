@@ -23,6 +23,7 @@ import pyarrow as pa
 import streamlit as st
 
 from dashboard import dates, downloads, explore_result as result, i18n
+from dashboard.access.enforce import link_names_hidden, stop_no_access
 from dashboard.i18n import t
 from dashboard.model import Model, ModelError, model_for
 from dashboard.page_guard import page_guard
@@ -232,6 +233,8 @@ def show(wh: Warehouse, url: Mapping[str, list[str]]) -> dict:
             st.stop()
         if url.get("base"):
             asked, problems = Question.from_params(url, model)
+            if problems and link_names_hidden(wh, lambda m, _: Question.from_params(url, m)[1]):
+                stop_no_access()
         else:
             asked, problems = default_question(model), []
         for p in problems:

@@ -21,6 +21,7 @@ import streamlit as st
 from dashboard import charts, dates, downloads, filters, i18n, tables
 from dashboard.charts import ChartSpec
 from dashboard.filters import Filter, ViewState
+from dashboard.access.enforce import link_names_hidden, stop_no_access
 from dashboard.i18n import t
 from dashboard.page_guard import page_guard
 from dashboard.warehouse import TableInfo, Warehouse
@@ -59,6 +60,8 @@ def show(wh: Warehouse, url: Mapping[str, list[str]]) -> dict:
             st.stop()
 
         state, problems = filters.parse_state(url, catalog.tables)
+        if problems and link_names_hidden(wh, lambda _, c: filters.parse_state(url, c.tables)[1]):
+            stop_no_access()
 
         # ── table ──────────────────────────────────────────────────────────────────
         names = list(catalog.tables)

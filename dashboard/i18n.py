@@ -61,6 +61,14 @@ _TEXT: dict[str, tuple[str, str]] = {
     "timeout": ("조회가 {s}초를 넘어 중단되었습니다 — 기간을 줄이거나 필터를 추가해 주세요.",
                 "The query was stopped after {s} s — narrow the date range or add a filter."),
     "query_failed": ("조회하지 못했습니다: {msg}", "Could not run the query: {msg}"),
+    # access rules (dashboard/access)
+    "no_access": ("권한이 없습니다 — 이 내용은 내 역할로 볼 수 없습니다. 필요하면 관리자에게 요청하세요.",
+                  "No access — your role cannot see this. Ask an admin if you need it."),
+    "no_access_report": ("이 보고서는 내 역할로 볼 수 없는 데이터를 읽습니다 (권한 없음). 목록의 다른 보고서를 고르세요.",
+                         "No access — this report reads data your role cannot see. Pick another report from the list."),
+    "no_access_table": ("'{table}' 은(는) 내 역할로 볼 수 없습니다 (권한 없음).",
+                        "No access — your role cannot see '{table}'."),
+    "report_reads": ("읽는 데이터: {columns}", "Reads: {columns}"),
     # explore
     "table": ("테이블", "Table"),
     "rows_n": ("{n}행", "{n} rows"),

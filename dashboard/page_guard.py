@@ -7,6 +7,7 @@ from typing import Any, Callable
 import streamlit as st
 
 from dashboard import i18n
+from dashboard.access.enforce import AccessDenied
 from dashboard.i18n import t
 from dashboard.warehouse import QueryTimeout, Warehouse, WarehouseBusy
 
@@ -29,6 +30,8 @@ def page_guard(wh: Warehouse, *, catch_all: bool = True, before_stop: Callable[[
             st.error(t("timeout", s=i18n.fmt_number(wh.app.query_timeout_seconds)))
         except FileNotFoundError:
             st.info(t("no_data"))
+        except AccessDenied:
+            st.warning(t("no_access"), icon=":material/lock:")
         except Exception as exc:  # noqa: BLE001 - a page must never show a traceback
             if not catch_all:
                 raise

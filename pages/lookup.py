@@ -14,6 +14,7 @@ import pyarrow as pa
 import streamlit as st
 
 from dashboard import charts, downloads, explore_lookup as lookup, explore_result as result, explore_saved, i18n, links
+from dashboard.access.enforce import link_names_hidden, stop_no_access
 from dashboard.charts import VALUES_AS_GIVEN, ChartSpec
 from dashboard.i18n import t
 from dashboard.model import model_for
@@ -46,6 +47,10 @@ with wh.reading():
     first = lambda key: (url.get(key) or [""])[-1]  # noqa: E731
 
     kinds = [k for k, s in lookup.SUBJECTS.items() if lookup.available(model, s)]
+    asked_kind = lookup.SUBJECTS.get(first("what"))
+    if asked_kind is not None and first("what") not in kinds and link_names_hidden(
+            wh, lambda m, _: [] if lookup.available(m, asked_kind) else ["not available"]):
+        stop_no_access()  # a shared link to a card's history, opened by a role that cannot see cards
     if not kinds:
         st.info(t("lookup_no_table", table=", ".join(s.table for s in lookup.SUBJECTS.values())))
         st.stop()

@@ -16,7 +16,8 @@ from dashboard import charts, freshness, i18n, kpis
 from dashboard.charts import ChartSpec
 from dashboard.i18n import pick, t
 from dashboard.report_runner import reports_dir, seoul_today
-from dashboard.reports import Report, load_reports
+from dashboard.access.reports import offered_reports
+from dashboard.reports import load_reports
 from dashboard.page_guard import page_guard
 from dashboard.warehouse import app_warehouse
 
@@ -91,7 +92,7 @@ if trend_sql:
 
 # ── into the reports ───────────────────────────────────────────────────────
 st.subheader(pick("자주 보는 보고서 / Popular reports"))
-reports = [r for r in load_reports(reports_dir(wh.config)) if isinstance(r, Report)]
+reports = offered_reports(wh, load_reports(reports_dir(wh.config)))
 featured = [r for slug in FEATURED for r in reports if r.slug == slug] or reports[:6]
 cols = st.columns(3)
 for i, r in enumerate(featured):

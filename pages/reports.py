@@ -31,6 +31,7 @@ from dashboard.report_runner import (
     values_from_url,
     values_to_url,
 )
+from dashboard.access.reports import needs, offered_reports
 from dashboard.reports import BrokenReport, Param, Report, ReportError, load_reports
 from dashboard.warehouse import app_warehouse
 
@@ -50,7 +51,8 @@ warehouse_call = page_guard(wh, catch_all=False)
 
 folder = reports_dir(wh.config)
 found = load_reports(folder)
-good = [r for r in found if isinstance(r, Report)]
+every = [r for r in found if isinstance(r, Report)]
+good = offered_reports(wh, every)  # a report reading what the person's role may not see is not offered
 broken = [r for r in found if isinstance(r, BrokenReport)]
 lang = i18n.lang()
 
@@ -66,7 +68,9 @@ if not good:
 url = {k: v[-1] for k, v in links.page_params().items()}
 wanted = url.get("report")
 by_slug = {r.slug: r for r in good}
-if wanted and wanted not in by_slug:
+if wanted and wanted not in by_slug and any(r.slug == wanted for r in every):
+    st.warning(t("no_access_report"))
+elif wanted and wanted not in by_slug:
     st.warning(pick(f"보고서 '{wanted}' 가 없습니다 — 목록에서 골라 주세요. / There is no report '{wanted}' — pick one from the list."))
 search = st.text_input(pick("보고서 검색 (제목) / Search reports (title)"), key="r_search",
                        placeholder=pick("예: 충전, 가맹점, dormant / e.g. top-ups, merchant, 휴면"))
@@ -86,6 +90,9 @@ report = by_slug[slug]
 st.subheader(report.title(lang))
 if report.description:
     st.caption(pick(report.description))
+reads_list = [f"{tb}.{c}" if c != "*" else tb for tb, c in needs(report, wh.raw_catalog())]
+if reads_list:
+    st.caption(t("report_reads", columns=", ".join(reads_list)))
 
 # ── parameters ─────────────────────────────────────────────────────────────
 today = seoul_today()

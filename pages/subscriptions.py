@@ -15,7 +15,8 @@ import streamlit as st
 from dashboard import app_state, dates, i18n, links
 from dashboard.i18n import t
 from dashboard.report_runner import reports_dir
-from dashboard.reports import Report, load_reports
+from dashboard.access.reports import offered_reports
+from dashboard.reports import load_reports
 from dashboard.subscriptions import alerts as rules
 from dashboard.subscriptions import store
 from dashboard.subscriptions.form import RELATIVE, schedule_fields, schedule_text
@@ -27,7 +28,7 @@ st.title(t("page_subscriptions"))
 st.caption(t("subs_intro"))
 lang = i18n.lang()
 path = app_state.store_path(wh.config)
-reports = {r.slug: r for r in load_reports(reports_dir(wh.config)) if isinstance(r, Report)}
+reports = {r.slug: r for r in offered_reports(wh, load_reports(reports_dir(wh.config)))}
 url = {k: v[-1] for k, v in links.page_params().items()}
 
 

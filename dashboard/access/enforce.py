@@ -129,6 +129,8 @@ def reads(sql: str) -> Reads:
                     columns.add(str(names[-1]).lower())
             elif node.get("class") == "STAR":
                 star = True
+            for using in node.get("using_columns") or ():  # JOIN … USING (a, b)
+                columns.add(str(using).lower())
             cte_map = node.get("cte_map")
             if isinstance(cte_map, dict):
                 for entry in cte_map.get("map", []):
@@ -302,6 +304,34 @@ def visible_catalog(warehouse, raw: Catalog) -> Catalog:
         tables[name] = TableInfo(name, DATA_SCHEMA if info.schema == DATA_SCHEMA else info.schema, columns,
                                  int(count or 0))
     return Catalog(tables=tables, missing=raw.missing)
+
+
+def link_names_hidden(warehouse, problems_with) -> bool:
+    """Whether a page's link names something the person's role cannot see.
+
+    `problems_with(model, catalog)` parses the link and returns its problems
+    (unknown ids). A link that parses with fewer problems against the whole
+    warehouse than against the role's view names something hidden from the
+    role: the page then says "no access" instead of falling back to
+    something else, and never shows the hidden part.
+    """
+    if policy_now(warehouse.config).everything:
+        return False
+    from dashboard.model import full_model, model_for
+
+    whole = problems_with(full_model(warehouse), warehouse.raw_catalog())
+    own = problems_with(model_for(warehouse), warehouse.catalog())
+    return len(whole) < len(own)
+
+
+def stop_no_access() -> None:
+    """Say "no access" on the page and end its run."""
+    import streamlit as st
+
+    from dashboard.i18n import t
+
+    st.warning(t("no_access"), icon=":material/lock:")
+    st.stop()
 
 
 def model_as(model, config) -> Any:
