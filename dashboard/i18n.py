@@ -218,6 +218,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "mail_settings": ("이 구독 설정 (일시 중지·수정·삭제): {url}", "This subscription's settings (pause, edit, delete): {url}"),
     "mail_param_problem": ("저장된 조건 하나를 쓸 수 없어 기본값으로 보냈습니다: {problem}",
                            "A saved parameter could not be used; its default was used instead: {problem}"),
+    "mail_no_access": ("이 구독을 만든 사람({owner})의 역할로는 이 보고서를 볼 수 없어 데이터를 보내지 않았습니다. 관리자에게 문의하세요.",
+                       "Not sent: the person who set up this subscription ({owner}) may no longer see this report. Ask an admin."),
     "mail_report_missing": ("보고서 파일 {ref} 를 찾을 수 없습니다 — 보고서가 삭제되었거나 이름이 바뀌었습니다. 구독을 수정하거나 삭제하세요.",
                             "The report file {ref} is gone (deleted or renamed) — edit or delete this subscription."),
     "mail_report_failed": ("보고서를 실행하지 못했습니다: {error}", "The report could not be run: {error}"),

@@ -15,6 +15,7 @@ import streamlit as st
 from dashboard import app_state, dates, i18n, links
 from dashboard.i18n import t
 from dashboard.report_runner import reports_dir
+from dashboard.access import current_person
 from dashboard.access.reports import offered_reports
 from dashboard.reports import load_reports
 from dashboard.subscriptions import alerts as rules
@@ -49,10 +50,18 @@ def status_of(row) -> str:
 
 
 now = datetime.now(SEOUL)
+me = current_person()
+
+
+def mine(item) -> bool:
+    """With sign-in on, people see and change their own subscriptions and alerts; admins see everyone's."""
+    return me.is_admin or item.owner == me.email
+
+
 with app_state.connect(path) as conn:
-    subs = store.subscriptions(conn)
+    subs = [s for s in store.subscriptions(conn) if mine(s)]
     last = {s.id: store.last_delivery(conn, s.id) for s in subs}
-    alert_list = store.alerts(conn)
+    alert_list = [a for a in store.alerts(conn) if mine(a)]
     last_event = {a.id: store.last_alert_event(conn, a.id) for a in alert_list}
 
 # ── report subscriptions ───────────────────────────────────────────────────
@@ -199,7 +208,8 @@ with st.expander(t("alert_new")):
                 alert_id = store.add_alert(conn, ref=slug, params=params, condition=condition, measure=measure,
                                            threshold=threshold, hours=hours,
                                            time_column=report.chart.x if condition == "no_rows" else None,
-                                           recipients=store.split_recipients(recipients), now=datetime.now(SEOUL), lang=lang)
+                                           recipients=store.split_recipients(recipients), now=datetime.now(SEOUL), lang=lang,
+                                           owner=me.email, owner_groups=me.groups)
         except ValueError as exc:
             st.error(t("sub_problem", msg=str(exc)))
         else:

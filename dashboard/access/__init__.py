@@ -62,6 +62,14 @@ def person_from_claims(access: AccessConfig, claims: Mapping[str, Any]) -> Perso
                   is_admin=role is not None and role == access.admin_role)
 
 
+def person_for(access: AccessConfig | None, email: str | None, groups: tuple[str, ...] = ()) -> Person:
+    """A person known by e-mail and groups only (a subscription's owner, when the scheduler renders it)."""
+    if access is None:
+        return ANONYMOUS
+    role = role_for(access, email, groups)
+    return Person(email=email, groups=tuple(groups), role=role, is_admin=role is not None and role == access.admin_role)
+
+
 PERSON_KEY = "access_person"  # st.session_state key: the Person the sign-in gate let in (dashboard/access/login.py)
 
 

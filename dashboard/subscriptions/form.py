@@ -15,6 +15,7 @@ import streamlit as st
 from dashboard import app_state, dates, i18n
 from dashboard.i18n import t
 from dashboard.report_runner import as_period, values_to_url
+from dashboard.access import current_person
 from dashboard.reports import Report
 from dashboard.subscriptions import store
 from dashboard.subscriptions.render import param_label
@@ -88,11 +89,13 @@ def send_by_email(report: Report, values: Mapping[str, Any], config) -> None:
         skip = c2.checkbox(t("sub_skip_empty"), value=True, key=f"{key}.skip")
         if st.button(t("sub_save"), key=f"{key}.save", type="primary"):
             now = datetime.now(SEOUL)
+            me = current_person()
             try:
                 with app_state.connect(app_state.store_path(config)) as conn:
                     sub_id = store.add_subscription(conn, ref=report.slug, params=tokens, schedule=schedule,
                                                     recipients=store.split_recipients(recipients), now=now,
-                                                    format=fmt, skip_empty=skip, lang=i18n.lang())
+                                                    format=fmt, skip_empty=skip, lang=i18n.lang(),
+                                                    owner=me.email, owner_groups=me.groups)
             except ValueError as exc:
                 st.error(t("sub_problem", msg=str(exc)))
             else:

@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from dashboard import app_state, i18n
+from dashboard.access import person_for
+from dashboard.access.enforce import AccessDenied, acting_as
 from dashboard.report_runner import QueryFn, reports_dir, run_report, values_from_url
 from dashboard.reports import Report, ReportError, parse_report
 from dashboard.subscriptions import alerts as alert_rules
@@ -147,7 +149,9 @@ class Sender:
             try:
                 report = self.report(alert.ref, alert.kind)
                 values, _ = values_from_url(report, alert.params, now.date())
-                active, value = alert_rules.evaluate(alert, run_report(report, values, self.query), now)
+                with acting_as(person_for(self.cfg.access, alert.owner, alert.owner_groups)):
+                    result = run_report(report, values, self.query)
+                active, value = alert_rules.evaluate(alert, result, now)
             except Exception as exc:  # noqa: BLE001 - a broken alert is logged, the others are checked
                 log.warning("alert %d not checked: %s", alert.id, exc)
                 continue
@@ -184,8 +188,13 @@ class Sender:
         try:
             report = self.report(sub.ref, sub.kind)
             title = report.title(lang)
-            rendered = render(report, sub.params, lang=lang, fmt=sub.format, today=(slot or now).date(), query=self.query,
-                              body_rows=self.subs.body_rows, public_url=self.cfg.app.public_url)
+            # Rendered with the owner's access rules: a mail never holds more than its owner may see.
+            with acting_as(person_for(self.cfg.access, sub.owner, sub.owner_groups)):
+                rendered = render(report, sub.params, lang=lang, fmt=sub.format, today=(slot or now).date(),
+                                  query=self.query, body_rows=self.subs.body_rows, public_url=self.cfg.app.public_url)
+        except AccessDenied:
+            with i18n.language(lang):
+                problem = i18n.t("mail_no_access", owner=sub.owner or "—")
         except FileNotFoundError:
             title = sub.ref
             with i18n.language(lang):

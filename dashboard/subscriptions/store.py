@@ -63,6 +63,8 @@ class Subscription:
     paused: bool
     created_at: datetime
     updated_at: datetime
+    owner: str | None = None  # the e-mail of who set it up; mails are rendered with their access rules
+    owner_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,8 @@ class Alert:
     paused: bool
     created_at: datetime
     state: Mapping[str, Any] = field(default_factory=dict)
+    owner: str | None = None
+    owner_groups: tuple[str, ...] = ()
 
 
 def _subscription(row: sqlite3.Row) -> Subscription:
@@ -90,8 +94,12 @@ def _subscription(row: sqlite3.Row) -> Subscription:
         schedule=Schedule(row["frequency"], row["at_time"], row["weekday"], row["month_day"]),
         recipients=tuple(json.loads(row["recipients"])), format=row["format"], skip_empty=bool(row["skip_empty"]),
         lang=row["lang"], paused=bool(row["paused"]), created_at=parse_iso(row["created_at"]),
-        updated_at=parse_iso(row["updated_at"]),
+        updated_at=parse_iso(row["updated_at"]), **_owner(row),
     )
+
+
+def _owner(row: sqlite3.Row) -> dict[str, Any]:
+    return {"owner": row["owner"], "owner_groups": tuple(json.loads(row["owner_groups"] or "[]"))}
 
 
 # ───────────────────────────────────────────────────────── subscriptions ──
@@ -99,7 +107,8 @@ def _subscription(row: sqlite3.Row) -> Subscription:
 
 def add_subscription(conn: sqlite3.Connection, *, ref: str, params: Mapping[str, str], schedule: Schedule,
                      recipients: Iterable[str], now: datetime, kind: str = "report", format: str = "xlsx",
-                     skip_empty: bool = True, lang: str = "ko") -> int:
+                     skip_empty: bool = True, lang: str = "ko", owner: str | None = None,
+                     owner_groups: Iterable[str] = ()) -> int:
     """A new subscription; its first slot is the first one after `now` (nothing is sent for the past)."""
     recipients = list(recipients)
     problem = recipients_problem(recipients)
@@ -110,9 +119,11 @@ def add_subscription(conn: sqlite3.Connection, *, ref: str, params: Mapping[str,
     with transaction(conn):
         cur = conn.execute(
             "INSERT INTO subscriptions (kind, ref, params, frequency, weekday, month_day, at_time, recipients,"
-            " format, skip_empty, lang, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " format, skip_empty, lang, created_at, updated_at, owner, owner_groups)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (kind, ref, json.dumps(dict(params), ensure_ascii=False), schedule.frequency, schedule.weekday,
-             schedule.month_day, schedule.at, json.dumps(recipients), format, int(skip_empty), lang, iso(now), iso(now)),
+             schedule.month_day, schedule.at, json.dumps(recipients), format, int(skip_empty), lang, iso(now), iso(now),
+             owner, json.dumps(list(owner_groups))),
         )
         return int(cur.lastrowid)
 
@@ -259,14 +270,14 @@ def _alert(row: sqlite3.Row) -> Alert:
         id=row["id"], kind=row["kind"], ref=row["ref"], params=json.loads(row["params"]), measure=row["measure"],
         condition=row["condition"], threshold=row["threshold"], hours=row["hours"], time_column=row["time_column"],
         recipients=tuple(json.loads(row["recipients"])), lang=row["lang"], check_minutes=row["check_minutes"],
-        paused=bool(row["paused"]), created_at=parse_iso(row["created_at"]), state=state,
+        paused=bool(row["paused"]), created_at=parse_iso(row["created_at"]), state=state, **_owner(row),
     )
 
 
 def add_alert(conn: sqlite3.Connection, *, ref: str, params: Mapping[str, str], condition: str,
               recipients: Iterable[str], now: datetime, measure: str | None = None, threshold: float | None = None,
               hours: float | None = None, time_column: str | None = None, kind: str = "report", lang: str = "ko",
-              check_minutes: float = 60.0) -> int:
+              check_minutes: float = 60.0, owner: str | None = None, owner_groups: Iterable[str] = ()) -> int:
     recipients = list(recipients)
     problem = recipients_problem(recipients)
     if problem:
@@ -280,9 +291,9 @@ def add_alert(conn: sqlite3.Connection, *, ref: str, params: Mapping[str, str], 
     with transaction(conn):
         cur = conn.execute(
             "INSERT INTO alerts (kind, ref, params, measure, condition, threshold, hours, time_column, recipients, lang,"
-            " check_minutes, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " check_minutes, created_at, updated_at, owner, owner_groups) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (kind, ref, json.dumps(dict(params), ensure_ascii=False), measure, condition, threshold, hours, time_column,
-             json.dumps(recipients), lang, check_minutes, iso(now), iso(now)))
+             json.dumps(recipients), lang, check_minutes, iso(now), iso(now), owner, json.dumps(list(owner_groups))))
         alert_id = int(cur.lastrowid)
         conn.execute("INSERT INTO alert_state (alert_id) VALUES (?)", (alert_id,))
         return alert_id
