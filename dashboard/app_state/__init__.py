@@ -128,7 +128,16 @@ def connect(path: Path) -> Iterator[sqlite3.Connection]:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error): takes the write lock up front, so it never deadlocks."""
+    """BEGIN IMMEDIATE … COMMIT (ROLLBACK on error): takes the write lock up front, so it never deadlocks.
+
+    Inside an open transaction it joins it (no BEGIN, no COMMIT): a page can
+    wrap a store function and its audit row (dashboard/audit.py) in one
+    `with transaction(conn):`, so the change and the record of it land together
+    or not at all; an error anywhere rolls back the outer transaction.
+    """
+    if conn.in_transaction:
+        yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
