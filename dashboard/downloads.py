@@ -22,6 +22,14 @@ above the buttons gives analysts the stored codes and column names instead.
   and offers CSV/Parquet.
 - Parquet keeps the column types exactly.
 
+Every file is recorded in the audit trail (dashboard/audit.py) before it is
+served: who, what (title, file name), the filters as shown, the format, the
+page and the rows in the file. When the row cannot be written the file is
+refused, and when the trail cannot be opened at all the buttons are off with
+a message — "who downloaded what" stays complete. `audited_button` is the
+same for a single ready-made file (the pivot's Excel); no page calls
+`st.download_button` directly.
+
 The byte builders (`csv_bytes`, `xlsx_bytes`, `parquet_bytes`) are pure
 functions of an Arrow table; `file_bytes` is the whole path a click takes
 (labelling included), used by the tests and bench/app.py directly.
@@ -42,7 +50,8 @@ import pyarrow.parquet as pq
 import streamlit as st
 import xlsxwriter
 
-from dashboard import i18n, tables
+from dashboard import audit, i18n, tables
+from dashboard.access import current_person
 from dashboard.tables import ColumnView
 
 EXCEL_MAX_ROWS = 1_048_576 - 1  # one sheet, minus the header row
@@ -181,6 +190,54 @@ def file_bytes(fmt: str, table: pa.Table, columns: Sequence[ColumnView], raw: bo
     raise ValueError(fmt)
 
 
+def _audit_store():
+    """The app-state store of the app's config, or None when there is no config to find (the page shows why)."""
+    from dashboard.warehouse import ConfigError, get_warehouse  # late: warehouse is heavier than this module
+
+    try:
+        return audit.store_of(get_warehouse().config)
+    except ConfigError:
+        return None
+
+
+def audited(build: Callable[[], tuple[bytes, int]], target: str, detail: Mapping[str, object]) -> Callable[[], bytes]:
+    """A deferred `data=` callable that records the download (rows = the file's rows), then returns the file.
+
+    Who and which page are taken now, while the page draws: the click runs
+    outside the page run. Raises (and logs) when the audit row cannot be
+    written, so no file leaves without its record.
+    """
+    person = current_person()
+    store = _audit_store()
+    detail = {"page": audit.current_page(), **detail}
+
+    def run() -> bytes:
+        data, rows = build()
+        if store is None:
+            raise audit.AuditError("no app configuration: the audit trail has no store")
+        audit.record(store, person, audit.DOWNLOAD, target, detail, rows=rows)
+        return data
+    return run
+
+
+def downloads_blocked() -> str | None:
+    """The message to show (and the buttons are off) when the audit trail cannot be written now."""
+    store = _audit_store()
+    return None if store is None else audit.check_writable(store)
+
+
+def audited_button(label: str, build: Callable[[], tuple[bytes, int]], file_name: str, mime: str, key: str,
+                   target: str, filters_text: Sequence[str] = (), icon: str | None = None) -> None:
+    """One download button whose file (built on click by `build` → (bytes, rows)) is audited like the others."""
+    blocked = downloads_blocked()
+    if blocked:
+        st.error(i18n.t("audit_downloads_off", msg=blocked))
+    fmt = file_name.rsplit(".", 1)[-1]
+    st.download_button(label, data=audited(build, target, {"file": file_name, "format": fmt,
+                                                           "filters": list(filters_text)}),
+                       file_name=file_name, mime=mime, on_click="ignore", key=key, icon=icon, disabled=bool(blocked))
+
+
 def download_buttons(
     fetch_table: Callable[[], pa.Table],
     columns: Sequence[ColumnView],
@@ -204,10 +261,18 @@ def download_buttons(
     suffix = "_raw" if raw else ""
 
     def build(fmt: str):
-        def run():
+        name = f"{basename}{suffix}.{fmt}"
+
+        def run() -> tuple[bytes, int]:
             with i18n.language(code):
-                return file_bytes(fmt, fetch_table(), columns, raw, filters_text, title)
-        return run
+                table = fetch_table()
+                return file_bytes(fmt, table, columns, raw, filters_text, title), table.num_rows
+        return audited(run, title or basename, {"file": name, "format": fmt, "raw": raw,
+                                                "filters": list(filters_text), "title": title})
+
+    blocked = downloads_blocked()
+    if blocked:
+        st.error(i18n.t("audit_downloads_off", msg=blocked))
 
     if total_rows is not None and max_rows is not None and total_rows > max_rows:
         st.warning(i18n.t("download_capped", cap=i18n.fmt_number(max_rows), n=i18n.fmt_number(total_rows)))
@@ -216,14 +281,16 @@ def download_buttons(
     c1, c2, c3 = st.columns(3)
     with c1:
         st.download_button(i18n.t("download_csv"), data=build("csv"), file_name=f"{basename}{suffix}.csv",
-                           mime=MIME_CSV, on_click="ignore", key=f"{key}_csv", icon=":material/download:")
+                           mime=MIME_CSV, on_click="ignore", key=f"{key}_csv", icon=":material/download:",
+                           disabled=bool(blocked))
     with c2:
         st.download_button(i18n.t("download_xlsx"), data=build("xlsx"), file_name=f"{basename}{suffix}.xlsx",
-                           mime=MIME_XLSX, on_click="ignore", key=f"{key}_xlsx", disabled=too_big_for_excel,
+                           mime=MIME_XLSX, on_click="ignore", key=f"{key}_xlsx", disabled=too_big_for_excel or bool(blocked),
                            icon=":material/table:")
     with c3:
         st.download_button(i18n.t("download_parquet"), data=build("parquet"), file_name=f"{basename}{suffix}.parquet",
-                           mime=MIME_PARQUET, on_click="ignore", key=f"{key}_parquet", icon=":material/database:")
+                           mime=MIME_PARQUET, on_click="ignore", key=f"{key}_parquet", icon=":material/database:",
+                           disabled=bool(blocked))
     if too_big_for_excel:
         st.info(i18n.t("excel_too_many", n=i18n.fmt_number(rows_in_file)))
     notes = [i18n.t("csv_note", filters="; ".join(filters_text) if filters_text else i18n.t("no_filters"))]

@@ -501,9 +501,14 @@ def _pivot(wh: Warehouse, model: Model, q: Question, guarded) -> Question:
             st.dataframe(grid, hide_index=True, width="stretch", placeholder=i18n.EMPTY,
                          column_config={c: st.column_config.NumberColumn(c, format="%.1f" if m.format in ("pct", "decimal") else "localized")
                                         for c in grid.columns[1:]})
-    data = downloads.xlsx_bytes(_pivot_sheet(grids), _filters_text(model, q), model.tables[base].label.text(lang))
-    st.download_button(t("download_xlsx"), data=data, file_name=f"{base}_pivot.xlsx", mime=downloads.MIME_XLSX,
-                       on_click="ignore", key="q_pivot_xlsx", icon=":material/table:")
+    sheet, filters_text, title = _pivot_sheet(grids), _filters_text(model, q), model.tables[base].label.text(lang)
+
+    def build() -> tuple[bytes, int]:
+        with i18n.language(lang):  # the click runs outside the page run
+            return downloads.xlsx_bytes(sheet, filters_text, title), sheet.num_rows
+
+    downloads.audited_button(t("download_xlsx"), build, file_name=f"{base}_pivot.xlsx", mime=downloads.MIME_XLSX,
+                             key="q_pivot_xlsx", target=title, filters_text=filters_text, icon=":material/table:")
     return q
 
 

@@ -14,8 +14,10 @@ from typing import Mapping, Sequence
 
 import streamlit as st
 
-from dashboard import app_state, saved_views
-from dashboard.app_state import AppStateError
+from dashboard import app_state, audit, saved_views
+from dashboard.access import current_person
+from dashboard.app_state import AppStateError, transaction
+from dashboard.audit import AuditError
 from dashboard.i18n import t
 from dashboard.saved_views import VIEW_PARAM, SavedViewError
 
@@ -53,20 +55,29 @@ def _save(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str) -
     """The save button's callback: runs before the page, so the list below already shows the new view."""
     name = st.session_state.get(f"{key}_name", "")
     try:
-        with _store(wh) as conn:
+        with _store(wh) as conn, transaction(conn):  # the view and its audit row land together
             view = saved_views.save(conn, name, page, current)
+            audit.record(conn, current_person(), "saved_view_save", view.name,
+                         {"page": page, "id": view.id, "params": view.params})
         st.session_state[f"{key}_note"] = ("success", t("view_saved", name=view.name))
         st.session_state[f"{key}_name"] = ""
     except SavedViewError as exc:
         st.session_state[f"{key}_note"] = ("warning", str(exc))
+    except AuditError as exc:
+        st.session_state[f"{key}_note"] = ("error", str(exc))
     except AppStateError as exc:
         st.session_state[f"{key}_note"] = ("error", t("store_failed", msg=str(exc)))
 
 
 def _delete(wh, view_id: int, key: str) -> None:
     try:
-        with _store(wh) as conn:
-            saved_views.delete(conn, view_id)
+        with _store(wh) as conn, transaction(conn):
+            view = saved_views.get(conn, view_id)
+            if view is not None and saved_views.delete(conn, view_id):
+                audit.record(conn, current_person(), "saved_view_delete", view.name,
+                             {"page": view.page, "id": view.id, "params": view.params})
+    except AuditError as exc:
+        st.session_state[f"{key}_note"] = ("error", str(exc))
     except AppStateError as exc:
         st.session_state[f"{key}_note"] = ("error", t("store_failed", msg=str(exc)))
 

@@ -12,15 +12,16 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import app_state, dates, i18n, links
+from dashboard import app_state, audit, dates, i18n, links
+from dashboard.access import current_person
+from dashboard.app_state import AppStateError, transaction
 from dashboard.i18n import t
 from dashboard.report_runner import reports_dir
-from dashboard.access import current_person
 from dashboard.access.reports import offered_reports
 from dashboard.reports import load_reports
 from dashboard.subscriptions import alerts as rules
 from dashboard.subscriptions import store
-from dashboard.subscriptions.form import RELATIVE, schedule_fields, schedule_text
+from dashboard.subscriptions.form import RELATIVE, audit_detail, schedule_fields, schedule_text
 from dashboard.subscriptions.schedule import SEOUL, next_slot
 from dashboard.warehouse import app_warehouse
 
@@ -31,6 +32,21 @@ lang = i18n.lang()
 path = app_state.store_path(wh.config)
 reports = {r.slug: r for r in offered_reports(wh, load_reports(reports_dir(wh.config)))}
 url = {k: v[-1] for k, v in links.page_params().items()}
+
+
+def change(action: str, target: str, detail: dict, write) -> bool:
+    """`write(conn)` and its audit row in one transaction (both or neither); says why on screen when it fails."""
+    try:
+        with app_state.connect(path) as conn, transaction(conn):
+            write(conn)
+            audit.record(conn, me, action, target, {"page": "subscriptions", **detail})
+    except ValueError as exc:
+        st.error(t("sub_problem", msg=str(exc)))
+        return False
+    except AppStateError as exc:  # the store or the audit trail could not be written: nothing changed
+        st.error(str(exc))
+        return False
+    return True
 
 
 def title_of(ref: str) -> str:
@@ -91,19 +107,21 @@ else:
                         format_func=lambda i: f"#{i} {title_of(by_id[i].ref)} — {schedule_text(by_id[i].schedule)}")
     sub = by_id[pick]
     c1, c2, c3 = st.columns(3)
+    sub_target = f"subscription #{sub.id}"
+    sub_detail = audit_detail(sub.ref, sub.params, sub.schedule, sub.recipients, owner=sub.owner)
     if c1.button(t("subs_resume") if sub.paused else t("subs_pause"), key="subs_pause_btn"):
-        with app_state.connect(path) as conn:
-            store.set_subscription_paused(conn, sub.id, not sub.paused, datetime.now(SEOUL))
-        st.rerun()
+        if change("subscription_resume" if sub.paused else "subscription_pause", sub_target, sub_detail,
+                  lambda conn: store.set_subscription_paused(conn, sub.id, not sub.paused, datetime.now(SEOUL))):
+            st.rerun()
     if c2.button(t("subs_send_now"), key="subs_send_now_btn"):
-        with app_state.connect(path) as conn:
-            store.request_send_now(conn, sub.id, datetime.now(SEOUL), wh.config.alerts.sender.rpartition("@")[2])
-        st.success(t("subs_send_now_done"))
+        if change("subscription_send_now", sub_target, sub_detail,
+                  lambda conn: store.request_send_now(conn, sub.id, datetime.now(SEOUL),
+                                                      wh.config.alerts.sender.rpartition("@")[2])):
+            st.success(t("subs_send_now_done"))
     if c3.button(t("subs_delete"), key="subs_delete_btn"):
-        with app_state.connect(path) as conn:
-            store.delete_subscription(conn, sub.id)
-        st.session_state.pop("subs_pick", None)
-        st.rerun()
+        if change("subscription_delete", sub_target, sub_detail, lambda conn: store.delete_subscription(conn, sub.id)):
+            st.session_state.pop("subs_pick", None)
+            st.rerun()
     with st.expander(t("subs_edit")):
         key = f"subedit.{sub.id}"
         schedule = schedule_fields(key, sub.schedule)
@@ -113,14 +131,11 @@ else:
                        horizontal=True, format_func=lambda f: {"xlsx": "Excel", "csv": "CSV"}[f])
         skip = e2.checkbox(t("sub_skip_empty"), value=sub.skip_empty, key=f"{key}.skip")
         if st.button(t("sub_save"), key=f"{key}.save", type="primary"):
-            try:
-                with app_state.connect(path) as conn:
-                    store.update_subscription(conn, sub.id, params=sub.params, schedule=schedule,
-                                              recipients=store.split_recipients(recipients), format=fmt,
-                                              skip_empty=skip, lang=sub.lang, now=datetime.now(SEOUL))
-            except ValueError as exc:
-                st.error(t("sub_problem", msg=str(exc)))
-            else:
+            to = store.split_recipients(recipients)
+            if change("subscription_update", sub_target, audit_detail(sub.ref, sub.params, schedule, to, format=fmt),
+                      lambda conn: store.update_subscription(conn, sub.id, params=sub.params, schedule=schedule,
+                                                             recipients=to, format=fmt, skip_empty=skip,
+                                                             lang=sub.lang, now=datetime.now(SEOUL))):
                 st.success(t("subs_updated"))
 
 # ── data alerts ────────────────────────────────────────────────────────────
@@ -152,15 +167,18 @@ else:
     a_pick = st.selectbox(t("subs_pick"), alert_ids, key="alerts_pick", format_func=lambda i: f"#{i} {title_of(a_by_id[i].ref)}")
     chosen = a_by_id[a_pick]
     d1, d2 = st.columns(2)
+    alert_target = f"alert #{chosen.id}"
+    alert_detail = audit_detail(chosen.ref, chosen.params, recipients=chosen.recipients, owner=chosen.owner,
+                                condition=chosen.condition,
+                                measure=chosen.measure, threshold=chosen.threshold, hours=chosen.hours)
     if d1.button(t("subs_resume") if chosen.paused else t("subs_pause"), key="alerts_pause_btn"):
-        with app_state.connect(path) as conn:
-            store.set_alert_paused(conn, chosen.id, not chosen.paused, datetime.now(SEOUL))
-        st.rerun()
+        if change("alert_resume" if chosen.paused else "alert_pause", alert_target, alert_detail,
+                  lambda conn: store.set_alert_paused(conn, chosen.id, not chosen.paused, datetime.now(SEOUL))):
+            st.rerun()
     if d2.button(t("subs_delete"), key="alerts_delete_btn"):
-        with app_state.connect(path) as conn:
-            store.delete_alert(conn, chosen.id)
-        st.session_state.pop("alerts_pick", None)
-        st.rerun()
+        if change("alert_delete", alert_target, alert_detail, lambda conn: store.delete_alert(conn, chosen.id)):
+            st.session_state.pop("alerts_pick", None)
+            st.rerun()
     with st.expander(t("subs_edit")):
         key = f"alertedit.{chosen.id}"
         threshold = hours = None
@@ -170,13 +188,12 @@ else:
             threshold = st.number_input(t("alert_threshold"), value=float(chosen.threshold or 0), step=1000.0, key=f"{key}.threshold")
         recipients = st.text_input(t("sub_recipients"), value=", ".join(chosen.recipients), key=f"{key}.to")
         if st.button(t("sub_save"), key=f"{key}.save", type="primary"):
-            try:
-                with app_state.connect(path) as conn:
-                    store.update_alert(conn, chosen.id, threshold=threshold, hours=hours,
-                                       recipients=store.split_recipients(recipients), now=datetime.now(SEOUL))
-            except ValueError as exc:
-                st.error(t("sub_problem", msg=str(exc)))
-            else:
+            to = store.split_recipients(recipients)
+            if change("alert_update", alert_target,
+                      audit_detail(chosen.ref, chosen.params, recipients=to, condition=chosen.condition,
+                                   measure=chosen.measure, threshold=threshold, hours=hours),
+                      lambda conn: store.update_alert(conn, chosen.id, threshold=threshold, hours=hours,
+                                                      recipients=to, now=datetime.now(SEOUL))):
                 st.success(t("subs_updated"))
 
 with st.expander(t("alert_new")):
@@ -203,14 +220,20 @@ with st.expander(t("alert_new")):
                                               format_func=lambda o: t("sub_relative", preset=dates.preset_label(o)))
     recipients = st.text_input(t("sub_recipients"), key="alert_new.to")
     if st.button(t("alert_save"), key="alert_new.save", type="primary", disabled=report is None):
-        try:
-            with app_state.connect(path) as conn:
+        to = store.split_recipients(recipients)
+        try:  # not through change(): the audit target names the new id, known only inside the transaction
+            with app_state.connect(path) as conn, transaction(conn):
                 alert_id = store.add_alert(conn, ref=slug, params=params, condition=condition, measure=measure,
                                            threshold=threshold, hours=hours,
                                            time_column=report.chart.x if condition == "no_rows" else None,
-                                           recipients=store.split_recipients(recipients), now=datetime.now(SEOUL), lang=lang,
+                                           recipients=to, now=datetime.now(SEOUL), lang=lang,
                                            owner=me.email, owner_groups=me.groups)
+                audit.record(conn, me, "alert_create", f"alert #{alert_id}",
+                             {"page": "subscriptions", **audit_detail(slug, params, recipients=to, condition=condition,
+                                                                      measure=measure, threshold=threshold, hours=hours)})
         except ValueError as exc:
             st.error(t("sub_problem", msg=str(exc)))
+        except AppStateError as exc:  # the store or the audit trail could not be written: nothing was saved
+            st.error(str(exc))
         else:
             st.success(t("alert_saved", id=alert_id))

@@ -12,10 +12,11 @@ from typing import Any, Mapping
 
 import streamlit as st
 
-from dashboard import app_state, dates, i18n
+from dashboard import app_state, audit, dates, i18n
+from dashboard.access import current_person
+from dashboard.app_state import AppStateError, transaction
 from dashboard.i18n import t
 from dashboard.report_runner import as_period, values_to_url
-from dashboard.access import current_person
 from dashboard.reports import Report
 from dashboard.subscriptions import store
 from dashboard.subscriptions.render import param_label
@@ -75,6 +76,18 @@ def params_fields(report: Report, values: Mapping[str, Any], key: str) -> dict[s
     return tokens
 
 
+def audit_detail(ref: str, params: Mapping[str, str], schedule: Schedule | None = None,
+                 recipients: list[str] | None = None, **more: Any) -> dict[str, Any]:
+    """What the audit trail keeps of a subscription or alert change: what was asked for, never report data."""
+    detail: dict[str, Any] = {"report": ref, "params": dict(params), **more}
+    if schedule is not None:
+        detail["schedule"] = {"frequency": schedule.frequency, "at": schedule.at, "weekday": schedule.weekday,
+                              "month_day": schedule.month_day}
+    if recipients is not None:
+        detail["recipients"] = list(recipients)
+    return detail
+
+
 def send_by_email(report: Report, values: Mapping[str, Any], config) -> None:
     """The button and its form (a popover): saves a subscription to this report with these parameters."""
     key = f"subform.{report.slug}"
@@ -91,12 +104,16 @@ def send_by_email(report: Report, values: Mapping[str, Any], config) -> None:
             now = datetime.now(SEOUL)
             me = current_person()
             try:
-                with app_state.connect(app_state.store_path(config)) as conn:
+                to = store.split_recipients(recipients)
+                with app_state.connect(app_state.store_path(config)) as conn, transaction(conn):
                     sub_id = store.add_subscription(conn, ref=report.slug, params=tokens, schedule=schedule,
-                                                    recipients=store.split_recipients(recipients), now=now,
-                                                    format=fmt, skip_empty=skip, lang=i18n.lang(),
-                                                    owner=me.email, owner_groups=me.groups)
+                                                    recipients=to, now=now, format=fmt, skip_empty=skip,
+                                                    lang=i18n.lang(), owner=me.email, owner_groups=me.groups)
+                    audit.record(conn, me, "subscription_create", f"subscription #{sub_id}",
+                                 audit_detail(report.slug, tokens, schedule, to, format=fmt, page=audit.current_page()))
             except ValueError as exc:
                 st.error(t("sub_problem", msg=str(exc)))
+            except AppStateError as exc:  # the audit trail (or the store) could not be written: nothing was saved
+                st.error(str(exc))
             else:
                 st.success(t("sub_saved", id=sub_id, next=next_slot(schedule, now).strftime("%Y-%m-%d %H:%M")))
