@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dashboard import freshness, i18n, links  # noqa: E402
+from dashboard.access import current_person  # noqa: E402
 from dashboard.warehouse import ConfigError, get_warehouse  # noqa: E402
 
 st.set_page_config(page_title="Data desk", page_icon=":material/database:", layout="wide")
@@ -37,7 +38,9 @@ PAGES = [  # (file, url path, label key, icon)
     ("pages/pipeline.py", "pipeline", "page_pipeline", ":material/sync_alt:"),
     ("pages/dictionary.py", "dictionary", "page_dictionary", ":material/menu_book:"),
     ("pages/subscriptions.py", "subscriptions", "page_subscriptions", ":material/forward_to_inbox:"),
+    ("pages/admin.py", "admin", "page_admin", ":material/admin_panel_settings:"),
 ]
+ADMIN_ONLY = {"admin"}  # url paths whose link only administrators see (the page itself also says "no access")
 pages = [
     st.Page(str(ROOT / file), title=i18n.t(label), url_path=url, icon=icon, default=(i == 0))
     for i, (file, url, label, icon) in enumerate(PAGES)
@@ -46,7 +49,10 @@ current = st.navigation(pages, position="hidden")
 
 with st.sidebar:
     st.markdown(f"### {i18n.t('app_title')}")
+    is_admin = current_person().is_admin
     for page in pages:
+        if page.url_path in ADMIN_ONLY and not is_admin:
+            continue
         st.page_link(page, label=page.title, icon=page.icon)
     st.divider()
     st.radio(i18n.t("language"), i18n.LANGS, key=i18n.LANG_KEY, horizontal=True,

@@ -208,6 +208,14 @@ def counts_by_action(conn: sqlite3.Connection, *, who: str | None = None, action
     return {r["action"]: int(r["n"]) for r in rows}
 
 
+def downloaded_rows(conn: sqlite3.Connection, *, who: str | None = None, action: str | None = None,
+                    since: date | None = None, until: date | None = None, search: str = "") -> int:
+    """The rows in all downloaded files matching the filters."""
+    where, args = _where(who, action, since, until, search)
+    where = (where + " AND" if where else " WHERE") + " action = ?"
+    return int(conn.execute(f"SELECT ifnull(sum(rows), 0) FROM audit{where}", (*args, DOWNLOAD)).fetchone()[0])
+
+
 def people(conn: sqlite3.Connection) -> list[PersonSummary]:
     """Everyone in the trail: last sign-in, downloads (and their rows), last action — most recent first."""
     rows = conn.execute(

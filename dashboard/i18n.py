@@ -430,6 +430,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "admin_dates": ("기간", "Dates"),
     "admin_search": ("대상에서 찾기", "Search in target"),
     "admin_all": ("전체", "All"),
+    "admin_total": ("기록", "Entries"),
     "admin_count": ("조건에 맞는 기록 {n}건", "{n} entries match"),
     "admin_shown": ("최근 {shown}건을 보여 줍니다 (전체 {n}건) — 기간이나 조건을 좁혀 보세요.",
                     "Showing the latest {shown} of {n} — narrow the dates or filters to see the rest."),

@@ -332,10 +332,10 @@ def test_korean_default_and_english(app_env):
     at.query_params["table"] = "topups"
     at.switch_page("pages/explore.py")
     at.run()
-    assert [p.proto.label for p in at.sidebar.get("page_link")] == ["개요", "데이터 탐색", "찾아보기", "보고서", "파이프라인", "데이터 사전", "메일 구독"]
+    assert [p.proto.label for p in at.sidebar.get("page_link")] == ["개요", "데이터 탐색", "찾아보기", "보고서", "파이프라인", "데이터 사전", "메일 구독", "관리"]  # open mode: everyone is an admin
     assert any("데이터 기준" in m.value for m in at.sidebar.markdown)
     at.sidebar.radio(key="lang").set_value("en").run()
-    assert [p.proto.label for p in at.sidebar.get("page_link")] == ["Overview", "Explore", "Look up", "Reports", "Pipeline", "Dictionary", "Subscriptions"]
+    assert [p.proto.label for p in at.sidebar.get("page_link")] == ["Overview", "Explore", "Look up", "Reports", "Pipeline", "Dictionary", "Subscriptions", "Admin"]
     assert any("Data as of" in m.value for m in at.sidebar.markdown)
     assert any(m.value.startswith("Matching rows") for m in at.markdown)
 
