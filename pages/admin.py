@@ -45,7 +45,9 @@ def detail_text(detail: dict | None) -> str:
     for key, value in detail.items():
         if value in (None, "", [], {}):
             continue
-        if isinstance(value, list):
+        if isinstance(value, bool):
+            value = t("true" if value else "false")
+        elif isinstance(value, list):
             value = "; ".join(str(v) for v in value)
         elif isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items() if v not in (None, ""))
