@@ -12,7 +12,7 @@ from dashboard import app_state, audit
 from dashboard.access import PERSON_KEY, Person
 from dashboard.subscriptions.schedule import SEOUL
 from ingest.config import load_config
-from tests.browser_page import read_csv
+from tests.browser_page import read_csv, read_xlsx
 from tests.fixtures_app import ROOT, app_env, captured_downloads, run_page  # noqa: F401  (fixtures)
 
 KIM = Person(email="kim@example.com", role="analyst")
@@ -102,3 +102,61 @@ def test_someone_who_is_not_an_administrator_has_no_access_and_no_link(app_env):
     at.run()
     assert not at.error and len(at.dataframe) == 2
     assert "관리" in [p.proto.label for p in at.sidebar.get("page_link")]
+
+
+def test_saving_and_deleting_a_view_is_in_the_trail_with_who_and_what(app_env):
+    at = run_page("pages/explore.py", {"table": "topups"})
+    at.text_input(key="x_sv_name").input("모바일 충전").run()
+    at.button(key="x_sv_save").click().run()
+    assert any("저장했습니다" in s.value for s in at.success)
+    with app_state.connect(state_path(app_env)) as conn:
+        [saved] = audit.entries(conn)
+    assert (saved.who, saved.action, saved.target) == ("anonymous", "saved_view_save", "모바일 충전")
+    assert saved.detail["page"] == "explore" and "table=topups" in saved.detail["params"]
+
+    at.button(key=f"x_sv_del_{saved.detail['id']}").click().run()
+    with app_state.connect(state_path(app_env)) as conn:
+        assert [(e.action, e.target) for e in audit.entries(conn)] == [("saved_view_delete", "모바일 충전"),
+                                                                      ("saved_view_save", "모바일 충전")]
+
+
+def test_a_download_whose_record_cannot_be_written_is_refused(app_env, captured_downloads):
+    at = run_page("pages/explore.py", {"table": "topups"})
+    name = next(n for n in captured_downloads if n.endswith(".csv"))
+    with app_state.connect(state_path(app_env)) as conn:  # the trail starts refusing writes (a full disk, say)
+        conn.execute("CREATE TRIGGER full_disk BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    try:
+        captured_downloads[name]()
+    except audit.AuditError as exc:
+        assert "disk full" in str(exc)
+    else:
+        raise AssertionError("the file was served without its audit row")
+    with app_state.connect(state_path(app_env)) as conn:
+        assert audit.count(conn) == 0
+    assert not at.exception
+
+
+def test_when_the_trail_cannot_be_opened_the_download_buttons_are_off_and_say_why(app_env, monkeypatch):
+    from tests.fixtures_app import write_app_config
+
+    blocked = app_env.tmp / "state_is_a_folder"
+    blocked.mkdir()
+    config = app_env.tmp / "blocked"
+    config.mkdir()
+    monkeypatch.setenv("PIPELINE_CONFIG", str(write_app_config(config, app_env.warehouse,
+                                                               app=f'state_path = "{blocked}"')))
+    at = run_page("pages/explore.py", {"table": "topups"})
+    assert any(e.value.startswith("감사 기록을 남길 수 없어 지금은 내려받기를 할 수 없습니다") for e in at.error)
+    assert all(b.proto.disabled for b in at.get("download_button"))
+
+
+def test_the_pivot_excel_is_audited_like_every_other_file(app_env, captured_downloads):
+    run_page("pages/explore.py", {"base": "payments", "m": "payments.payments", "view": "pivot",
+                                  "pr": "merchants.region", "pc": "payments.status"})
+    [name] = [n for n in captured_downloads if n.endswith("_pivot.xlsx")]
+    data = captured_downloads[name]()
+    _, rows, _ = read_xlsx(data)
+    with app_state.connect(state_path(app_env)) as conn:
+        [entry] = audit.entries(conn)
+    assert (entry.action, entry.rows, entry.detail["file"], entry.detail["format"]) == ("download", len(rows), name, "xlsx")
+    assert entry.detail["page"] == "explore" and entry.rows > 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dashboard import app_state
+from dashboard import app_state, audit
 from dashboard.subscriptions import store
 from dashboard.subscriptions.schedule import Schedule
 from ingest.config import load_config
@@ -66,6 +66,15 @@ def test_subscribe_from_a_report_page_and_manage_it(app_env, browser):
         with app_state.connect(path) as conn:
             assert store.subscription(conn, sub.id).paused
             assert [r["slot"][:4] for r in store.deliveries(conn, sub.id)] == ["now:"]
+            # Each change is in the audit trail, by who made it (open mode: anonymous), oldest first.
+            changes = audit.entries(conn)[::-1]
+        assert [(e.who, e.action, e.target) for e in changes] == [
+            ("anonymous", "subscription_create", f"subscription #{sub.id}"),
+            ("anonymous", "subscription_send_now", f"subscription #{sub.id}"),
+            ("anonymous", "subscription_pause", f"subscription #{sub.id}")]
+        assert changes[0].detail["schedule"] == {"frequency": "weekly", "at": "08:30", "weekday": 2, "month_day": None}
+        assert changes[0].detail["recipients"] == ["lead@example.com", "desk@example.com"]
+        assert changes[0].detail["params"]["period"] == "last_week" and changes[0].detail["format"] == "csv"
         page.close()
     finally:
         stop_app(proc)
