@@ -214,7 +214,7 @@ def audited(build: Callable[[], tuple[bytes, int]], target: str, detail: Mapping
     def run() -> bytes:
         data, rows = build()
         if store is None:
-            raise audit.AuditError("no app configuration: the audit trail has no store")
+            raise audit.AuditError(i18n.t("audit_failed", msg="no app configuration (PIPELINE_CONFIG)"))
         audit.record(store, person, audit.DOWNLOAD, target, detail, rows=rows)
         return data
     return run
