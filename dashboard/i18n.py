@@ -423,6 +423,9 @@ _TEXT: dict[str, tuple[str, str]] = {
                     "고객 데이터는 남기지 않고 요청한 내용(페이지, 필터, 형식)과 행 수만 남깁니다.",
                     "Who signed in, downloaded what (and how many rows) and changed which saved view, subscription or alert. "
                     "It keeps only what was asked for (page, filters, format) and row counts — never customer data."),
+    "admin_rule_problem": ("접근 규칙을 고쳐 주세요 (pipeline.toml): {problem}", "Fix this access rule (pipeline.toml): {problem}"),
+    "admin_rules_unchecked": ("접근 규칙을 데이터 모델과 대조하지 못했습니다: {msg}",
+                              "Could not check the access rules against the data model: {msg}"),
     "admin_trail": ("감사 기록", "Audit trail"),
     "admin_people": ("사람별 요약", "By person"),
     "admin_who": ("사람", "Person"),

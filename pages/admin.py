@@ -4,7 +4,9 @@ Only for administrators (`current_person().is_admin`; everyone when the app
 runs open): anyone else gets "no access", and streamlit_app.py does not even
 draw the link. The listing is filtered here and read from dashboard/audit.py;
 its export goes through downloads.download_buttons, so exporting the trail is
-itself in the trail.
+itself in the trail. Above it, the `[access]` row rules that name nothing in
+the data model (dashboard/access/policy.py `rule_problems`): the role sees
+nothing until the line is fixed, and this is where an admin learns which.
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ if not current_person().is_admin:
     st.stop()
 st.caption(t("admin_intro"))
 path = app_state.store_path(wh.config)
+
+if wh.config.access is not None:  # [access] row rules that name nothing: that role sees nothing until fixed
+    from dashboard.access.policy import rule_problems
+    from dashboard.model import full_model
+
+    try:
+        problems = rule_problems(full_model(wh), wh.config.access)
+    except Exception as exc:  # noqa: BLE001 - no warehouse yet: the trail below needs none
+        problems = []
+        st.caption(t("admin_rules_unchecked", msg=str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+    for problem in problems:
+        st.warning(t("admin_rule_problem", problem=problem))
 COLUMNS = ("at", "who", "role", "action", "target", "rows", "detail")
 
 

@@ -160,3 +160,25 @@ def test_the_pivot_excel_is_audited_like_every_other_file(app_env, captured_down
         [entry] = audit.entries(conn)
     assert (entry.action, entry.rows, entry.detail["file"], entry.detail["format"]) == ("download", len(rows), name, "xlsx")
     assert entry.detail["page"] == "explore" and entry.rows > 0
+
+
+def test_admins_are_told_which_access_rule_names_nothing(app_env, monkeypatch):
+    from tests.fixtures_app import write_app_config
+
+    folder = app_env.tmp / "with_access"
+    folder.mkdir()
+    access = """
+[access]
+people = [{ match = "lee@example.com", role = "admin" }, { match = "*", role = "busan" }]
+
+[access.roles.busan]
+rows = [{ dimension = "merchants.planet", op = "in", values = ["부산"] }]
+"""
+    monkeypatch.setenv("PIPELINE_CONFIG", str(write_app_config(folder, app_env.warehouse, extra=access)))
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=60)
+    at.session_state[PERSON_KEY] = LEE
+    at.switch_page("pages/admin.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    [problem] = [w.value for w in at.warning]
+    assert "access.roles.busan.rows[0]" in problem and "merchants.planet" in problem

@@ -1,4 +1,4 @@
--- The audit trail: who did what in the app, one row per action (dashboard/audit.py, docs/audit.md).
+-- The audit trail: who did what in the app, one row per action (dashboard/audit.py, docs/access.md "Audit trail").
 -- Written by the app as the action happens (a download is recorded before its file is served) and
 -- never updated or deleted by the app; the admin page (pages/admin.py) lists it.
 --
