@@ -56,7 +56,7 @@ def _save(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str) -
     name = st.session_state.get(f"{key}_name", "")
     try:
         with _store(wh) as conn, transaction(conn):  # the view and its audit row land together
-            view = saved_views.save(conn, name, page, current)
+            view = saved_views.save(conn, name, page, current, owner=current_person().email)
             audit.record(conn, current_person(), "saved_view_save", view.name,
                          {"page": page, "id": view.id, "params": view.params})
         st.session_state[f"{key}_note"] = ("success", t("view_saved", name=view.name))
@@ -73,6 +73,9 @@ def _delete(wh, view_id: int, key: str) -> None:
     try:
         with _store(wh) as conn, transaction(conn):
             view = saved_views.get(conn, view_id)
+            me = current_person()
+            if view is not None and view.owner != me.email and not me.is_admin:
+                return  # only its owner (or an admin) deletes a view; others only see their own listed
             if view is not None and saved_views.delete(conn, view_id):
                 audit.record(conn, current_person(), "saved_view_delete", view.name,
                              {"page": view.page, "id": view.id, "params": view.params})
@@ -95,7 +98,8 @@ def panel(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str = 
         search = st.text_input(t("view_search"), key=f"{key}_search", max_chars=200)
         try:
             with _store(wh) as conn:
-                found = saved_views.list_views(conn, search, page=page)
+                # Signed in: my views (opening someone's shared link still works); open mode: everyone's.
+                found = saved_views.list_views(conn, search, page=page, owner=current_person().email)
         except AppStateError as exc:
             st.error(t("store_failed", msg=str(exc)))
             return
