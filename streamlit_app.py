@@ -40,7 +40,9 @@ PAGES = [  # (file, url path, label key, icon)
     ("pages/subscriptions.py", "subscriptions", "page_subscriptions", ":material/forward_to_inbox:"),
     ("pages/admin.py", "admin", "page_admin", ":material/admin_panel_settings:"),
 ]
-ADMIN_ONLY = {"admin"}  # url paths whose link only administrators see (the page itself also says "no access")
+# url paths whose link only administrators see (the page itself also says "no access"): the Pipeline page
+# shows every table by name and the dead letters' contents, beyond what a role with rules may see.
+ADMIN_ONLY = {"admin", "pipeline"}
 pages = [
     st.Page(str(ROOT / file), title=i18n.t(label), url_path=url, icon=icon, default=(i == 0))
     for i, (file, url, label, icon) in enumerate(PAGES)

@@ -15,6 +15,8 @@ import streamlit as st
 
 from dashboard import charts, downloads, freshness, i18n, tables
 from dashboard import pipeline_health as ph
+from dashboard.access import current_person
+from dashboard.access.enforce import stop_no_access
 from dashboard.charts import ChartSpec
 from dashboard.i18n import pick, t
 from dashboard.page_guard import page_guard
@@ -22,6 +24,8 @@ from dashboard.warehouse import app_warehouse
 
 wh = app_warehouse()
 st.title(t("page_pipeline"))
+if not current_person().is_admin:  # every table by name, and the dead letters' contents: for admins
+    stop_no_access()
 now = datetime.now(timezone.utc)
 alert_after = wh.config.alerts.alert_after_seconds if wh.config.alerts else 120.0
 
