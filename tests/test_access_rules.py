@@ -257,3 +257,14 @@ def test_a_bad_access_line_names_the_file_the_key_and_what_was_expected(tmp_path
     with pytest.raises(ConfigError) as err:
         load_config(path, needs=("warehouse",))
     assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_the_sidebars_chain_status_reads_for_a_role_with_rules(warehouses):
+    """The status (fresh / catching up) is the same for everyone; its fixed statements read beyond the role."""
+    from dashboard import freshness
+
+    full, _ = warehouses
+    with acting_as(BUSAN):
+        freshness.chain_state(full)  # no AccessDenied from the status tables it reads
+        with pytest.raises(AccessDenied):
+            full.query_uncached("SELECT count(*) FROM _meta.dead_letters")  # while the role itself may not
