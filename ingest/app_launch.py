@@ -24,7 +24,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from ingest.config import ConfigError, PipelineConfig, load_config, resolve_config_path
 
@@ -104,7 +104,13 @@ def _has_auth(path: Path) -> bool:
         return False
 
 
-def secret_args(config: PipelineConfig, environ: Mapping[str, str], home: Path | None = None) -> list[str]:
+def default_secrets_files() -> tuple[Path, ...]:
+    """Where Streamlit itself looks for secrets when not told otherwise (the project's, then the user's)."""
+    return ROOT / ".streamlit" / "secrets.toml", Path.home() / ".streamlit" / "secrets.toml"
+
+
+def secret_args(config: PipelineConfig, environ: Mapping[str, str],
+                files: Sequence[Path] | None = None) -> list[str]:
     """Extra `streamlit run` arguments that give the app its sign-in secrets ([] when none are needed).
 
     Raises SecretsMissing (a ConfigError: the CLI prints it and exits 2) when
@@ -118,8 +124,7 @@ def secret_args(config: PipelineConfig, environ: Mapping[str, str], home: Path |
         path = (state_dir / SECRETS_NAME).resolve()
         write_private(path, secrets_toml(auth, config.access.provider))
         return ["--secrets.files", str(path)]
-    home = home if home is not None else Path.home()
-    for candidate in (ROOT / ".streamlit" / "secrets.toml", home / ".streamlit" / "secrets.toml"):
+    for candidate in default_secrets_files() if files is None else files:
         if _has_auth(candidate):
             return []
     raise SecretsMissing(_missing_message(config, "no sign-in secrets were found"))

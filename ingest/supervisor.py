@@ -21,6 +21,7 @@ so through env INGEST_LOG_PREFIXED; Streamlit through its logger options):
               DuckLake ([warehouse] catalog): merges the small files each batch writes;
    scheduler  `python -m ingest scheduler` — subscribed reports and data alerts by e-mail;
    app        `streamlit run streamlit_app.py` on 127.0.0.1:N, URL printed once healthy
+              (with [access], its sign-in secrets are put in place first: ingest/app_launch.py)
               (Streamlit's welcome lines and INFO log are off: this line says
               where to go, once the app answers).
 

@@ -54,19 +54,24 @@ class OidcProvider:
 
     def set_user(self, sub: str, email: str | None = None, groups: Sequence[str] = (), name: str | None = None,
                  **claims: object) -> None:
-        """The claims the provider puts in `sub`'s identity token from the next sign-in on."""
-        body = {"email": email or sub, "groups": list(groups), **claims}
-        if name:
-            body["name"] = name
-        req = urllib.request.Request(f"{self.url}/users/{urllib.request.quote(sub, safe='')}", method="PUT",
-                                     data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            assert r.status == 204, r.status
+        set_claims(self.url, sub, email, groups, name, **claims)
 
     def env(self, cookie_secret: str = "c" * 64) -> dict[str, str]:
         """The environment variables an operator sets for this provider (ingest/app_launch.py)."""
         return {"OIDC_CLIENT_ID": CLIENT_ID, "OIDC_CLIENT_SECRET": CLIENT_SECRET,
                 "OIDC_METADATA_URL": self.metadata_url, "AUTH_COOKIE_SECRET": cookie_secret}
+
+
+def set_claims(provider_url: str, sub: str, email: str | None = None, groups: Sequence[str] = (),
+               name: str | None = None, **claims: object) -> None:
+    """The claims the provider puts in `sub`'s identity token from the next sign-in on (the mock's PUT /users/<sub>)."""
+    body = {"email": email or sub, "groups": list(groups), **claims}
+    if name:
+        body["name"] = name
+    req = urllib.request.Request(f"{provider_url}/users/{urllib.request.quote(sub, safe='')}", method="PUT",
+                                 data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 204, r.status
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -126,12 +131,12 @@ def start_signin_app(tmp_path: Path, provider: OidcProvider, access_toml: str = 
     app_url = f"http://127.0.0.1:{port}"
     config = write_app_config(tmp_path, warehouse, extra=access_toml,
                               app=f'public_url = "{app_url}"\nstate_path = "{tmp_path / "state" / "app_state.sqlite"}"')
-    args = secret_args(load_config(config, needs=("warehouse",), environ={}), provider.env())
+    args = secret_args(load_config(config, needs=("warehouse",), environ={}), provider.env(), files=())
     return start_app(config, tmp_path / log_name, port=port, extra_args=args)
 
 
 def sign_in(page, app_url: str, email: str, groups: Sequence[str] = (), name: str | None = None,
-            path: str = "/") -> None:
+            path: str = "/", **claims: object) -> None:
     """Open `app_url + path` signed out, press "Sign in", sign in at the provider as `email` with `groups`.
 
     Returns when the browser is back at the app (the sign-in screen gone). The provider
@@ -142,7 +147,7 @@ def sign_in(page, app_url: str, email: str, groups: Sequence[str] = (), name: st
     button.click()
     page.wait_for_url("**/oauth2/authorize**", timeout=30_000)
     provider_url = page.url.split("/oauth2/authorize", 1)[0]
-    OidcProvider(provider_url, None).set_user(email, email=email, groups=groups, name=name)  # type: ignore[arg-type]
+    set_claims(provider_url, email, email=email, groups=groups, name=name, **claims)
     page.locator("input[name=sub]").fill(email)
     page.get_by_role("button", name="Authorize").click()
     page.wait_for_url(lambda url: url.startswith(app_url) and "oauth2callback" not in url, timeout=30_000)

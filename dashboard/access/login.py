@@ -19,7 +19,7 @@ are accepted from it, so the cookie cannot send anyone elsewhere.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Collection, Sequence
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import streamlit as st
@@ -73,8 +73,8 @@ def return_address(current: st.Page | None) -> str | None:
     return "/" + path + ("?" + urlencode(query) if query else "")
 
 
-def parse_return_address(value: str | None, pages: Sequence[st.Page]) -> tuple[st.Page, dict[str, list[str]]] | None:
-    """(page, query) from a cookie value, if it names one of the app's own pages; else None."""
+def parse_return_address(value: str | None, url_paths: Collection[str]) -> tuple[str, dict[str, list[str]]] | None:
+    """(url path, query) from a cookie value, if it names one of the app's pages (`url_paths`, "" = start page)."""
     if not value:
         return None
     try:
@@ -84,10 +84,9 @@ def parse_return_address(value: str | None, pages: Sequence[st.Page]) -> tuple[s
     if parts.scheme or parts.netloc or not parts.path.startswith("/"):
         return None
     name = parts.path.rstrip("/").rsplit("/", 1)[-1]
-    page = next((p for p in pages if p.url_path == name), None)  # the start page's url_path is ""
-    if page is None:
+    if name not in url_paths:
         return None
-    return page, parse_qs(parts.query, keep_blank_values=True)
+    return name, parse_qs(parts.query, keep_blank_values=True)
 
 
 def _return_to_shared_link(pages: Sequence[st.Page], current: st.Page | None) -> bool:
@@ -100,14 +99,14 @@ def _return_to_shared_link(pages: Sequence[st.Page], current: st.Page | None) ->
     browser session: `st.context.cookies` are the session's first request's, so the
     cookie reads the same on every later run of the session.
     """
-    target = parse_return_address(st.context.cookies.get(NEXT_COOKIE), pages)
+    target = parse_return_address(st.context.cookies.get(NEXT_COOKIE), {p.url_path for p in pages})
     if target is None:
         return False
-    page, query = target
-    if current is not None and page.url_path == current.url_path and {k: st.query_params.get_all(k) for k in st.query_params} == query:
+    url_path, query = target
+    if current is not None and url_path == current.url_path and {k: st.query_params.get_all(k) for k in st.query_params} == query:
         _set_next_cookie(None, key="access_next_clear")
         return False
-    go = (page.url_path or ".") + ("?" + urlencode(query, doseq=True) if query else "")
+    go = (url_path or ".") + ("?" + urlencode(query, doseq=True) if query else "")
     _set_next_cookie(None, key="access_next_go", go=go)
     return True
 
