@@ -37,6 +37,7 @@ _WELCOMED_KEY = "access_signed_in_once"  # session_state: on_sign_in already ran
 def on_sign_in(person: Person) -> None:
     """HOOK — called once per browser session, on the first run after a sign-in (and after every reload).
 
+    Also for a person no rule lets in (`person.role is None`: they see "no access" next).
     A no-op for now: the audit trail (dashboard/audit.py) records sign-ins here.
     """
 
@@ -159,19 +160,20 @@ def gate(config: PipelineConfig | None, pages: Sequence[st.Page] = (), current: 
     if config is None or config.access is None:
         st.session_state[PERSON_KEY] = ANONYMOUS
         return ANONYMOUS
-    if not st.user.is_logged_in:
+    claims = st.user.to_dict()  # {} when nobody signed in and no [auth] exists (no is_logged_in key then)
+    if not claims.get("is_logged_in"):
         st.session_state.pop(PERSON_KEY, None)
         st.session_state.pop(_WELCOMED_KEY, None)
         _sign_in_screen(config, current)
-    person = person_from_claims(config.access, st.user.to_dict())
+    person = person_from_claims(config.access, claims)
     st.session_state[PERSON_KEY] = person
-    if person.role is None:
-        _no_access_screen(person)
     if not st.session_state.get(_WELCOMED_KEY):
-        if _return_to_shared_link(pages, current):
+        if person.role is not None and _return_to_shared_link(pages, current):
             st.stop()  # the browser opens the shared link: a new session, which welcomes the person
         st.session_state[_WELCOMED_KEY] = True
-        on_sign_in(person)  # HOOK: the audit trail records the sign-in here
+        on_sign_in(person)  # HOOK: the audit trail records the sign-in here (role None: let in to nothing)
+    if person.role is None:
+        _no_access_screen(person)
     return person
 
 
