@@ -20,7 +20,7 @@ from tests.browser_page import wait_idle
 from tests.fixtures_login import SIGN_IN_BUTTON, sign_in, start_signin_app
 from tests.streamlit_server import stop_app
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.browser  # each test < 20 s; the module ~1 min with its app and provider
 
 SIDEBAR = "[data-testid='stSidebar']"
 PAGE_LINKS = "[data-testid='stSidebar'] [data-testid='stPageLink']"
