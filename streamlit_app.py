@@ -1,8 +1,9 @@
 """The data desk app: `streamlit run streamlit_app.py` (config via PIPELINE_CONFIG or ./pipeline.toml).
 
 This file only sets up the shell every page shares: the page list, the
-sidebar (translated page links, language switch, data freshness) and then
-runs the chosen page. Pages live in pages/, shared logic in dashboard/.
+sign-in gate (dashboard/access/login.py: with [access] nobody unsigned gets
+further), the sidebar (translated page links, language switch, who is signed
+in, data freshness) and then runs the chosen page. Pages live in pages/, shared logic in dashboard/.
 
 Navigation is hidden and drawn by hand (st.page_link) on purpose: with
 st.navigation and a pages/ folder, Streamlit 1.67 shows its legacy page list
@@ -22,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dashboard import freshness, i18n, links  # noqa: E402
-from dashboard.access import current_person  # noqa: E402
+from dashboard.access import login  # noqa: E402
 from dashboard.warehouse import ConfigError, get_warehouse  # noqa: E402
 
 st.set_page_config(page_title="Data desk", page_icon=":material/database:", layout="wide")
@@ -49,9 +50,17 @@ pages = [
 ]
 current = st.navigation(pages, position="hidden")
 
+try:
+    warehouse = get_warehouse()
+except ConfigError:
+    warehouse = None  # the page itself shows the configuration error
+config = warehouse.config if warehouse is not None else None
+# Sign-in first: with [access], nothing below (sidebar, freshness, the page) runs for someone not let in.
+person = login.gate(config, pages, current)
+
 with st.sidebar:
     st.markdown(f"### {i18n.t('app_title')}")
-    is_admin = current_person().is_admin
+    is_admin = person.is_admin
     for page in pages:
         if page.url_path in ADMIN_ONLY and not is_admin:
             continue
@@ -59,10 +68,7 @@ with st.sidebar:
     st.divider()
     st.radio(i18n.t("language"), i18n.LANGS, key=i18n.LANG_KEY, horizontal=True,
              format_func=lambda code: {"ko": "한국어", "en": "English"}[code])
-try:
-    warehouse = get_warehouse()
-except ConfigError:
-    warehouse = None  # the page itself shows the configuration error
+    login.show_sidebar(config, person)
 if warehouse is None:
     current.run()
 else:

@@ -607,6 +607,29 @@ def lang() -> str:
     return value if value in LANGS else DEFAULT_LANG
 
 
+# sign-in (dashboard/access/login.py)
+_TEXT.update({
+    "signin_intro": ("이 데이터 데스크는 로그인한 사람만 볼 수 있습니다. 회사 계정으로 로그인해 주세요.",
+                     "This data desk is for signed-in people only. Sign in with your company account."),
+    "signin_button": ("로그인", "Sign in"),
+    "signin_no_secrets": ("로그인 설정(비밀값)이 없어 로그인할 수 없습니다 — 운영자에게 알려 주세요: OIDC_CLIENT_ID, "
+                          "OIDC_CLIENT_SECRET, OIDC_METADATA_URL, AUTH_COOKIE_SECRET 을 설정하거나 .streamlit/secrets.toml 에 "
+                          "[auth] 를 적어야 합니다 (docs/operations.md, \"Sign-in\").",
+                          "Sign-in is not set up (its secrets are missing), so nobody can sign in — tell the operator: set "
+                          "OIDC_CLIENT_ID, OIDC_CLIENT_SECRET, OIDC_METADATA_URL and AUTH_COOKIE_SECRET, or write an [auth] "
+                          "section into .streamlit/secrets.toml (docs/operations.md, \"Sign-in\")."),
+    "signin_no_access": ("{email} 계정에는 이 데이터 데스크의 권한이 없습니다. 관리자에게 권한을 요청하거나, 다른 계정으로 "
+                         "로그인하려면 로그아웃하세요.",
+                         "The account {email} has no access to this data desk. Ask an admin for access, or sign out to "
+                         "use another account."),
+    "signout_button": ("로그아웃", "Sign out"),
+    "signed_in_as": ("**{who}** 님으로 로그인", "Signed in as **{who}**"),
+    "signed_in_role": ("역할: {role}", "Role: {role}"),
+    "access_open_note": ("공개 모드: 로그인 없이 누구나 모든 데이터를 봅니다.",
+                         "Open: no sign-in, everyone sees everything."),
+})
+
+
 @contextmanager
 def language(code: str):
     """Fix the language for work done outside a page run (a download built on click)."""

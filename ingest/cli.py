@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     sc.add_argument("--once", action="store_true", help="one round (plan, check alerts, send what is due) and exit")
     sc.add_argument("--clock-file", metavar="PATH", type=Path, help=argparse.SUPPRESS)  # tests: the time is read from this file
 
+    a = with_config(sub.add_parser("app", help="the Streamlit app, with its sign-in secrets in place (loopback by default)"))
+    a.add_argument("--port", type=int, default=8501, help="Streamlit port")
+    a.add_argument("--address", default="127.0.0.1",
+                   help="address to listen on (default loopback: a TLS reverse proxy faces people, deploy/nginx-datadesk.conf)")
     r = with_config(sub.add_parser("run", help="the whole demo: broker, simulator, exporter, worker, watchdog, app"))
     r.add_argument("--port", type=int, default=8501, help="Streamlit port")
     r.add_argument("--broker-port", type=int, default=9092)
@@ -179,6 +183,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from dashboard.subscriptions.sender import run_scheduler
 
         return run_scheduler(cfg, once=args.once, clock_file=args.clock_file)
+    if args.command == "app":
+        from ingest.app_launch import run_app
+
+        return run_app(args.config, port=args.port, address=args.address)
     if args.command == "run":
         from ingest.supervisor import run_all
 

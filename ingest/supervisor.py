@@ -21,6 +21,7 @@ so through env INGEST_LOG_PREFIXED; Streamlit through its logger options):
               DuckLake ([warehouse] catalog): merges the small files each batch writes;
    scheduler  `python -m ingest scheduler` — subscribed reports and data alerts by e-mail;
    app        `streamlit run streamlit_app.py` on 127.0.0.1:N, URL printed once healthy
+              (with [access], its sign-in secrets are put in place first: ingest/app_launch.py)
               (Streamlit's welcome lines and INFO log are off: this line says
               where to go, once the app answers).
 
@@ -76,6 +77,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from ingest.app_launch import streamlit_argv
 from ingest.broker import wait_until_listening
 from ingest.cli import LOG_ZONE, PREFIXED_ENV
 from ingest.config import PipelineConfig, load_config, resolve_config_path
@@ -325,6 +327,15 @@ def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 90
             return 2
     assert cfg.warehouse is not None
     cfg.warehouse.path.parent.mkdir(parents=True, exist_ok=True)
+    # With [access], the app's sign-in secrets (from the environment or .streamlit/secrets.toml) must be
+    # in place before anything starts: a demo nobody can sign in to is no demo (ingest/app_launch.py).
+    app_argv = streamlit_argv(cfg, app_port, HOST, env, extra=[
+        # No code reloading in the demo: watching the tree only overflowed inotify
+        # ("filesystem events were lost") while the worker rewrote data/.
+        "--server.fileWatcherType", "none",
+        # One line format for the whole console: our prefix has the time; warnings say so.
+        "--logger.level", "warning", "--logger.messageFormat", "%(levelname)s: %(message)s",
+        "--logger.hideWelcomeMessage", "true"])
     env.update({
         "PIPELINE_CONFIG": str(path),
         "KAFKA_BOOTSTRAP_SERVERS": f"{HOST}:{broker_port}",
@@ -372,14 +383,7 @@ def run_all(config_path: str | None, app_port: int = 8501, broker_port: int = 90
         if cfg.warehouse is not None and cfg.warehouse.is_lake:  # a lake collects small files: tidy it every 10 minutes
             sup.start("maintain", [*ingest, "maintain", *conf, "--every", str(LAKE_MAINTENANCE_SECONDS)])
         sup.start("scheduler", [*ingest, "scheduler", *conf])
-        sup.start("app", [py, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(app_port),
-                          "--server.address", HOST, "--server.headless", "true",
-                          # No code reloading in the demo: watching the tree only overflowed inotify
-                          # ("filesystem events were lost") while the worker rewrote data/.
-                          "--server.fileWatcherType", "none",
-                          # One line format for the whole console: our prefix has the time; warnings say so.
-                          "--logger.level", "warning", "--logger.messageFormat", "%(levelname)s: %(message)s",
-                          "--logger.hideWelcomeMessage", "true"], essential=True)
+        sup.start("app", app_argv, essential=True)
         announced = False
         deadline = time.monotonic() + APP_READY_SECONDS
         while not sup.sleep(0.5):

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 from ingest.broker import free_port, start_broker  # noqa: E402,F401 (tests import free_port from here)
 
-pytest_plugins = ["tests.fixtures_export", "tests.fixtures_app"]
+pytest_plugins = ["tests.fixtures_export", "tests.fixtures_app", "tests.fixtures_login"]
 
 PYTHON = sys.executable
 CHROMIUM = "/usr/bin/chromium"

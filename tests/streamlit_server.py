@@ -9,20 +9,25 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Sequence
 
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def start_app(config: Path, log_path: Path, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """Start the app on a free loopback port with PIPELINE_CONFIG=`config`; returns (process, base URL)
-    once /_stcore/health answers, or fails with the app's log."""
-    port = free_port()
+def start_app(config: Path, log_path: Path, timeout: float = 60, port: int | None = None,
+              extra_args: Sequence[str] = ()) -> tuple[subprocess.Popen, str]:
+    """Start the app on a loopback port (free unless given) with PIPELINE_CONFIG=`config`; returns
+    (process, base URL) once /_stcore/health answers, or fails with the app's log.
+
+    `extra_args` go to `streamlit run` (e.g. the `--secrets.files` of ingest/app_launch.py)."""
+    port = port or free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+             "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
+             *extra_args],
             cwd=ROOT, env={**os.environ, "PIPELINE_CONFIG": str(config)}, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )

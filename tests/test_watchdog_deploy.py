@@ -58,16 +58,34 @@ def test_each_unit_restarts_always_and_runs_a_real_command(service):
     assert "Environment=PIPELINE_CONFIG=/etc/datadesk/pipeline.toml" in lines  # the app finds its config this way
     argv = shlex.split(s["ExecStart"])
     assert argv[0] == "/opt/datadesk/.venv/bin/python" and argv[1] == "-m"
-    if service == "app":
-        assert argv[2:4] == ["streamlit", "run"] and argv[4].endswith("/streamlit_app.py")
-        assert "--server.headless" in argv
-        return
     args = _parser().parse_args(argv[3:])  # the CLI accepts exactly this command line
+    if service == "app":  # `ingest app` becomes streamlit, on loopback only (a TLS proxy faces people)
+        assert args.command == "app" and args.address == "127.0.0.1" and args.config == "/etc/datadesk/pipeline.toml"
+        return
     assert args.command == {"exporter": "export"}.get(service, service)
     assert args.config == "/etc/datadesk/pipeline.toml"
     # One-off repair switches never belong in a unit that restarts by itself.
     assert not getattr(args, "transport_reset", False) and not getattr(args, "reset_watermarks", False)
     assert not getattr(args, "from_beginning", False) and not getattr(args, "once", False)
+
+
+def test_the_proxy_example_fronts_the_apps_loopback_port_with_tls_and_websockets():
+    conf = (DEPLOY / "nginx-datadesk.conf").read_text()
+    argv = shlex.split(unit("datadesk-app.service")["Service"]["ExecStart"])
+    port = argv[argv.index("--port") + 1]
+    assert f"proxy_pass http://127.0.0.1:{port};" in conf
+    assert "listen 443 ssl;" in conf and "return 301 https://" in conf
+    for line in ("proxy_set_header Upgrade $http_upgrade;", "proxy_set_header Connection $connection_upgrade;",
+                 "proxy_set_header X-Forwarded-Proto $scheme;", "proxy_set_header X-Forwarded-For",
+                 "proxy_cookie_flags ~ secure"):
+        assert line in conf, line
+    # The app's public address is the proxy's https one (mails link there; sign-in returns there).
+    cfg = load_config(DEPLOY / "pipeline.example.toml", needs=("app",), environ={})
+    assert cfg.app.public_url.startswith("https://")
+    # The app itself listens on loopback, also when started by hand, and keeps XSRF protection.
+    import tomllib
+    server = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["server"]
+    assert server["address"] == "127.0.0.1" and server.get("enableXsrfProtection", True) is True
 
 
 def test_the_target_starts_every_service():
