@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -27,6 +27,19 @@ MEASURES = {
     "refunds_krw": ("refunds", "coalesce(sum(amount_krw), 0)", ""),
     "active_cards": ("payments", "count(DISTINCT card_id)", "status = 'approved' AND "),
 }
+# the columns each measure reads (a role may see a table without all of them: the measure is then left out)
+COLUMNS = {"topups_krw": {"amount_krw"}, "topups": set(), "payments_krw": {"amount_krw", "status"},
+           "payments": {"status"}, "refunds_krw": {"amount_krw"}, "active_cards": {"card_id", "status"}}
+TREND_COLUMNS = {"topups": {"amount_krw"}, "payments": {"amount_krw", "status"}, "refunds": {"amount_krw"}}
+
+
+def _has(available, table: str, columns: set[str]) -> bool:
+    """`available`: table names, or table → its visible columns (then the columns must be there too)."""
+    if table not in available:
+        return False
+    if isinstance(available, Mapping):
+        return (columns | {"created_at"}) <= set(available[table])
+    return True
 
 
 @dataclass(frozen=True)
@@ -52,13 +65,9 @@ def periods(now: datetime) -> tuple[Period, Period]:
 
 def kpi_sql(available: Iterable[str]) -> tuple[str, list[str]]:
     """One query: a row per (period, current|previous) with a column per measure whose table exists."""
-    available = set(available)
-    cols = [
-        f"(SELECT {agg} FROM {table} WHERE {cond}created_at >= p.s AND created_at < p.e) AS {name}"
-        for name, (table, agg, cond) in MEASURES.items()
-        if table in available
-    ]
-    names = [name for name, (table, _, _) in MEASURES.items() if table in available]
+    names = [name for name, (table, _, _) in MEASURES.items() if _has(available, table, COLUMNS[name])]
+    cols = [f"(SELECT {agg} FROM {table} WHERE {cond}created_at >= p.s AND created_at < p.e) AS {name}"
+            for name, (table, agg, cond) in MEASURES.items() if name in names]
     if not cols:
         return "", []
     sql = (
@@ -95,13 +104,12 @@ def change_pct(current: float, previous: float) -> float | None:
 def trend_sql(available: Iterable[str]) -> str:
     """Daily money in and out (Asia/Seoul days) since $1, long format: day, measure, amount_krw."""
     parts = []
-    available = set(available)
-    if "topups" in available:
+    if _has(available, "topups", TREND_COLUMNS["topups"]):
         parts.append("SELECT created_at, 'topups' AS measure, amount_krw FROM topups WHERE created_at >= $1")
-    if "payments" in available:
-        parts.append("SELECT created_at, 'payments', amount_krw FROM payments WHERE status = 'approved' AND created_at >= $1")
-    if "refunds" in available:
-        parts.append("SELECT created_at, 'refunds', amount_krw FROM refunds WHERE created_at >= $1")
+    if _has(available, "payments", TREND_COLUMNS["payments"]):
+        parts.append("SELECT created_at, 'payments' AS measure, amount_krw FROM payments WHERE status = 'approved' AND created_at >= $1")
+    if _has(available, "refunds", TREND_COLUMNS["refunds"]):
+        parts.append("SELECT created_at, 'refunds' AS measure, amount_krw FROM refunds WHERE created_at >= $1")
     if not parts:
         return ""
     return (

@@ -16,6 +16,7 @@ from dashboard import charts, freshness, i18n, kpis
 from dashboard.charts import ChartSpec
 from dashboard.i18n import pick, t
 from dashboard.report_runner import reports_dir, seoul_today
+from dashboard.access.enforce import policy_now
 from dashboard.access.reports import offered_reports
 from dashboard.reports import load_reports
 from dashboard.page_guard import page_guard
@@ -39,8 +40,9 @@ if catalog.empty:
 
 freshness.provisional_note()  # during a first load or a catch-up: these figures are partial, and say so
 now = datetime.now(kpis.SEOUL)
-available = set(catalog.tables)
+available = {name: info.column_names for name, info in catalog.tables.items()}  # what the role sees
 numbers = guarded(kpis.kpis, wh.query, available, now)
+everything = policy_now(wh.config).everything
 
 def money(value: float) -> str:
     return kpis.compact_krw(value, i18n.lang())
@@ -59,8 +61,13 @@ HEADINGS = {
 for period in ("today", "month"):
     heading, versus = HEADINGS[period]
     st.subheader(pick(heading))
+    # A role that may not see a figure's table or columns does not get its card (not "—": that means "not landed yet")
+    shown = CARDS if everything else [c for c in CARDS if c[0] in numbers[period]]
+    if not shown:
+        st.caption(i18n.EMPTY)
+        continue
     cols = st.columns(len(CARDS))
-    for col, (measure, label, fmt, count_measure) in zip(cols, CARDS):
+    for col, (measure, label, fmt, count_measure) in zip(cols, shown):
         values = numbers[period].get(measure)
         if values is None:
             col.metric(pick(label), "—", help=pick("아직 이 테이블이 없습니다 / this table has not landed yet"))

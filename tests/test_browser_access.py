@@ -90,6 +90,28 @@ def test_a_regional_role_sees_its_tables_columns_and_rows_on_every_page(app, bro
         assert ids <= busan_ids
         assert not any("카드" in c for c in frame.columns)
 
+        # Overview: no top-up figures (the role has no top-ups), payments are its region's
+        visit(page, f"{base}/", "결제")
+        page.screenshot(path=str(tmp / "busan_overview.png"), full_page=True)
+        body = page.locator("[data-testid='stMain']").inner_text()
+        assert "충전" not in body and "권한" not in body
+
+        # Reports: only reports whose every column it may read; what each reads is listed
+        visit(page, f"{base}/reports?report=payments_by_category_region", "읽는 데이터")
+        page.screenshot(path=str(tmp / "busan_report.png"), full_page=True)
+        page.get_by_role("combobox", name="보고서").click()
+        page.get_by_role("option").first.wait_for(timeout=30_000)
+        offered = [o.strip() for o in page.get_by_role("option").all_inner_texts()]
+        page.keyboard.press("Escape")
+        assert any("업종·지역별 결제" in o for o in offered) and not any("충전" in o or "카드" in o for o in offered)
+        assert "서울" not in page.locator("[data-testid='stMain']").inner_text()
+
+        # Look-up: a merchant of its region opens; a merchant elsewhere is not found
+        one_busan, elsewhere = min(busan_ids), min(set(make_rows()["merchants"].merchant_id) - busan_ids)
+        visit(page, f"{base}/lookup?what=merchant&id={one_busan}", "가맹점")
+        expect(page.get_by_text("찾지 못했습니다")).to_have_count(0)
+        visit(page, f"{base}/lookup?what=merchant&id={elsewhere}", "찾지 못했습니다")
+
         # Dictionary: no top-ups, no cards, no card id column
         visit(page, f"{base}/dictionary", "payments")
         text = page.locator("[data-testid='stMain']").inner_text()
