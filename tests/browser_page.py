@@ -53,6 +53,15 @@ def wait_idle(page, timeout: int = 60_000) -> None:
     page.wait_for_timeout(400)
 
 
+def open_view(page, url: str, ready: str) -> None:
+    """Open `url` and wait until `ready` is on screen and the run is over."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    expect(page.get_by_text(ready).first).to_be_visible(timeout=90_000)
+    wait_idle(page)
+
+
 def grid_rows(page, key: str) -> tuple[list[str], list[list[str]]]:
     """(headers, rows in view) of the st.dataframe with this key, from the grid's accessible copy."""
     grid = page.locator(f".st-key-{key} [data-testid='stDataFrame']")

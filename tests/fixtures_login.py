@@ -18,9 +18,7 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -36,7 +34,7 @@ from ingest.config import load_config
 from tests.browser_page import wait_idle
 from tests.conftest import free_port
 from tests.fixtures_app import build_warehouse, make_rows, write_app_config
-from tests.streamlit_server import start_app
+from tests.streamlit_server import start_app, stop_app
 
 SIGN_IN_BUTTON = re.compile(r"(로그인|Sign in)$")  # the icon's ligature text comes first in the button's name
 CLIENT_ID = "datadesk-test"
@@ -74,16 +72,6 @@ def set_claims(provider_url: str, sub: str, email: str | None = None, groups: Se
         assert r.status == 204, r.status
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.fixture(scope="session")
 def oidc_provider(tmp_path_factory):
     port = free_port()
@@ -101,11 +89,11 @@ def oidc_provider(tmp_path_factory):
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
+            stop_app(proc)  # its own process group, like the app
             raise AssertionError("oidc-provider-mock did not start:\n" + log.read_text(errors="replace"))
         time.sleep(0.2)
     yield provider
-    _stop(proc)
+    stop_app(proc)  # its own process group, like the app
 
 
 # Who may look, for the login tests (role tests write their own [access] with roles and rules).

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from dashboard import app_state
 from ingest.config import load_config
-from tests.browser_page import download, read_csv, wait_idle
+from tests.browser_page import download, open_view, read_csv, wait_idle
 from tests.fixtures_app import live, make_rows
 from tests.fixtures_login import sign_in, start_signin_app
 from tests.streamlit_server import stop_app
@@ -59,12 +59,6 @@ def busan_payments():
     return pay[pay.merchant_id.isin(busan)], busan
 
 
-def visit(page, url: str, ready: str) -> None:
-    page.goto(url)
-    expect(page.get_by_text(ready).first).to_be_visible(timeout=90_000)
-    wait_idle(page)
-
-
 def sidebar_links(page) -> list[str]:
     return [t.strip() for t in page.locator("[data-testid='stSidebar'] [data-testid='stPageLink']").all_inner_texts()]
 
@@ -81,7 +75,7 @@ def test_a_regional_role_sees_its_tables_columns_and_rows_on_every_page(app, bro
         assert "관리" not in links and "파이프라인" not in links  # admin-only pages are not offered
 
         # Explore, table mode: only its tables; the payments file holds its rows, without card ids
-        visit(page, f"{base}/explore?table=payments", "조건에 맞는 행")
+        open_view(page, f"{base}/explore?table=payments", "조건에 맞는 행")
         page.screenshot(path=str(tmp / "busan_explore.png"), full_page=True)
         name, data = download(page, "CSV 받기")
         frame = read_csv(data)
@@ -91,13 +85,13 @@ def test_a_regional_role_sees_its_tables_columns_and_rows_on_every_page(app, bro
         assert not any("카드" in c for c in frame.columns)
 
         # Overview: no top-up figures (the role has no top-ups), payments are its region's
-        visit(page, f"{base}/", "결제")
+        open_view(page, f"{base}/", "결제")
         page.screenshot(path=str(tmp / "busan_overview.png"), full_page=True)
         body = page.locator("[data-testid='stMain']").inner_text()
         assert "충전" not in body and "권한" not in body
 
         # Reports: only reports whose every column it may read; what each reads is listed
-        visit(page, f"{base}/reports?report=payments_by_category_region", "읽는 데이터")
+        open_view(page, f"{base}/reports?report=payments_by_category_region", "읽는 데이터")
         page.screenshot(path=str(tmp / "busan_report.png"), full_page=True)
         page.get_by_role("combobox", name="보고서").click()
         page.get_by_role("option").first.wait_for(timeout=30_000)
@@ -108,12 +102,12 @@ def test_a_regional_role_sees_its_tables_columns_and_rows_on_every_page(app, bro
 
         # Look-up: a merchant of its region opens; a merchant elsewhere is not found
         one_busan, elsewhere = min(busan_ids), min(set(make_rows()["merchants"].merchant_id) - busan_ids)
-        visit(page, f"{base}/lookup?what=merchant&id={one_busan}", "가맹점")
+        open_view(page, f"{base}/lookup?what=merchant&id={one_busan}", "가맹점")
         expect(page.get_by_text("찾지 못했습니다")).to_have_count(0)
-        visit(page, f"{base}/lookup?what=merchant&id={elsewhere}", "찾지 못했습니다")
+        open_view(page, f"{base}/lookup?what=merchant&id={elsewhere}", "찾지 못했습니다")
 
         # Dictionary: no top-ups, no cards, no card id column
-        visit(page, f"{base}/dictionary", "payments")
+        open_view(page, f"{base}/dictionary", "payments")
         text = page.locator("[data-testid='stMain']").inner_text()
         assert "topups" not in text and "card_id" not in text
 
@@ -127,12 +121,12 @@ def test_a_regional_role_sees_its_tables_columns_and_rows_on_every_page(app, bro
             assert "조건에 맞는 행" not in body, url
 
         # Tampering with a filter value: another region's rows never come back
-        visit(page, f"{base}/explore?base=payments&m=payments.payments&d=merchants.region", "결제")
+        open_view(page, f"{base}/explore?base=payments&m=payments.payments&d=merchants.region", "결제")
         page.screenshot(path=str(tmp / "busan_question.png"), full_page=True)
         body = page.locator("[data-testid='stMain']").inner_text()
         assert "부산" in body and "서울" not in body
         # … and a filter asking for another region finds nothing, rather than that region's rows
-        visit(page, f"{base}/explore?base=payments&m=payments.payments&d=merchants.region"
+        open_view(page, f"{base}/explore?base=payments&m=payments.payments&d=merchants.region"
                     "&f=merchants.region~in~서울&view=rows", "결제")
         page.screenshot(path=str(tmp / "busan_tampered.png"), full_page=True)
         name, data = download(page, "CSV 받기")
@@ -152,11 +146,11 @@ def test_an_analyst_sees_every_table_but_no_card_balances(app, browser):
     page = ctx.new_page()
     try:
         sign_in(page, base, "ana@example.com", groups=("analysts",))
-        visit(page, f"{base}/explore?table=cards", "조건에 맞는 행")
+        open_view(page, f"{base}/explore?table=cards", "조건에 맞는 행")
         name, data = download(page, "CSV 받기")
         frame = read_csv(data)
         assert len(frame) == len(make_rows()["cards"])
         assert not any("잔액" in c for c in frame.columns)
-        visit(page, f"{base}/explore?table=topups", "조건에 맞는 행")  # every table
+        open_view(page, f"{base}/explore?table=topups", "조건에 맞는 행")  # every table
     finally:
         ctx.close()

@@ -16,7 +16,7 @@ import pytest
 
 from dashboard import app_state
 from ingest.config import load_config
-from tests.browser_page import download, read_csv, read_xlsx, wait_idle
+from tests.browser_page import download, open_view, read_csv, read_xlsx
 from tests.reports_demo import SEOUL, build_warehouse, make_dataset, write_app_config
 from tests.streamlit_server import start_app, stop_app
 
@@ -33,14 +33,6 @@ def server(tmp_path_factory):
         yield base, app_state.store_path(load_config(config, needs=("warehouse",)))
     finally:
         stop_app(proc)
-
-
-def open_view(page, url: str, ready: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(url)
-    expect(page.get_by_text(ready).first).to_be_visible(timeout=90_000)
-    wait_idle(page)
 
 
 def trail(path) -> list[tuple]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_page import charts, choose, download, grid_rows, metrics, read_csv, read_xlsx, wait_idle
+from tests.browser_page import charts, choose, download, grid_rows, metrics, open_view, read_csv, read_xlsx, wait_idle
 from tests.reports_demo import SEOUL, build_warehouse, make_dataset, write_app_config
 from tests.streamlit_server import start_app, stop_app
 
@@ -102,14 +102,6 @@ def page(browser):
     ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     yield ctx.new_page()
     ctx.close()
-
-
-def open_view(page, url: str, ready: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(url)
-    expect(page.get_by_text(ready).first).to_be_visible(timeout=90_000)
-    wait_idle(page)
 
 
 def same_value(file_value, screen_text: str) -> bool:

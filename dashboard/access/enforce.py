@@ -36,12 +36,14 @@ from typing import Any, Iterator, Mapping
 import duckdb
 
 from dashboard.access import Person, current_person
-from dashboard.access.policy import OPEN, Policy, policy_for, restrict, visible_tables
-from dashboard.warehouse import DATA_SCHEMA, Catalog, TableInfo, quote
+from dashboard.access.policy import OPEN, Policy, policy_for, visible_tables
+from dashboard.warehouse import Catalog, TableInfo, quote
 
 # Pipeline status a role may read: batch times, counts and health — never message payloads (dead letters).
 STATUS_SCHEMA = "_meta"
 STATUS_TABLES_DENIED = frozenset({"dead_letters"})
+# Lists of table and schema names (no columns, no rows): the app checks which status tables exist.
+NAME_LISTS = frozenset({("information_schema", "tables"), ("information_schema", "schemata")})
 # Table functions that make rows without reading stored data.
 SAFE_FUNCTIONS = frozenset({"generate_series", "range", "unnest"})
 
@@ -237,7 +239,7 @@ class Guard:
         for schema, name in sorted(r.qualified):
             if schema == STATUS_SCHEMA and name not in STATUS_TABLES_DENIED:
                 continue
-            if (schema, name) in {("information_schema", "tables"), ("information_schema", "schemata")}:
+            if (schema, name) in NAME_LISTS:
                 continue
             raise AccessDenied(f"{schema}.{name} is not available to your role")
         for fn in sorted(r.functions):
@@ -319,8 +321,7 @@ def visible_catalog(warehouse, raw: Catalog) -> Catalog:
             continue
         columns = tuple(c for c in info.columns if not policy.hides(name, c.name))
         count = warehouse.scalar(f"SELECT count(*) FROM {quote(name)}") if policy.rows else info.row_count
-        tables[name] = TableInfo(name, DATA_SCHEMA if info.schema == DATA_SCHEMA else info.schema, columns,
-                                 int(count or 0))
+        tables[name] = TableInfo(name, info.schema, columns, int(count or 0))
     return Catalog(tables=tables, missing=raw.missing)
 
 
@@ -350,11 +351,6 @@ def stop_no_access() -> None:
 
     st.warning(t("no_access"), icon=":material/lock:")
     st.stop()
-
-
-def model_as(model, config) -> Any:
-    """The model restricted to the current person's role."""
-    return restrict(model, policy_now(config))
 
 
 __all__ = ["OPEN", "AccessDenied", "Guard", "acting_as", "guard_for", "literal", "person_now", "policy_now",

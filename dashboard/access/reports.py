@@ -29,8 +29,7 @@ def _reads_of(sql: str):
 def needs(report: Report, catalog) -> tuple[tuple[str, str], ...]:
     """(table, column) pairs the report reads, by the parser; a table read as a whole appears as (table, "*")."""
     out: set[tuple[str, str]] = set()
-    for sql in [positional_sql(report)] + ([report.param(p.name).options_sql for p in report.params
-                                             if p.options_sql]):
+    for sql in [positional_sql(report)] + [p.options_sql for p in report.params if p.options_sql]:
         found = _reads_of(sql)
         if found is None:
             continue
@@ -50,7 +49,8 @@ def offered(report: Report, warehouse) -> bool:
     policy = policy_now(warehouse.config)
     if policy.everything:
         return True
-    return all(policy.may_read_table(t) and not policy.hides(t, c) and t in warehouse.catalog().tables
+    visible = warehouse.catalog().tables
+    return all(policy.may_read_table(t) and not policy.hides(t, c) and t in visible
                for t, c in needs(report, warehouse.raw_catalog()))
 
 
