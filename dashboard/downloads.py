@@ -298,4 +298,6 @@ def download_buttons(
     notes = [i18n.t("csv_note", filters="; ".join(filters_text) if filters_text else i18n.t("no_filters"))]
     if order_note:
         notes.append(i18n.t("download_sorted", sort=order_note))
+    if raw:  # the switch shows nothing else on screen: say which files the buttons give now
+        notes.append(i18n.t("download_raw_on", name=f"{basename}{suffix}"))
     st.caption(" · ".join(notes))

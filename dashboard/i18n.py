@@ -171,6 +171,8 @@ _TEXT: dict[str, tuple[str, str]] = {
     "no_filters": ("조건 없음 (전체)", "no filters (everything)"),
     "csv_note": ("CSV 파일에는 조건이 들어가지 않습니다. 적용된 조건: {filters}",
                  "The CSV file itself carries no filter note. Filters in force: {filters}"),
+    "download_raw_on": ("파일: {name}.csv / .xlsx / .parquet — 저장된 코드와 열 이름",
+                        "Files: {name}.csv / .xlsx / .parquet — stored codes and column names"),
     "download_raw": ("분석용: 원래 코드와 열 이름으로 받기", "For analysts: raw codes and column names"),
     "download_raw_help": ("켜면 파일에 화면의 이름(예: 자동충전, 충전 경로) 대신 저장된 코드(auto_charge, channel)가 들어갑니다.",
                           "On: files hold the stored codes and column names (auto_charge, channel) instead of the words on screen."),

@@ -118,6 +118,20 @@ def _setup_logging(command: str) -> None:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
 
+
+def _quiet_streamlit() -> None:
+    """Keep Streamlit's "no runtime found" warnings out of the scheduler's log.
+
+    The scheduler renders with the app's reader, which caches through Streamlit; Streamlit
+    warns that no server runs as soon as the cached functions are defined (at import), and
+    resets its log level from its config when that is first read. So: quiet before the
+    import, and tell the config the same through its environment variable.
+    """
+    os.environ["STREAMLIT_LOGGER_LEVEL"] = "error"
+    import streamlit.logger
+
+    streamlit.logger.set_log_level("error")
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     try:
@@ -180,6 +194,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_watchdog(cfg, once=args.once)
     if args.command == "scheduler":
         cfg = load_config(args.config, needs=("warehouse", "alerts"))
+        _quiet_streamlit()
         from dashboard.subscriptions.sender import run_scheduler
 
         return run_scheduler(cfg, once=args.once, clock_file=args.clock_file)

@@ -62,13 +62,21 @@ def open_view(page, url: str, ready: str) -> None:
     wait_idle(page)
 
 
-def grid_rows(page, key: str) -> tuple[list[str], list[list[str]]]:
-    """(headers, rows in view) of the st.dataframe with this key, from the grid's accessible copy."""
+def grid_rows(page, key: str, columns: tuple[str, ...] = (), exact: bool = False) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows in view) of the st.dataframe with this key, from the grid's accessible copy.
+
+    `columns`: wait until the grid's headers include these (`exact`: are these) — the grid of
+    the run a click started, not the one still on screen from the run before (a loaded
+    machine may start the new run later than `wait_idle` looks).
+    """
     grid = page.locator(f".st-key-{key} [data-testid='stDataFrame']")
     grid.wait_for(timeout=60_000)
     page.wait_for_function(
-        "(key) => { const t = document.querySelector(`.st-key-${key} [data-testid=stDataFrame] table`);"
-        " return t && t.querySelectorAll('tr').length > 0; }", arg=key, timeout=60_000)
+        "([key, want, exact]) => { const t = document.querySelector(`.st-key-${key} [data-testid=stDataFrame] table`);"
+        " if (!t || t.querySelectorAll('tr').length === 0) return false;"
+        " const heads = [...t.querySelector('tr').children].map(c => c.textContent.replace(/^[↑↓]\\s*/, '').trim());"
+        " return exact ? heads.join('\\n') === want.join('\\n') : want.every(w => heads.includes(w)); }",
+        arg=[key, list(columns), exact], timeout=60_000)
     rows = page.evaluate(
         "(key) => [...document.querySelector(`.st-key-${key} [data-testid=stDataFrame] table`).querySelectorAll('tr')]"
         ".map(r => [...r.children].map(c => c.textContent))", key)

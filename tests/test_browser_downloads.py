@@ -57,8 +57,10 @@ WORDS = {
                "대구": ("대구", "Daegu"), "대전": ("대전", "Daejeon")},
 }
 UI = {"ko": {"rows": "행 수", "csv": "CSV 받기", "xlsx": "Excel 받기", "raw": "분석용: 원래 코드와 열 이름으로 받기",
+             "raw_on": "— 저장된 코드와 열 이름",
              "sort": "정렬 기준", "desc": "내림차순", "matching": "조건에 맞는 행"},
       "en": {"rows": "Rows", "csv": "Download CSV", "xlsx": "Download Excel", "raw": "For analysts: raw codes and column names",
+             "raw_on": "— stored codes and column names",
              "sort": "Sort by", "desc": "Descending", "matching": "Matching rows"}}
 # A few headers spelled out, so "the same as the screen" cannot mean "the same wrong thing".
 HEADERS = {
@@ -137,6 +139,15 @@ def check_words(labelled, raw, lang: str, what: str) -> None:
             assert got == codes, (what, name)
 
 
+def switch_to_raw_codes(page, ui) -> None:
+    """Turn on the raw-codes switch and wait for the run that gives the buttons their `_raw` files."""
+    from playwright.sync_api import expect
+
+    page.get_by_text(ui["raw"]).click()
+    expect(page.get_by_text(ui["raw_on"]).first).to_be_visible(timeout=60_000)
+    wait_idle(page)
+
+
 # ────────────────────────────────────────────────────────────── reports ──
 
 
@@ -174,8 +185,7 @@ def test_report_files_carry_the_screen_in_both_languages(server, browser, slug):
                 colours[lang] = [(tr["name"], tr["colour"]) for tr in plotted[0]["traces"]]
 
             if lang == "ko":  # the analysts' file: stored codes and column names (the same in both languages)
-                page.get_by_text(ui["raw"]).click()
-                wait_idle(page)
+                switch_to_raw_codes(page, ui)
                 name, data = download(page, ui["csv"])
                 assert name.endswith("_raw.csv")
                 files["raw"] = read_csv(data)
@@ -235,8 +245,7 @@ def test_explore_files_carry_the_screen(server, page, lang):
     assert sheet["A2"].number_format == "0"  # an id: 58, 7056 — never 7,056
     balances = [int(v) for v in csv.iloc[:, 4]]
     assert balances == sorted((c["balance_krw"] for c in cards), reverse=True)  # the order on screen
-    page.get_by_text(ui["raw"]).click()
-    wait_idle(page)
+    switch_to_raw_codes(page, ui)
     name, data = download(page, ui["csv"])
     raw = read_csv(data)
     assert name.endswith("_raw.csv") and list(raw.columns)[:5] == ["card_id", "member_id", "product", "status", "balance_krw"]

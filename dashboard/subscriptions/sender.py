@@ -273,10 +273,6 @@ class Sender:
 
 def run_scheduler(cfg: PipelineConfig, once: bool = False, clock_file: Path | None = None) -> int:
     """The process: tick every `[subscriptions] check_seconds` until SIGTERM/SIGINT."""
-    import streamlit.logger
-
-    # The app's reader caches through Streamlit, which warns on import that no server runs. Not news here.
-    streamlit.logger.set_log_level("error")
     from dashboard.warehouse import Warehouse
 
     if not cfg.alerts.smtp_host:
