@@ -134,6 +134,21 @@ def reversed_message(period: Period) -> str:
     return t("period_reversed", start=period.start.isoformat(), end=period.end.isoformat())
 
 
+FINER = {"year": "month", "quarter": "month", "month": "day", "week": "day", "day": "hour", "hour": "hour"}
+
+
+def bucket(grain: str, start: date) -> Period:
+    """The days of one time bucket starting on `start`: a week is 7 days, a month to its last day, …"""
+    if grain == "week":
+        return Period(start, start + timedelta(days=6))
+    months = {"month": 1, "quarter": 3, "year": 12}.get(grain)
+    if months is None:  # day, hour: that day
+        return Period(start, start)
+    month = start.month - 1 + months
+    following = date(start.year + month // 12, month % 12 + 1, 1)
+    return Period(start, following - timedelta(days=1))
+
+
 # ─────────────────────────────────────────────────────────────── widget ──
 
 

@@ -250,6 +250,7 @@ def download_buttons(
     key: str = "dl",
     title: str = "",
     order_note: str | None = None,
+    raw_table: Callable[[], tuple[pa.Table, Sequence[ColumnView]]] | None = None,
 ) -> None:
     """A raw-codes switch and three download buttons (CSV, Excel, Parquet) whose files are built on click.
 
@@ -257,6 +258,8 @@ def download_buttons(
     them; `max_rows` is the app's download cap (`[app] max_download_rows`),
     which `fetch_table` is expected to apply with its LIMIT. `order_note`
     says how the rows are sorted (the files keep the screen's order).
+    `raw_table`, for data that `fetch_table` gives already labelled (question
+    results), gives the stored codes and names with their views instead.
     """
     code = i18n.lang()  # the click runs outside the page: build the file in the language shown now
     raw = st.toggle(i18n.t("download_raw"), key=RAW_KEY, help=i18n.t("download_raw_help"))
@@ -267,8 +270,8 @@ def download_buttons(
 
         def run() -> tuple[bytes, int]:
             with i18n.language(code):
-                table = fetch_table()
-                return file_bytes(fmt, table, columns, raw, filters_text, title), table.num_rows
+                table, views = raw_table() if (raw and raw_table is not None) else (fetch_table(), columns)
+                return file_bytes(fmt, table, views, raw, filters_text, title), table.num_rows
         return audited(run, title or basename, {"file": name, "format": fmt, "raw": raw,
                                                 "filters": list(filters_text), "title": title})
 

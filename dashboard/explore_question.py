@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from datetime import date as dt_date
 from typing import Mapping
 
 import pandas as pd
@@ -35,6 +36,7 @@ from dashboard.warehouse import Warehouse
 
 FILTERS_KEY = "q_filters"  # the question's filters (list of spec.Filter), owned by breadcrumbs and drill-down
 DRILL_KEY = "q_drill"  # bumps after each drill-down, so the chart and table start without a selection
+ZOOM_KEY = "q_zoom"  # (bucket start, grain) a click on a time series asked for, applied before the widgets are drawn
 MESSAGE_KEY = "q_message"
 PREFERRED_BASE = ("payments", "topups", "refunds", "cards")
 LINES_TOP = 8  # series drawn on a time series split by a dimension (the rest is "others")
@@ -131,6 +133,25 @@ def _set_message(text: str) -> None:
 
 
 # ───────────────────────────────────────────────────────────── filters ──
+
+
+def _apply_zoom(k: str) -> None:
+    """A time-series click of the last run: the period becomes that bucket, the grain the next finer one.
+
+    Set here, before the period and grain widgets exist in this run (Streamlit
+    refuses changes to a widget already drawn); the address follows the widgets.
+    """
+    zoom = st.session_state.pop(ZOOM_KEY, None)
+    if zoom is None:
+        return
+    start, grain = zoom
+    try:
+        days = dates.bucket(grain, dt_date.fromisoformat(str(start)[:10]))
+    except ValueError:
+        return
+    st.session_state[k + "period.preset"] = dates.CUSTOM
+    st.session_state[k + "period.start"], st.session_state[k + "period.end"] = days.start, days.end
+    st.session_state[k + "grain"] = dates.FINER.get(grain, grain)
 
 
 def _add_filter(model: Model, f: Filter) -> None:
@@ -286,6 +307,7 @@ def _question(wh: Warehouse, model: Model, bases: list[str], asked: Question, gu
                 url_period = dates.parse_period(asked.period, dates.today_seoul())
             except ValueError:
                 url_period = None
+        _apply_zoom(k)
         period = dates.period_picker(k + "period", t("period"), url_period, allow_all=True, container=c2)
         period_token = period.token if period is not None else None
         seed(k + "grain", asked.grain or "")
@@ -427,10 +449,20 @@ def _summary(wh: Warehouse, model: Model, q: Question, guarded) -> None:
             points = (event or {}).get("selection", {}).get("points", []) if isinstance(event, Mapping) else \
                 getattr(getattr(event, "selection", None), "points", [])
             code = next((p.get("customdata") for p in points if p.get("customdata") not in (None, "")), None)
-            if code is not None and q.dimensions:
+            if q.grain and isinstance(code, (list, tuple)) and code:  # a point of a time series: zoom into it
+                bucket, line = code[0], (code[1] if len(code) > 1 else None)
+                st.session_state[ZOOM_KEY] = (bucket, q.grain)
+                if line not in (None, "") and q.dimensions:
+                    _add_filter(model, Filter(q.dimensions[0], "in", (str(line),)))
+                else:
+                    st.session_state[DRILL_KEY] = drill + 1
+                st.rerun()
+            elif code is not None and q.dimensions and not q.grain:
                 _add_filter(model, Filter(q.dimensions[0], "in", (str(code),)))
                 st.rerun()
-            if q.dimensions and not q.grain:
+            if q.grain:
+                st.caption(t("q_zoom_hint", finer=t("grain_" + dates.FINER[q.grain]).lower()))
+            elif q.dimensions:
                 st.caption(t("q_drill_hint"))
     if frame.empty:
         st.info(t("chart_empty"))
@@ -454,7 +486,8 @@ def _summary(wh: Warehouse, model: Model, q: Question, guarded) -> None:
     views = result.column_views(frame, compiled.columns, lang)
     downloads.download_buttons(lambda: pa.Table.from_pandas(screen, preserve_index=False), views,
                                basename=f"{q.base}_question", filters_text=_filters_text(model, q),
-                               total_rows=len(screen), key="q_dl", title=model.tables[q.base].label.text(lang))
+                               total_rows=len(screen), key="q_dl", title=model.tables[q.base].label.text(lang),
+                               raw_table=lambda: result.raw_file(frame, compiled.columns))
 
 
 def _fmt(value, fmt: str | None) -> str:
@@ -538,10 +571,14 @@ def _rows(wh: Warehouse, model: Model, q: Question, guarded) -> None:
     st.caption(t("q_rows_shown", n=i18n.fmt_number(len(frame))))
     views = result.column_views(frame, compiled.columns, lang)
 
-    def fetch() -> pa.Table:
+    def all_rows() -> tuple[pd.DataFrame, tuple]:
         full = compile_rows(model, q, wh.app.max_download_rows)
-        data = wh.query_uncached(full.sql, full.params)
-        return pa.Table.from_pandas(result.shown(data, full.columns, lang), preserve_index=False)
+        return wh.query_uncached(full.sql, full.params), full.columns
+
+    def fetch() -> pa.Table:
+        data, columns = all_rows()
+        return pa.Table.from_pandas(result.shown(data, columns, lang), preserve_index=False)
 
     downloads.download_buttons(fetch, views, basename=f"{q.base}_rows", filters_text=_filters_text(model, q),
-                               key="q_rows_dl", title=model.tables[q.base].label.text(lang))
+                               key="q_rows_dl", title=model.tables[q.base].label.text(lang),
+                               raw_table=lambda: result.raw_file(*all_rows()))

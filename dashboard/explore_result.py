@@ -10,7 +10,8 @@ headers and words in both, like dashboard/tables.py does for plain tables.
 Charts follow two rules: a time grain gives a time series, otherwise bars
 of the top groups (+ "others"); the value axis is titled with the measure's
 own label ("환불률(%)"). Bars carry the group's stored value as customdata,
-so a click can become a filter (drill-down).
+so a click can become a filter (drill-down); points of a time series carry
+their bucket (and line's value), so a click zooms into that bucket.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
+import pyarrow as pa
 import streamlit as st
 
 from dashboard import i18n
@@ -127,6 +129,40 @@ def shown(frame: pd.DataFrame, columns: Sequence, lang: str | None = None) -> pd
     return screen_frame(_rounded(frame, columns), columns, lang)
 
 
+def raw_names(columns: Sequence) -> dict[str, str]:
+    """Column id → the plain name an analyst's file uses: `category`, `payments_previous`, `day`.
+
+    The stored column or measure name (the time column is named by its grain);
+    where two would share a name (`payments.status`, `cards.status`), the
+    table goes in front: `payments_status`, `cards_status`.
+    """
+    def short(c) -> str:
+        if c.kind == "time":
+            return c.format or "time"
+        return c.id.rsplit(".", 1)[-1].replace("__", "_")
+
+    cols = visible(columns)
+    taken = [short(c) for c in cols]
+    return {c.id: (name if taken.count(name) == 1 else c.id.replace(".", "_").replace("__", "_"))
+            for c, name in zip(cols, taken)}
+
+
+def raw_file(frame: pd.DataFrame, columns: Sequence) -> tuple[pa.Table, list[ColumnView]]:
+    """The analysts' file of a result: stored codes and plain names, the screen's numbers (same rounding).
+
+    The rolled-up "others" row keeps an empty dimension and says so in an
+    `others` column (true/false), since a stored code cannot say "others".
+    """
+    rounded = _rounded(frame, columns)
+    names = raw_names(columns)
+    data = {names[c.id]: rounded[c.id].reset_index(drop=True) for c in visible(columns)}
+    views = [ColumnView(names[c.id], names[c.id], _kind(c, rounded[c.id])) for c in visible(columns)]
+    if "others" in rounded.columns and rounded["others"].fillna(False).astype(bool).any():
+        data["others"] = rounded["others"].fillna(False).astype(bool).reset_index(drop=True)
+        views.append(ColumnView("others", "others", "bool"))
+    return pa.Table.from_pandas(pd.DataFrame(data), preserve_index=False), views
+
+
 # ─────────────────────────────────────────────────────────────── charts ──
 
 
@@ -158,11 +194,15 @@ def figure(frame: pd.DataFrame, columns: Sequence, measure: str, lang: str | Non
             d = dims[0]
             keys = _series_values(frame, d, lang, others)
             groups = [(k, frame[[x == k for x in keys]], others[[x == k for x in keys]]) for k in dict.fromkeys(keys)]
-        for i, (key, part, _) in enumerate(groups):
+        for i, (key, part, part_others) in enumerate(groups):
             colour = PALETTE[i % len(PALETTE)]
             name = str(key) if key is not None else current_name
+            # A point carries its bucket and its line's stored value: a click zooms into that bucket (and that line).
+            codes = [None if (not dims or o or i18n.is_missing(v)) else str(v)
+                     for v, o in zip(part[dims[0].id] if dims else [None] * len(part), part_others)]
+            buckets = [pd.Timestamp(x).date().isoformat() for x in part["time"]]
             fig.add_trace(go.Scatter(x=part["time"], y=part[measure], name=name, mode="lines+markers",
-                                     line=dict(color=colour)))
+                                     line=dict(color=colour), customdata=list(zip(buckets, codes))))
             if prev is not None:
                 fig.add_trace(go.Scatter(x=part["time"], y=part[prev.id],
                                          name=f"{name} · {t('previous_period')}" if key is not None else t("previous_period"),

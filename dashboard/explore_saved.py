@@ -69,13 +69,53 @@ def _save(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str) -
         st.session_state[f"{key}_note"] = ("error", t("store_failed", msg=str(exc)))
 
 
+def _may_change(view, me) -> bool:
+    """Only its owner (or an admin) renames, replaces or deletes a view; others only see their own listed."""
+    return view.owner == me.email or me.is_admin
+
+
+def _change(wh, view_id: int, key: str, action: str, done: str, apply) -> None:
+    """Rename or replace a view (`apply(conn, view)` → the changed view), with its audit row in the same transaction.
+
+    `action` is the audit trail's name for it, `done` the i18n key of the note shown after.
+    """
+    try:
+        with _store(wh) as conn, transaction(conn):
+            view = saved_views.get(conn, view_id)
+            me = current_person()
+            if view is None:
+                raise SavedViewError(t("view_missing", id=str(view_id)))
+            if not _may_change(view, me):
+                return
+            changed = apply(conn, view)
+            audit.record(conn, me, action, changed.name,
+                         {"page": changed.page, "id": changed.id, "params": changed.params, "was": view.name})
+        st.session_state[f"{key}_note"] = ("success", t(done, name=changed.name))
+    except SavedViewError as exc:
+        st.session_state[f"{key}_note"] = ("warning", str(exc))
+    except AuditError as exc:
+        st.session_state[f"{key}_note"] = ("error", str(exc))
+    except AppStateError as exc:
+        st.session_state[f"{key}_note"] = ("error", t("store_failed", msg=str(exc)))
+
+
+def _rename(wh, view_id: int, key: str) -> None:
+    new_name = st.session_state.get(f"{key}_rename_{view_id}", "")
+    _change(wh, view_id, key, "saved_view_rename", "view_renamed", lambda conn, view: saved_views.rename(conn, view.id, new_name))
+
+
+def _replace(wh, view_id: int, current: Mapping[str, str | Sequence[str]], key: str) -> None:
+    """Keep the view's name and link, with the question now on screen (Metabase's "replace original")."""
+    _change(wh, view_id, key, "saved_view_update", "view_updated", lambda conn, view: saved_views.update_params(conn, view.id, current))
+
+
 def _delete(wh, view_id: int, key: str) -> None:
     try:
         with _store(wh) as conn, transaction(conn):
             view = saved_views.get(conn, view_id)
             me = current_person()
-            if view is not None and view.owner != me.email and not me.is_admin:
-                return  # only its owner (or an admin) deletes a view; others only see their own listed
+            if view is not None and not _may_change(view, me):
+                return
             if view is not None and saved_views.delete(conn, view_id):
                 audit.record(conn, current_person(), "saved_view_delete", view.name,
                              {"page": view.page, "id": view.id, "params": view.params})
@@ -105,10 +145,21 @@ def panel(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str = 
             return
         if not found:
             st.caption(t("view_none"))
+        me = current_person()
         for view in found:
-            a, b = st.columns([5, 1], vertical_alignment="center")
+            a, b, c = st.columns([4, 1, 1], vertical_alignment="center")
             # target=_self: a page load in this tab, so the view opens from its address like a shared link.
             a.markdown(f'<a href="{html.escape(view.link)}" target="_self" class="dd-saved-view">'
                        f'{html.escape(view.name)}</a>', unsafe_allow_html=True)
-            b.button(t("view_delete"), key=f"{key}_del_{view.id}", icon=":material/delete:", on_click=_delete,
+            if not _may_change(view, me):
+                continue
+            with b.popover(t("view_edit"), icon=":material/edit:"):
+                st.text_input(t("view_new_name"), value=view.name, key=f"{key}_rename_{view.id}",
+                              max_chars=saved_views.NAME_MAX)
+                st.button(t("view_rename"), key=f"{key}_ren_{view.id}", on_click=_rename, args=(wh, view.id, key))
+                st.divider()
+                st.caption(t("view_replace_help"))
+                st.button(t("view_replace"), key=f"{key}_rep_{view.id}", icon=":material/sync:", on_click=_replace,
+                          args=(wh, view.id, dict(current), key))
+            c.button(t("view_delete"), key=f"{key}_del_{view.id}", icon=":material/delete:", on_click=_delete,
                      args=(wh, view.id, key))

@@ -45,11 +45,16 @@ def clear_drawn_text(page) -> None:
 
 
 def wait_idle(page, timeout: int = 60_000) -> None:
-    """Until Streamlit has finished the run: no running-status widget and no placeholder skeletons left."""
+    """Until Streamlit has finished the run: the app says no script runs (its `data-test-script-state`,
+    set as soon as the server reports a run, unlike the running-status widget, which shows only after
+    a delay), and no running-status widget or placeholder skeleton is left."""
     page.wait_for_timeout(400)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " && !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=timeout)
+        "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
+        " const state = app ? app.getAttribute('data-test-script-state') : 'initial';"
+        " return state !== 'running' && state !== 'rerunRequested' && state !== 'initial'"
+        " && !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]'); }", timeout=timeout)
     page.wait_for_timeout(400)
 
 

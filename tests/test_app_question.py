@@ -13,6 +13,7 @@ import datetime as dt
 import os
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -180,6 +181,74 @@ def test_a_saved_view_reopens_the_same_numbers(demo):
     assert again.query_params["m"] == ["payments.payments", "payments.amount"]
     missing = ask({"saved": "999999"}, lang="ko")
     assert any("저장된 보기 999999" in w.value for w in missing.warning)
+
+
+def test_a_saved_view_is_renamed_and_replaced_with_the_screen_keeping_its_link(demo):
+    at = ask({"base": "payments", "m": "payments.payments", "d": "payments.status", "period": "last_30_days"}, lang="ko")
+    at.text_input(key="x_sv_name").input("Payments by status").run()
+    at.button(key="x_sv_save").click().run()
+    link = next(m.value for m in at.markdown if "dd-saved-view" in m.value and "Payments by status" in m.value)
+    saved_id = link.split("saved=")[1].split('"')[0]
+
+    at.text_input(key=f"x_sv_rename_{saved_id}").input("Payments, 30 days").run()
+    at.button(key=f"x_sv_ren_{saved_id}").click().run()
+    assert any("이름을 'Payments, 30 days' (으)로 바꿨습니다" in s.value for s in at.success)
+    assert any("Payments, 30 days" in m.value and f"saved={saved_id}" in m.value for m in at.markdown)
+
+    # Now a 90-day question on screen replaces the saved one; the same link opens it.
+    wider = ask({"base": "payments", "m": "payments.payments", "d": "payments.status", "period": "last_90_days"}, lang="ko")
+    wider.button(key=f"x_sv_rep_{saved_id}").click().run()
+    assert any("지금 화면으로 바꿨습니다" in s.value for s in wider.success)
+    again = ask({"saved": saved_id}, lang="ko")
+    assert again.query_params["period"] == "last_90_days"
+    pd.testing.assert_frame_equal(table(again), table(wider))
+
+    # A name another view of the same owner has is refused, and the view keeps its name.
+    wider.text_input(key="x_sv_name").input("Other").run()
+    wider.button(key="x_sv_save").click().run()
+    wider.text_input(key=f"x_sv_rename_{saved_id}").input("other").run()
+    wider.button(key=f"x_sv_ren_{saved_id}").click().run()
+    assert any("이미 있습니다" in w.value for w in wider.warning)
+    assert any("Payments, 30 days" in m.value and f"saved={saved_id}" in m.value for m in wider.markdown)
+
+
+def test_the_analysts_file_of_a_question_holds_stored_codes_and_plain_names(demo):
+    """The raw-codes switch on a question: `cafe`, not 카페; `payments_previous`, not "결제 건수 (이전)"; same numbers."""
+    from dashboard import downloads, explore_result
+    from dashboard.model import model_for
+    from dashboard.questions import Question, compile_summary
+    from dashboard.warehouse import get_warehouse
+    from tests.browser_page import read_csv
+
+    ds = demo
+    today = dt.datetime.now(SEOUL).date()
+    wh = get_warehouse()
+    model = model_for(wh)
+    q, problems = Question.from_params({"base": "payments", "m": ["payments.payments", "payments.amount"],
+                                        "d": "merchants.category", "period": "last_30_days", "cmp": "previous",
+                                        "top": "3"}, model)
+    assert problems == []
+    compiled = compile_summary(model, q)
+    result = wh.query(compiled.sql, compiled.params)
+
+    table, views = explore_result.raw_file(result, compiled.columns)
+    raw = read_csv(downloads.file_bytes("csv", table, views, raw=True))
+    assert list(raw.columns) == ["category", "payments", "payments_previous", "payments_delta", "payments_delta_pct",
+                                 "amount", "amount_previous", "amount_delta", "amount_delta_pct", "others"]
+    pay = frame(ds, "payments")
+    pay = pay[(pay["day"] >= today - dt.timedelta(days=29)) & (pay["day"] <= today)]
+    merchants = frame(ds, "merchants")[["merchant_id", "category"]]
+    want = (pay.merge(merchants, on="merchant_id", how="left").groupby("category", dropna=False).size()
+            .sort_values(ascending=False))  # payments of an unknown merchant are counted too, among the others
+    top = raw[raw["others"] == "false"]
+    assert dict(zip(top["category"], top["payments"].astype(int))) == want.iloc[:3].to_dict()
+    rest = raw[raw["others"] == "true"]
+    assert rest["category"].to_list() == [""] and int(rest["payments"].iloc[0]) == want.iloc[3:].sum()
+
+    labelled = read_csv(downloads.file_bytes("csv", pa.Table.from_pandas(explore_result.shown(result, compiled.columns, "ko")),
+                                             explore_result.column_views(result, compiled.columns, "ko")))
+    assert labelled.iloc[:, 1:].to_numpy().tolist() == raw.iloc[:, 1:-1].to_numpy().tolist()  # the screen's numbers
+    assert labelled.iloc[:, 0].to_list()[-1] == "기타" and "cafe" not in labelled.iloc[:, 0].to_list()
 
 
 def test_old_table_links_open_the_table_view(demo):

@@ -25,6 +25,7 @@ import pytest
 from kafka import KafkaProducer
 
 from ingest.envelope import encode_envelope, encode_key
+from tests.browser_page import wait_idle
 from tests.conftest import CHROMIUM_ARGS
 from tests.fixtures_app import SEOUL, build_warehouse, live, make_rows, write_app_config
 from tests.ingest_helpers import create_topics, start_worker, stop_process
@@ -61,11 +62,6 @@ class TodayProducer(threading.Thread):
         self.stop_event.set()
         self.join(timeout=30)
         self.producer.close()
-
-
-def wait_idle(page, timeout=30_000):
-    page.wait_for_timeout(300)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
 
 
 def matching_and_total(page) -> tuple[int, int]:

@@ -248,3 +248,35 @@ def test_clicking_a_table_row_adds_its_values_as_filters(server, context):
     want = pay[(pay["category"] == code) & (pay["status"] == status)]["amount_krw"].sum()
     _, narrowed = grid_rows(page, "q_result")
     assert len(narrowed) == 1 and number(narrowed[0][headers.index("Amount (KRW)")]) == want
+
+
+def test_clicking_a_point_of_a_time_series_zooms_into_that_month_by_day(server, context):
+    from playwright.sync_api import expect
+
+    ds, base, shots = server
+    page = context.new_page()
+    page.goto(f"{base}/explore?base=payments&m=payments.payments&period=last_365_days&grain=month&lang=en")
+    page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=90_000)
+    wait_idle(page)
+    expect(page.get_by_text("Click a point to zoom into that period by day")).to_be_visible()
+    # A month well inside the period (not the first, cut by the period, nor the current one).
+    buckets = page.evaluate("() => document.querySelector('.js-plotly-plot').data[0].customdata.map(c => c[0])")
+    pick = len(buckets) - 3
+    month = dt.date.fromisoformat(buckets[pick])
+    point = page.locator(".js-plotly-plot .scatterlayer .trace").first.locator(".point").nth(pick)
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()  # plotly's drag layer lies on top: click where the point is, like a mouse does
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+    last = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+    page.wait_for_url(re.compile(rf"period={month.isoformat()}(\.\.|%2E%2E){last.isoformat()}"), timeout=60_000)
+    assert re.search(r"[?&]grain=day(&|$)", page.url)
+    wait_idle(page)  # the address changes as the run starts; the grid follows at its end
+    grid = result_grid(page, "Period", "Payments", exact=True)
+    pay = frame(ds, "payments")
+    day = pd.to_datetime(pay["created_at"], utc=True).dt.tz_convert("Asia/Seoul").dt.date
+    want = pay[(day >= month) & (day <= last)].groupby(day).size()
+    got = {dt.date.fromisoformat(d[:10]): number(n) for d, n in zip(grid["Period"], grid["Payments"])}
+    assert len(got) >= 10 and got == {d: float(want[d]) for d in got}  # the rows the grid draws …
+    expect(page.get_by_text(f"{len(want)} result rows")).to_be_visible()  # … of one per day of that month
+    page.screenshot(path=str(shots / "question_zoom.en.png"), full_page=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.browser_page import wait_idle
 from tests.conftest import CHROMIUM_ARGS
 from tests.reports_demo import SEOUL, build_warehouse, make_dataset, write_alert_history, write_app_config
 from tests.streamlit_server import start_app, stop_app
@@ -31,15 +32,6 @@ def app_server(tmp_path):
         yield ds, base, tmp_path
     finally:
         stop_app(proc)
-
-
-def wait_idle(page, timeout=30_000):
-    """Until Streamlit has finished the run: no running-status widget and no placeholder skeletons left."""
-    page.wait_for_timeout(500)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " && !document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=timeout)
-    page.wait_for_timeout(500)
 
 
 def test_overview_reports_pipeline_in_a_browser(app_server, chromium_path):

@@ -203,3 +203,19 @@ def test_pages_keep_the_language_in_the_url(app_env):
     assert "lang" not in at.query_params
     at.sidebar.radio(key="lang").set_value("en").run()
     assert at.query_params["lang"] == "en" and at.query_params["table"] == "payments"
+
+
+@pytest.mark.parametrize("grain,start,end,finer", [
+    ("month", "2026-02-01", "2026-02-28", "day"),
+    ("month", "2024-02-01", "2024-02-29", "day"),  # a leap year's February
+    ("month", "2026-12-01", "2026-12-31", "day"),  # the month that crosses the year
+    ("quarter", "2026-10-01", "2026-12-31", "month"),
+    ("year", "2026-01-01", "2026-12-31", "month"),
+    ("week", "2026-11-23", "2026-11-29", "day"),
+    ("day", "2026-11-29", "2026-11-29", "hour"),
+    ("hour", "2026-11-29", "2026-11-29", "hour"),
+])
+def test_zooming_into_a_time_bucket_covers_its_days_at_a_finer_grain(grain, start, end, finer):
+    days = dates.bucket(grain, dt.date.fromisoformat(start))
+    assert (days.start.isoformat(), days.end.isoformat()) == (start, end)
+    assert dates.FINER[grain] == finer
