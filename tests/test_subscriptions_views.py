@@ -188,3 +188,38 @@ def test_relative_periods_are_pinned_to_the_send_day_and_typed_ranges_stay():
     assert pinned.filters[0].values == ("2026-03-04..2026-03-10",) and pinned.filters[1] == q.filters[1]
     typed = Question(base="topups", period="2025-01-01..2025-01-31")
     assert pin_periods(typed, date(2026, 3, 10)).period == "2025-01-01..2025-01-31"
+
+
+def test_explore_offers_the_mail_form_and_the_subscriptions_page_names_and_links_views(app_env):
+    from tests.fixtures_app import run_page
+
+    path = app_state.store_path(load_config(app_env.config, needs=("warehouse",)))
+    at = run_page("pages/explore.py", {"base": "topups", "m": ["topups.amount", "topups.topups"],
+                                       "time": "topups.created_at", "period": "last_7_days"})
+    # Not saved yet: the form asks for the view's name; the period stays relative; the alert lists the measures.
+    assert at.text_input(key="subview.name").label.startswith("보기 이름")
+    assert any("최근 7일 — 보낼 때마다 다시 계산" in c.value for c in at.caption)
+    assert at.selectbox(key="subview.measure").options == ["충전 금액(원)", "충전 건수"]
+    assert at.button(key="subview.save").label == "구독 저장"
+
+    now = datetime.now(SEOUL)
+    kept = save_view(path, "주간 충전 경로별", BY_CHANNEL)
+    gone = save_view(path, "지울 보기", BY_CHANNEL + "&top=3")
+    with app_state.connect(path) as conn:
+        for view in (kept, gone):
+            store.add_subscription(conn, kind="view", ref=str(view.id), params={"name": view.name}, now=now,
+                                   schedule=Schedule("weekly", "09:00", weekday=0), recipients=["a@example.com"])
+        store.add_alert(conn, kind="view", ref=str(kept.id), params={"name": kept.name}, condition="above",
+                        measure="topups.amount", threshold=1_000_000, recipients=["ops@example.com"], now=now)
+        saved_views.delete(conn, gone.id)
+    at = run_page("pages/subscriptions.py")
+    subs_table, alerts_table = (d.value for d in at.dataframe)
+    assert list(subs_table["보고서"]) == ["보기: 주간 충전 경로별", "삭제된 보기: 지울 보기"]
+    assert subs_table["열기"].iloc[0] == f"explore?saved={kept.id}" and pd.isna(subs_table["열기"].iloc[1])
+    assert alerts_table["조건"].iloc[0] == "충전 금액(원) 합계가 1,000,000 초과"
+    assert alerts_table["열기"].iloc[0] == f"explore?saved={kept.id}"
+
+    # The same question, already saved: the form names the view instead of asking for a name.
+    at = run_page("pages/explore.py", {"saved": str(kept.id)})
+    assert not [x for x in at.text_input if x.key == "subview.name"]
+    assert any("‘주간 충전 경로별’" in c.value for c in at.caption)
