@@ -38,7 +38,7 @@ import pyarrow as pa
 from dashboard import dates, downloads, explore_result, i18n, saved_views
 from dashboard.access.enforce import AccessDenied
 from dashboard.model import Model, full_model, model_for
-from dashboard.questions import Compiled, Question, compile_rows, compile_summary
+from dashboard.questions import Compiled, Question, QuestionError, compile_rows, compile_summary
 from dashboard.saved_views import SavedView
 from dashboard.subscriptions.render import MIME, Rendered, _UNSAFE_IN_NAME, body_tables
 
@@ -78,7 +78,10 @@ def remembered_name(params: dict, ref: str) -> str:
 
 
 def _pin(token: str, today: date) -> str:
-    period = dates.parse_period(token, today)
+    try:
+        period = dates.parse_period(token, today)
+    except ValueError:
+        raise QuestionError(i18n.t("q_bad_period", value=token[:60])) from None
     return f"{period.start.isoformat()}{dates.SEP}{period.end.isoformat()}"
 
 
@@ -135,8 +138,6 @@ def measure_total(view: SavedView, warehouse, query, today: date, measure: str) 
         raise ValueError(f"the saved view {view.name!r} no longer has the measure {measure!r} — edit this alert")
     q = replace(pin_periods(asked, today), measures=(measure,), dimensions=(), grain=None, compare="none",
                 measure_filters=(), sort=None, top=None, view="summary", pivot_rows=(), pivot_columns=())
-    if q.time is None and q.period:
-        q = replace(q, time=asked.time)
     compiled = compile_summary(model, q)
     return query(compiled.sql, list(compiled.params))
 
