@@ -223,3 +223,28 @@ def test_explore_offers_the_mail_form_and_the_subscriptions_page_names_and_links
     at = run_page("pages/explore.py", {"saved": str(kept.id)})
     assert not [x for x in at.text_input if x.key == "subview.name"]
     assert any("‘주간 충전 경로별’" in c.value for c in at.caption)
+
+
+def test_a_previous_period_comparison_follows_the_send_day(app_env, smtp_server):
+    server = smtp_server()
+    day = datetime.now(SEOUL).date() - timedelta(days=20)
+    start = datetime.combine(day, datetime.min.time(), SEOUL) + timedelta(hours=8)
+    sender, clock, _ = make_sender(app_env, server.port, start=start)
+    view = save_view(sender.path, "주간 충전 비교", "base=topups&m=topups.amount&time=topups.created_at"
+                                                "&period=last_7_days&cmp=previous")
+    with app_state.connect(sender.path) as conn:
+        store.add_subscription(conn, kind="view", ref=str(view.id), params={"name": view.name}, now=start,
+                               schedule=Schedule("daily", "09:00"), recipients=["a@example.com"], format="csv")
+    clock.moment = start + timedelta(hours=1, minutes=1)
+    sender.tick()
+    (mail,) = server.wait_for(1, 15)
+    header, (row,) = csv_rows(attachment(mail.message)[1])
+    topups = app_env.live("topups").copy()
+    topups["day"] = seoul_days(topups)
+
+    def total(first: date, last: date) -> int:
+        return int(topups.loc[(topups.day >= first) & (topups.day <= last), "amount_krw"].sum())
+
+    current, previous = total(day - timedelta(days=6), day), total(day - timedelta(days=13), day - timedelta(days=7))
+    assert header[:3] == ["충전 금액(원)", "충전 금액(원) (이전 기간)", "충전 금액(원) 증감"]
+    assert [int(float(v)) for v in row[:3]] == [current, previous, current - previous]
