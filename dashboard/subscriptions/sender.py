@@ -42,13 +42,12 @@ from typing import Callable, Protocol
 from dashboard import app_state, i18n
 from dashboard.access import person_for
 from dashboard.access.enforce import AccessDenied, acting_as
-from dashboard.report_runner import QueryFn, reports_dir, run_report, values_from_url
 from dashboard.model import ModelError
 from dashboard.questions import QuestionError
+from dashboard.report_runner import QueryFn, reports_dir, run_report, values_from_url
 from dashboard.reports import Report, ReportError, parse_report
 from dashboard.subscriptions import alerts as alert_rules
-from dashboard.subscriptions import store
-from dashboard.subscriptions import views
+from dashboard.subscriptions import store, views
 from dashboard.subscriptions.compose import alert_mail, subscription_mail
 from dashboard.subscriptions.render import Rendered, render, report_url
 from dashboard.subscriptions.schedule import SEOUL, latest_slot, slot_key, slots_between
