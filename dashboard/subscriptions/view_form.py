@@ -104,7 +104,7 @@ def send_view_by_email(wh, model: Model, params: Mapping[str, str | Sequence[str
                         owner_groups=me.groups)
                     audit.record(conn, me, "subscription_create", f"subscription #{sub_id}",
                                  audit_detail(f"view:{target.id}", {"name": target.name}, schedule, to, format=fmt,
-                                              page=audit.current_page()))
+                                              kind="view", page=audit.current_page()))
                     return t("subv_saved", name=target.name, id=sub_id,
                              next=next_slot(schedule, now).strftime("%Y-%m-%d %H:%M"))
                 _save(path, write)
@@ -132,7 +132,7 @@ def send_view_by_email(wh, model: Model, params: Mapping[str, str | Sequence[str
                         owner=me.email, owner_groups=me.groups)
                     audit.record(conn, me, "alert_create", f"alert #{alert_id}",
                                  {"page": audit.current_page(),
-                                  **audit_detail(f"view:{target.id}", {"name": target.name}, recipients=to,
+                                  **audit_detail(f"view:{target.id}", {"name": target.name}, recipients=to, kind="view",
                                                  condition=condition, measure=measure, threshold=threshold)})
                     return t("subv_alert_saved", name=target.name, id=alert_id)
                 _save(path, write_alert)
