@@ -32,6 +32,7 @@ from dashboard.questions import (Filter, MeasureFilter, Question, QuestionError,
                                  compile_summary)
 from dashboard.questions.filters import FilterValueError, OPS, coerce, ops_for
 from dashboard.questions.spec import GRAINS, MAX_TOP
+from dashboard.subscriptions.view_form import send_view_by_email
 from dashboard.warehouse import Warehouse
 
 FILTERS_KEY = "q_filters"  # the question's filters (list of spec.Filter), owned by breadcrumbs and drill-down
@@ -260,7 +261,9 @@ def show(wh: Warehouse, url: Mapping[str, list[str]]) -> dict:
             asked, problems = default_question(model), []
         for p in problems:
             st.warning(p)
-        return _question(wh, model, bases, asked, guarded)
+        params = _question(wh, model, bases, asked, guarded)
+        send_view_by_email(wh, model, params)  # "메일로 받기": a subscription or alert on this question as a saved view
+        return params
 
 
 def _question(wh: Warehouse, model: Model, bases: list[str], asked: Question, guarded) -> dict:

@@ -788,3 +788,37 @@ def fmt_duration(seconds: float) -> str:
     if seconds < 90:
         return t("n_seconds", n=int(seconds))
     return t("n_minutes", n=int(seconds // 60))
+
+
+# subscriptions and data alerts on saved views (dashboard/subscriptions/views.py, view_form.py)
+_TEXT.update({
+    "mail_view_missing": ("저장된 보기 ‘{name}’(#{id})이(가) 삭제되어 보낼 결과가 없습니다. 이 구독을 삭제하거나, "
+                          "질문을 다시 보기로 저장한 뒤 새로 구독하세요.",
+                          "The saved view “{name}” (#{id}) was deleted, so there is no result to send. Delete this "
+                          "subscription, or save the question as a view again and subscribe to that."),
+    "mail_view_failed": ("저장된 보기를 실행하지 못했습니다: {error} — 탐색에서 보기를 열어 고친 뒤 다시 저장하세요.",
+                         "The saved view could not be run: {error} — open it in Explore, fix it and save it again."),
+    "mail_intro_view": ("구독하신 저장된 보기 「{title}」 입니다.", "Your subscribed saved view “{title}”."),
+    "subv_intro": ("이 질문을 정해진 시각에 메일로 받습니다 (한국 시간). 보낼 때마다 저장된 보기를 다시 실행합니다.",
+                   "Get this question by e-mail on a schedule (Korean time). Each mail runs the saved view again."),
+    "subv_tab_mail": ("정기 메일", "Scheduled mail"),
+    "subv_tab_alert": ("데이터 알림", "Data alert"),
+    "subv_view": ("저장된 보기 ‘{name}’ 에 대한 구독입니다. 보기를 고치면 메일도 따라갑니다.",
+                  "For the saved view “{name}”. When the view changes, the mails follow."),
+    "subv_name": ("보기 이름 — 구독하려면 이 질문을 먼저 보기로 저장합니다", "View name — the question is saved as a view first"),
+    "subv_period_relative": ("기간: {preset} — 보낼 때마다 다시 계산", "Period: {preset} — recalculated at each send"),
+    "subv_period_fixed": ("기간: {range} (고정)", "Period: {range} (fixed)"),
+    "subv_saved": ("보기 ‘{name}’ 구독을 저장했습니다 (#{id}). 첫 발송: {next}. ‘메일 구독’ 페이지에서 관리합니다.",
+                   "Subscription to the view “{name}” saved (#{id}). First mail: {next}. Manage it on the Subscriptions page."),
+    "subv_alert_intro": ("측정값을 이 질문의 기간과 필터 전체(모든 그룹 합계)로 계산해, 선을 넘을 때 한 번, 돌아올 때 한 번 메일을 보냅니다.",
+                         "The measure over this question's whole period and filters (all groups together); one mail when "
+                         "it crosses the line, one when it comes back."),
+    "subv_alert_save": ("알림 저장", "Save alert"),
+    "subv_alert_saved": ("보기 ‘{name}’ 알림을 저장했습니다 (#{id}). ‘메일 구독’ 페이지에서 관리합니다.",
+                         "Alert on the view “{name}” saved (#{id}). Manage it on the Subscriptions page."),
+    "subv_need_measure": ("측정값을 하나 이상 고르면 알림을 만들 수 있습니다.", "Pick at least one measure to set an alert."),
+    "subs_col_target": ("보고서 또는 보기", "Report or view"),
+    "subs_col_open": ("열기", "Open"),
+    "subs_view_label": ("보기: {name}", "View: {name}"),
+    "subs_view_gone": ("삭제된 보기: {name}", "Deleted view: {name}"),
+})

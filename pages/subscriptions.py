@@ -12,8 +12,10 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import app_state, audit, dates, i18n, links
+from dashboard import app_state, audit, dates, i18n, links, saved_views
 from dashboard.access import current_person
+from dashboard.access.enforce import AccessDenied
+from dashboard.model import ModelError
 from dashboard.app_state import AppStateError, transaction
 from dashboard.i18n import t
 from dashboard.report_runner import reports_dir
@@ -21,6 +23,7 @@ from dashboard.access.reports import offered_reports
 from dashboard.reports import load_reports
 from dashboard.subscriptions import alerts as rules
 from dashboard.subscriptions import store
+from dashboard.subscriptions import views as view_targets
 from dashboard.subscriptions.form import RELATIVE, audit_detail, schedule_fields, schedule_text
 from dashboard.subscriptions.schedule import SEOUL, next_slot
 from dashboard.warehouse import app_warehouse
@@ -49,8 +52,21 @@ def change(action: str, target: str, detail: dict, write) -> bool:
     return True
 
 
-def title_of(ref: str) -> str:
+def title_of(ref: str, kind: str = "report", params: dict | None = None) -> str:
+    """A report's title, or "보기: <name>" for a saved view (its name now; the remembered one if it was deleted)."""
+    if kind == "view":
+        view = view_names.get(ref)
+        if view is None:
+            return t("subs_view_gone", name=view_targets.remembered_name(params or {}, ref))
+        return t("subs_view_label", name=view.name)
     return reports[ref].title(lang) if ref in reports else f"{ref}.sql"
+
+
+def open_link(ref: str, kind: str) -> str | None:
+    """Where the entry opens in the app: the saved view in Explore, or the report (relative, like the saved-view links)."""
+    if kind == "view":
+        return view_names[ref].link if ref in view_names else None
+    return f"reports?report={ref}" if ref in reports else None
 
 
 def when(text: str | None) -> str:
@@ -79,6 +95,8 @@ with app_state.connect(path) as conn:
     last = {s.id: store.last_delivery(conn, s.id) for s in subs}
     alert_list = [a for a in store.alerts(conn) if mine(a)]
     last_event = {a.id: store.last_alert_event(conn, a.id) for a in alert_list}
+    view_names = {item.ref: v for item in [*subs, *alert_list] if item.kind == "view"
+                  for v in [saved_views.get(conn, item.ref)] if v is not None}
 
 # ── report subscriptions ───────────────────────────────────────────────────
 st.subheader(t("subs_reports"))
@@ -87,16 +105,18 @@ if not subs:
 else:
     table = pd.DataFrame([{
         t("subs_col_id"): s.id,
-        t("subs_col_report"): title_of(s.ref),
+        t("subs_col_report"): title_of(s.ref, s.kind, s.params),
         t("subs_col_schedule"): schedule_text(s.schedule) + f" · {'Excel' if s.format == 'xlsx' else 'CSV'}",
         t("subs_col_recipients"): ", ".join(s.recipients),
         t("subs_col_next"): t("subs_paused") if s.paused else next_slot(s.schedule, now).strftime("%Y-%m-%d %H:%M"),
         t("subs_col_last"): when(last[s.id]["finished_at"] or last[s.id]["claimed_at"]) if last[s.id] else i18n.EMPTY,
         t("subs_col_rows"): i18n.fmt_number(last[s.id]["rows"]) if last[s.id] and last[s.id]["rows"] is not None else i18n.EMPTY,
         t("subs_col_status"): status_of(last[s.id]),
+        t("subs_col_open"): open_link(s.ref, s.kind),
     } for s in subs])
     with st.container(key="subs_table"):
-        st.dataframe(table, hide_index=True, width="stretch")
+        st.dataframe(table, hide_index=True, width="stretch", column_config={
+            t("subs_col_open"): st.column_config.LinkColumn(t("subs_col_open"), display_text=t("subs_col_open"))})
 
     ids = [s.id for s in subs]
     wanted = int(url["sub"]) if url.get("sub", "").isdigit() and int(url["sub"]) in ids else ids[-1]
@@ -104,7 +124,8 @@ else:
         st.session_state["subs_pick"] = wanted
     by_id = {s.id: s for s in subs}
     pick = st.selectbox(t("subs_pick"), ids, key="subs_pick",
-                        format_func=lambda i: f"#{i} {title_of(by_id[i].ref)} — {schedule_text(by_id[i].schedule)}")
+                        format_func=lambda i: f"#{i} {title_of(by_id[i].ref, by_id[i].kind, by_id[i].params)} — "
+                                              f"{schedule_text(by_id[i].schedule)}")
     sub = by_id[pick]
     c1, c2, c3 = st.columns(3)
     sub_target = f"subscription #{sub.id}"
@@ -146,9 +167,14 @@ else:
     rows = []
     for a in alert_list:
         label = i18n.column_label(a.measure) if a.measure else ""
+        if a.kind == "view" and a.measure and a.ref in view_names:
+            try:
+                label = view_targets.measure_label(view_targets.question_of(view_names[a.ref], wh)[0], a.measure)
+            except (AccessDenied, ModelError):  # a view beyond the reader's role keeps the measure's id
+                label = a.measure
         rows.append({
             t("subs_col_id"): a.id,
-            t("subs_col_report"): title_of(a.ref),
+            t("subs_col_report"): title_of(a.ref, a.kind, a.params),
             t("subs_col_condition"): rules.condition_text(a, label, lang),
             t("subs_col_state"): t("subs_paused") if a.paused else t("alert_on" if a.state.get("active") else "alert_off"),
             t("subs_col_checked"): when(a.state.get("checked_at")),
@@ -156,15 +182,17 @@ else:
                                  f"{t('change_' + last_event[a.id]['change'])} · {t('status_' + last_event[a.id]['state'])}"
                                  if last_event[a.id] else i18n.EMPTY),
             t("subs_col_recipients"): ", ".join(a.recipients),
+            t("subs_col_open"): open_link(a.ref, a.kind),
         })
     with st.container(key="alerts_table"):
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+            t("subs_col_open"): st.column_config.LinkColumn(t("subs_col_open"), display_text=t("subs_col_open"))})
     alert_ids = [a.id for a in alert_list]
     wanted = int(url["alert"]) if url.get("alert", "").isdigit() and int(url["alert"]) in alert_ids else alert_ids[-1]
     if st.session_state.get("alerts_pick") not in alert_ids:
         st.session_state["alerts_pick"] = wanted
     a_by_id = {a.id: a for a in alert_list}
-    a_pick = st.selectbox(t("subs_pick"), alert_ids, key="alerts_pick", format_func=lambda i: f"#{i} {title_of(a_by_id[i].ref)}")
+    a_pick = st.selectbox(t("subs_pick"), alert_ids, key="alerts_pick", format_func=lambda i: f"#{i} {title_of(a_by_id[i].ref, a_by_id[i].kind, a_by_id[i].params)}")
     chosen = a_by_id[a_pick]
     d1, d2 = st.columns(2)
     alert_target = f"alert #{chosen.id}"

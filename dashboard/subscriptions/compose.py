@@ -41,7 +41,8 @@ def _base(sender: str, recipients: tuple[str, ...], subject: str, msg_id: str, n
 
 def subscription_mail(*, sender: str, recipients: tuple[str, ...], msg_id: str, lang: str, now: datetime,
                       title: str, slot: datetime | None, late: bool, rendered: Rendered | None,
-                      settings_url: str, max_attachment_bytes: int, problem: str | None = None) -> tuple[EmailMessage, bool]:
+                      settings_url: str, max_attachment_bytes: int, problem: str | None = None,
+                      intro_key: str = "mail_intro") -> tuple[EmailMessage, bool]:
     """The mail for one slot; returns (message, linked) — linked when the file was too big and a link went instead.
 
     `rendered` None with a `problem`: the report could not be run; the mail
@@ -51,7 +52,7 @@ def subscription_mail(*, sender: str, recipients: tuple[str, ...], msg_id: str, 
         brand = i18n.t("mail_brand")
         when = (slot or now).astimezone(SEOUL).strftime("%Y-%m-%d %H:%M")
         subject = i18n.t("mail_subject_late" if late else "mail_subject", brand=brand, title=title, slot=when)
-        text: list[str] = [i18n.t("mail_intro", title=title)]
+        text: list[str] = [i18n.t(intro_key, title=title)]  # "mail_intro_view" for a saved view
         html: list[str] = [f"<p>{_e(text[0])}</p>"]
         if late and slot is not None:
             text.append(i18n.t("mail_late", slot=when))

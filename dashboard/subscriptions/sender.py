@@ -42,12 +42,14 @@ from typing import Callable, Protocol
 from dashboard import app_state, i18n
 from dashboard.access import person_for
 from dashboard.access.enforce import AccessDenied, acting_as
+from dashboard.model import ModelError
+from dashboard.questions import QuestionError
 from dashboard.report_runner import QueryFn, reports_dir, run_report, values_from_url
 from dashboard.reports import Report, ReportError, parse_report
 from dashboard.subscriptions import alerts as alert_rules
-from dashboard.subscriptions import store
+from dashboard.subscriptions import store, views
 from dashboard.subscriptions.compose import alert_mail, subscription_mail
-from dashboard.subscriptions.render import render, report_url
+from dashboard.subscriptions.render import Rendered, render, report_url
 from dashboard.subscriptions.schedule import SEOUL, latest_slot, slot_key, slots_between
 from ingest.config import PipelineConfig
 from ingest.failpoints import Failpoints
@@ -83,7 +85,7 @@ class Sender:
     """One scheduler's work against one app-state store; `tick()` does one round (the tests call it directly)."""
 
     def __init__(self, cfg: PipelineConfig, clock: Clock, query: QueryFn, data_version: Callable[[], str],
-                 failpoints: Failpoints | None = None, send: Callable = send_message):
+                 failpoints: Failpoints | None = None, send: Callable = send_message, warehouse=None):
         self.cfg = cfg
         self.subs = cfg.subscriptions
         self.clock = clock
@@ -93,6 +95,16 @@ class Sender:
         self.send = send
         self.domain = cfg.alerts.sender.rpartition("@")[2] or "localhost"
         self.path = app_state.store_path(cfg)
+        self._warehouse = warehouse
+
+    @property
+    def warehouse(self):
+        """The warehouse saved views are compiled against (its model, as the owner may see it)."""
+        if self._warehouse is None:
+            from dashboard.warehouse import Warehouse
+
+            self._warehouse = Warehouse(self.cfg)
+        return self._warehouse
 
     # ── one round ──────────────────────────────────────────────────────────
 
@@ -147,10 +159,14 @@ class Sender:
             if alert.paused or not alert_rules.needs_check(alert, version, now):
                 continue
             try:
-                report = self.report(alert.ref, alert.kind)
-                values, _ = values_from_url(report, alert.params, now.date())
                 with acting_as(person_for(self.cfg.access, alert.owner, alert.owner_groups)):
-                    result = run_report(report, values, self.query)
+                    if alert.kind == "view":
+                        result = views.measure_total(views.load(conn, alert.ref), self.warehouse, self.query,
+                                                     now.date(), alert.measure or "")
+                    else:
+                        report = self.report(alert.ref, alert.kind)
+                        values, _ = values_from_url(report, alert.params, now.date())
+                        result = run_report(report, values, self.query)
                 active, value = alert_rules.evaluate(alert, result, now)
             except Exception as exc:  # noqa: BLE001 - a broken alert is logged, the others are checked
                 log.warning("alert %d not checked: %s", alert.id, exc)
@@ -163,10 +179,9 @@ class Sender:
     # ── 3. deliver ─────────────────────────────────────────────────────────
 
     def report(self, ref: str, kind: str = "report") -> Report:
-        """The target to run. Saved views (kind 'view') get their branch here when they land; until then
-        such a target is reported in the mail like a missing report, never skipped in silence."""
+        """The report file to run (saved views, kind 'view', are run by views.py instead)."""
         if kind != "report":
-            raise FileNotFoundError(f"{kind}:{ref}")
+            raise ValueError(f"{kind}:{ref} is not a report")
         path = reports_dir(self.cfg) / f"{ref}.sql"
         if not ref.replace("_", "").isalnum() or not path.is_file():
             raise FileNotFoundError(ref)
@@ -185,16 +200,28 @@ class Sender:
         late = bool(row["late"]) or (scheduled and (now - slot).total_seconds() > self.subs.late_after_seconds)
         rendered, problem = None, None
         lang = sub.lang
+        title = views.remembered_name(sub.params, sub.ref) if sub.kind == "view" else sub.ref
         try:
-            report = self.report(sub.ref, sub.kind)
-            title = report.title(lang)
             # Rendered with the owner's access rules: a mail never holds more than its owner may see.
             with acting_as(person_for(self.cfg.access, sub.owner, sub.owner_groups)):
-                rendered = render(report, sub.params, lang=lang, fmt=sub.format, today=(slot or now).date(),
-                                  query=self.query, body_rows=self.subs.body_rows, public_url=self.cfg.app.public_url)
+                if sub.kind == "view":
+                    rendered = self._render_view(conn, sub, (slot or now).date())
+                    title = rendered.title
+                else:
+                    report = self.report(sub.ref, sub.kind)
+                    title = report.title(lang)
+                    rendered = render(report, sub.params, lang=lang, fmt=sub.format, today=(slot or now).date(),
+                                      query=self.query, body_rows=self.subs.body_rows,
+                                      public_url=self.cfg.app.public_url)
         except AccessDenied:
             with i18n.language(lang):
                 problem = i18n.t("mail_no_access", owner=sub.owner or "—")
+        except views.ViewMissing:
+            with i18n.language(lang):
+                problem = i18n.t("mail_view_missing", name=title, id=sub.ref)
+        except (QuestionError, ModelError) as exc:
+            with i18n.language(lang):
+                problem = i18n.t("mail_view_failed", error=str(exc))
         except FileNotFoundError:
             title = sub.ref
             with i18n.language(lang):
@@ -210,7 +237,8 @@ class Sender:
             sender=self.cfg.alerts.sender, recipients=sub.recipients, msg_id=row["message_id"], lang=lang, now=now,
             title=title, slot=slot, late=late, rendered=rendered,
             settings_url=settings_url(self.cfg.app.public_url, "sub", sub.id, lang),
-            max_attachment_bytes=self.subs.max_attachment_bytes, problem=problem)
+            max_attachment_bytes=self.subs.max_attachment_bytes, problem=problem,
+            intro_key="mail_intro_view" if sub.kind == "view" else "mail_intro")
         if not store.start_attempt(conn, row):
             return  # another scheduler took this attempt
         self.failpoints.hit("before_send")
@@ -234,19 +262,45 @@ class Sender:
                  ", late" if late else "", ", link instead of attachment" if linked else "")
         self.failpoints.hit("after_log")
 
+    def _render_view(self, conn: sqlite3.Connection, sub: store.Subscription, today) -> Rendered:
+        """A saved view's mail content, as the acting person (the caller sets the owner)."""
+        view = views.load(conn, sub.ref)
+        result = views.run(view, self.warehouse, self.query, today, self.cfg.app.max_download_rows)
+        return views.render_view(result, lang=sub.lang, fmt=sub.format, today=today, body_rows=self.subs.body_rows,
+                                 public_url=self.cfg.app.public_url)
+
+    def _view_alert_words(self, conn: sqlite3.Connection, alert: store.Alert) -> tuple[str, str, str]:
+        """(title, link, measure label) of an alert on a saved view; a deleted view keeps its remembered name."""
+        title = views.remembered_name(alert.params, alert.ref)
+        link = views.view_url(self.cfg.app.public_url, alert.ref, alert.lang)
+        label = alert.measure or ""
+        try:
+            view = views.load(conn, alert.ref)
+            with acting_as(person_for(self.cfg.access, alert.owner, alert.owner_groups)), i18n.language(alert.lang):
+                model, _, _ = views.question_of(view, self.warehouse)
+                label = views.measure_label(model, alert.measure or "")
+            title = view.name
+        except (views.ViewMissing, AccessDenied, ModelError):
+            pass
+        return title, link, label
+
     def deliver_alert(self, conn: sqlite3.Connection, row: sqlite3.Row) -> None:
         alert = next((a for a in store.alerts(conn) if a.id == row["alert_id"]), None)
         if alert is None:
             return
         now = self.clock.now()
-        try:
-            report = self.report(alert.ref, alert.kind)
-            title = report.title(alert.lang)
-            link = report_url(self.cfg.app.public_url, report, alert.params, alert.lang)
-        except FileNotFoundError:
-            title, link = alert.ref, f"{self.cfg.app.public_url}/reports"
+        if alert.kind == "view":
+            title, link, label = self._view_alert_words(conn, alert)
+        else:
+            try:
+                report = self.report(alert.ref, alert.kind)
+                title = report.title(alert.lang)
+                link = report_url(self.cfg.app.public_url, report, alert.params, alert.lang)
+            except FileNotFoundError:
+                title, link = alert.ref, f"{self.cfg.app.public_url}/reports"
+            with i18n.language(alert.lang):
+                label = i18n.column_label(alert.measure) if alert.measure else ""
         with i18n.language(alert.lang):
-            label = i18n.column_label(alert.measure) if alert.measure else ""
             value = i18n.fmt_number(row["value"]) if row["value"] is not None else i18n.EMPTY
         msg = alert_mail(
             sender=self.cfg.alerts.sender, recipients=alert.recipients, msg_id=row["message_id"], lang=alert.lang, now=now,
@@ -279,7 +333,7 @@ def run_scheduler(cfg: PipelineConfig, once: bool = False, clock_file: Path | No
         log.warning("no [alerts] smtp_host: subscription mails cannot be sent; they wait in the log as due")
     wh = Warehouse(cfg)
     clock: Clock = FileClock(clock_file) if clock_file else SystemClock()
-    sender = Sender(cfg, clock, wh.query_uncached, wh.data_version, Failpoints(cfg.failpoint))
+    sender = Sender(cfg, clock, wh.query_uncached, wh.data_version, Failpoints(cfg.failpoint), warehouse=wh)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
