@@ -56,7 +56,7 @@ def test_subscribe_from_a_report_page_and_manage_it(app_env, browser):
         # Manage it: the sidebar link, the list, "send now" and "pause".
         page.keyboard.press("Escape")
         page.get_by_test_id("stSidebar").get_by_text("메일 구독").click()
-        expect(page.get_by_role("heading", name="보고서 구독")).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("heading", name="정기 메일")).to_be_visible(timeout=30_000)
         wait_idle(page)
         page.get_by_role("button", name="지금 보내기").click()
         expect(page.get_by_text("다음 확인 때").first).to_be_visible(timeout=30_000)

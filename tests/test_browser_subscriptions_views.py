@@ -56,7 +56,7 @@ def test_subscribe_to_an_explore_question_saves_it_as_a_view_and_lists_it(app_en
 
         page.keyboard.press("Escape")
         page.get_by_test_id("stSidebar").get_by_text("메일 구독").click()
-        expect(page.get_by_role("heading", name="보고서 구독")).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("heading", name="정기 메일")).to_be_visible(timeout=30_000)
         wait_idle(page)
         expect(page.get_by_role("combobox", name="구독 선택")).to_have_value(f"#{sub.id} 보기: 주간 충전 경로별 — 매주 월요일 09:00")
         page.close()
