@@ -210,6 +210,9 @@ def figure(frame: pd.DataFrame, columns: Sequence, measure: str, lang: str | Non
         fig.update_xaxes(title_text=t("period"),
                          tickformatstops=[dict(dtickrange=list(r), value=f) for r, f in _DATE_TICKS[lang]],
                          hoverformat=_DATE_HOVER[lang].get(grain, _DATE_HOVER[lang]["day"]))
+        step = {"month": "M1", "quarter": "M3", "year": "M12"}.get(grain)
+        if step and frame["time"].nunique() <= 24:  # a few months: one tick per bucket, never "Aug 30" for September
+            fig.update_xaxes(dtick=step, tick0=min(frame["time"]))
     elif dims:
         d = dims[0]
         part = frame.head(CHART_TOP + 1)

@@ -265,7 +265,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "subs_no_alerts": ("아직 알림이 없습니다 — 아래에서 보고서에, 탐색 페이지의 ‘메일로 받기’에서 질문에 만들 수 있습니다.",
                        "No alerts yet — make one on a report below, or on a question from “Send by e-mail” in Explore."),
     "subs_col_id": ("번호", "No."),
-    "subs_col_report": ("보고서", "Report"),
+    "subs_col_report": ("보고서·보기", "Report or view"),
     "subs_col_schedule": ("주기", "Schedule"),
     "subs_col_recipients": ("받는 사람", "Recipients"),
     "subs_col_next": ("다음 발송", "Next run"),

@@ -65,6 +65,6 @@ def test_the_page_in_english(app_env):
                                schedule=Schedule("business_days", "18:00"), recipients=["a@example.com"], lang="en")
     at = run_page("pages/subscriptions.py", lang="en")
     table = at.dataframe[0].value
-    assert list(table.columns[:3]) == ["No.", "Report", "Schedule"]
+    assert list(table.columns[:3]) == ["No.", "Report or view", "Schedule"]
     assert table["Schedule"].iloc[0] == "Business days (Mon–Fri, not holidays) 18:00 · Excel"
     assert at.title[0].value == "Subscriptions"
