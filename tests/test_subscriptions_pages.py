@@ -48,7 +48,7 @@ def test_the_subscriptions_page_lists_pauses_sends_now_and_deletes(app_env):
                         threshold=10_000_000, recipients=["ops@example.com"], now=now)
     at = run_page("pages/subscriptions.py", {"sub": str(first)})
     subs_table, alerts_table = (d.value for d in at.dataframe)
-    assert list(subs_table["보고서"]) == ["일별 충전 금액", "업종·지역별 결제"]
+    assert list(subs_table["보고서·보기"]) == ["일별 충전 금액", "업종·지역별 결제"]
     assert list(subs_table["주기"]) == ["매월 31일 07:00 · Excel", "매주 월요일 09:00 · Excel"]
     assert subs_table["행 수"].iloc[0] == "42" and subs_table["상태"].iloc[0] == "늦게 보냄"
     assert subs_table["마지막 발송"].iloc[1] == "—"
