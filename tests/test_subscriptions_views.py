@@ -214,7 +214,7 @@ def test_explore_offers_the_mail_form_and_the_subscriptions_page_names_and_links
         saved_views.delete(conn, gone.id)
     at = run_page("pages/subscriptions.py")
     subs_table, alerts_table = (d.value for d in at.dataframe)
-    assert list(subs_table["보고서"]) == ["보기: 주간 충전 경로별", "삭제된 보기: 지울 보기"]
+    assert list(subs_table["보고서·보기"]) == ["보기: 주간 충전 경로별", "삭제된 보기: 지울 보기"]
     assert subs_table["열기"].iloc[0] == f"explore?saved={kept.id}" and pd.isna(subs_table["열기"].iloc[1])
     assert alerts_table["조건"].iloc[0] == "충전 금액(원) 합계가 1,000,000 초과"
     assert alerts_table["열기"].iloc[0] == f"explore?saved={kept.id}"
