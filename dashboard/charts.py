@@ -91,7 +91,7 @@ def spec_from_params(params: Mapping[str, str], info: TableInfo) -> tuple[ChartS
 
 
 def needs_y(spec: ChartSpec) -> bool:
-    return spec.kind == "box" or spec.agg != "count"
+    return KIND[spec.kind].needs_y or spec.agg != "count"
 
 
 # Asia/Seoul has kept UTC+9 without daylight saving since 1988, so hour/day/week
@@ -140,42 +140,10 @@ def chart_query(spec: ChartSpec, info: TableInfo, where: str, params: list[Any])
         raise ValueError(i18n.t("chart_needs_y"))
     if spec.agg in _NEEDS_NUMBER and info.column(spec.y).kind != "number":
         raise ValueError(i18n.t("chart_needs_y"))
-    src = info.qualified
-    color = quote(spec.color) if spec.color else None
-    limit = MAX_POINTS + 1
-
-    if spec.kind == "histogram" and info.column(spec.x).kind == "number":
-        x = quote(spec.x)
-        return (
-            f"WITH f AS (SELECT {x}::DOUBLE AS v{', ' + color + ' AS color' if color else ''} FROM {src} {where}), "
-            f"b AS (SELECT min(v) AS lo, (max(v) - min(v)) / {HISTOGRAM_BINS} AS w FROM f) "
-            f"SELECT coalesce(lo + least(floor((v - lo) / nullif(w, 0)), {HISTOGRAM_BINS - 1}) * w, lo) AS x"
-            f"{', color' if color else ''}, any_value(coalesce(w, 0)) AS width, count(*) AS value "
-            f"FROM f, b WHERE v IS NOT NULL GROUP BY ALL ORDER BY ALL LIMIT {limit}"
-        ), list(params)
-    if spec.kind == "box":
-        y = quote(spec.y)
-        return (
-            f"SELECT {_x_expr(spec, info)} AS x, min({y}) AS lo, quantile_cont({y}, 0.25) AS q1, "
-            f"median({y}) AS median, quantile_cont({y}, 0.75) AS q3, max({y}) AS hi, count({y}) AS value "
-            f"FROM {src} {where} GROUP BY ALL ORDER BY x LIMIT {limit}"
-        ), list(params)
-    if spec.kind in ("heatmap",) and not color:
+    kind = KIND[spec.kind]
+    if kind.needs_color and not spec.color:
         raise ValueError(i18n.t("chart_needs_color"))
-    agg = _agg_expr(spec)
-    if spec.kind == "histogram":  # a time x: counts per bucket
-        agg = "count(*)"
-    if spec.kind == "pie":
-        return (
-            f"SELECT {_x_expr(spec, info)} AS x, {agg} AS value FROM {src} {where} "
-            f"GROUP BY ALL ORDER BY value DESC NULLS LAST LIMIT {limit}"
-        ), list(params)
-    group = f", {color} AS color" if color else ""
-    order = "x, color" if color else "x"
-    return (
-        f"SELECT {_x_expr(spec, info)} AS x{group}, {agg} AS value FROM {src} {where} "
-        f"GROUP BY ALL ORDER BY {order} LIMIT {limit}"
-    ), list(params)
+    return kind.query(spec, info, where, MAX_POINTS + 1), list(params)
 
 
 # ─────────────────────────────────────────────────────────────── figure ──
@@ -252,51 +220,14 @@ def figure(frame: pd.DataFrame, spec: ChartSpec, labels: Mapping[str, str]) -> g
     """
     frame = frame.head(MAX_POINTS)
     lang = i18n.lang()
-    x_title = labels.get(spec.x, spec.x or "")
+    kind = KIND[spec.kind]
     y_title = value_title(spec, labels)
-    xs = _labelled(frame["x"], spec.x)
     fig = go.Figure()
-    if spec.kind == "pie":
-        colours = series_colours(spec.x, [None if i18n.is_missing(v) else v for v in frame["x"]])
-        fig.add_trace(go.Pie(labels=xs, values=frame["value"], sort=False,
-                             marker=dict(colors=[colours[None if i18n.is_missing(v) else v] for v in frame["x"]])))
-    elif spec.kind == "box":
-        fig.add_trace(go.Box(x=xs, q1=frame["q1"], median=frame["median"], q3=frame["q3"],
-                             lowerfence=frame["lo"], upperfence=frame["hi"], name=labels.get(spec.y, spec.y),
-                             marker_color=PALETTE[0]))
-    elif spec.kind == "heatmap":
-        pivot = frame.pivot_table(index="color", columns="x", values="value", aggfunc="sum", sort=True)
-        fig.add_trace(go.Heatmap(
-            z=pivot.values, x=[i18n.value_label(spec.x, v) if i18n.has_value_labels(spec.x or "") else v for v in pivot.columns],
-            y=[i18n.value_label(spec.color, v) for v in pivot.index], colorscale="Blues",
-            colorbar=dict(title=dict(text=y_title))))
-    else:
-        if "color" in frame.columns:
-            codes = series_order(spec.color, [None if i18n.is_missing(v) else v for v in frame["color"]])
-            colours = series_colours(spec.color, codes)
-            groups = [(code, frame[frame["color"].isna()] if code is None else frame[frame["color"] == code]) for code in codes]
-        else:
-            groups, colours = [(None, frame)], {None: PALETTE[0]}
-        for code, part in groups:
-            name = i18n.value_label(spec.color, code) if spec.color else y_title
-            px_ = _labelled(part["x"], spec.x)
-            if spec.kind in ("bar", "stacked_bar", "histogram"):
-                fig.add_trace(go.Bar(x=px_, y=part["value"], name=name, marker_color=colours[code]))
-            else:
-                fig.add_trace(go.Scatter(x=px_, y=part["value"], name=name, mode="lines+markers",
-                                         line=dict(color=colours[code]), marker=dict(color=colours[code]),
-                                         stackgroup="one" if spec.kind == "area" else None))
-        if spec.kind == "stacked_bar" or (spec.kind == "histogram" and spec.color):
-            fig.update_layout(barmode="stack")
-        elif spec.kind == "bar":
-            fig.update_layout(barmode="group")
-        if spec.kind == "histogram":
-            fig.update_layout(bargap=0.02)
-    if spec.kind != "pie":
-        fig.update_xaxes(title_text=x_title)
-        fig.update_yaxes(title_text=y_title if spec.kind != "heatmap" else labels.get(spec.color, spec.color or ""),
-                         separatethousands=True, tickformat=",")
-        if spec.kind != "heatmap":
+    kind.draw(fig, frame, spec, labels, y_title)
+    if kind.axes:
+        fig.update_xaxes(title_text=labels.get(spec.x, spec.x or ""))
+        fig.update_yaxes(title_text=kind.value_axis_title(spec, labels, y_title), separatethousands=True, tickformat=",")
+        if kind.hover_values:
             fig.update_yaxes(hoverformat=",.4~f")
         if _is_time(frame["x"]):
             fig.update_xaxes(
@@ -306,3 +237,161 @@ def figure(frame: pd.DataFrame, spec: ChartSpec, labels: Mapping[str, str]) -> g
     fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend_title_text=labels.get(spec.color, spec.color or ""),
                       separators=".,")
     return fig
+
+
+# ───────────────────────────────────────────────────────────────── kinds ──
+# One class per kind of chart: its query (what DuckDB aggregates) and its
+# traces (what plotly draws). A new kind is one subclass here, added to KIND,
+# plus its name in dashboard/i18n.py ("kind_<name>").
+
+
+class ChartKind:
+    name = ""
+    needs_y = False  # a value column is needed even when counting (box: the column whose spread is drawn)
+    needs_color = False  # a second category is needed (heatmap: its rows)
+    axes = True  # x and value axes (a pie has none)
+    hover_values = True  # the value axis's hover format (a heatmap's values are in its colour bar)
+
+    def query(self, spec: ChartSpec, info: TableInfo, where: str, limit: int) -> str:
+        """Default: the aggregate per x (and colour), in x order."""
+        return self.grouped(spec, info, where, limit, _agg_expr(spec))
+
+    @staticmethod
+    def grouped(spec: ChartSpec, info: TableInfo, where: str, limit: int, agg: str) -> str:
+        color = quote(spec.color) if spec.color else None
+        group = f", {color} AS color" if color else ""
+        order = "x, color" if color else "x"
+        return (f"SELECT {_x_expr(spec, info)} AS x{group}, {agg} AS value FROM {info.qualified} {where} "
+                f"GROUP BY ALL ORDER BY {order} LIMIT {limit}")
+
+    def value_axis_title(self, spec: ChartSpec, labels: Mapping[str, str], y_title: str) -> str:
+        return y_title
+
+    def draw(self, fig: go.Figure, frame: pd.DataFrame, spec: ChartSpec, labels: Mapping[str, str],
+             y_title: str) -> None:
+        raise NotImplementedError
+
+
+class _Series(ChartKind):
+    """One trace per colour code (or one trace), in the vocabulary's order and colours."""
+
+    barmode: str | None = None
+
+    def draw(self, fig, frame, spec, labels, y_title) -> None:
+        if "color" in frame.columns:
+            codes = series_order(spec.color, [None if i18n.is_missing(v) else v for v in frame["color"]])
+            colours = series_colours(spec.color, codes)
+            groups = [(code, frame[frame["color"].isna()] if code is None else frame[frame["color"] == code])
+                      for code in codes]
+        else:
+            groups, colours = [(None, frame)], {None: PALETTE[0]}
+        for code, part in groups:
+            name = i18n.value_label(spec.color, code) if spec.color else y_title
+            fig.add_trace(self.trace(_labelled(part["x"], spec.x), part["value"], name, colours[code]))
+        if self.barmode:
+            fig.update_layout(barmode=self.barmode)
+
+    def trace(self, x, y, name: str, colour: str):
+        return go.Bar(x=x, y=y, name=name, marker_color=colour)
+
+
+class Bar(_Series):
+    name, barmode = "bar", "group"
+
+
+class StackedBar(_Series):
+    name, barmode = "stacked_bar", "stack"
+
+
+class Line(_Series):
+    name = "line"
+
+    def trace(self, x, y, name, colour):
+        return go.Scatter(x=x, y=y, name=name, mode="lines+markers", line=dict(color=colour), marker=dict(color=colour))
+
+
+class Area(Line):
+    name = "area"
+
+    def trace(self, x, y, name, colour):
+        return go.Scatter(x=x, y=y, name=name, mode="lines+markers", line=dict(color=colour), marker=dict(color=colour),
+                          stackgroup="one")
+
+
+class Histogram(_Series):
+    """Counts per bin of a number (HISTOGRAM_BINS equal bins), or per time bucket of a time."""
+
+    name = "histogram"
+
+    def query(self, spec, info, where, limit) -> str:
+        if info.column(spec.x).kind != "number":
+            return self.grouped(spec, info, where, limit, "count(*)")
+        x = quote(spec.x)
+        color = quote(spec.color) if spec.color else None
+        return (
+            f"WITH f AS (SELECT {x}::DOUBLE AS v{', ' + color + ' AS color' if color else ''} FROM {info.qualified} {where}), "
+            f"b AS (SELECT min(v) AS lo, (max(v) - min(v)) / {HISTOGRAM_BINS} AS w FROM f) "
+            f"SELECT coalesce(lo + least(floor((v - lo) / nullif(w, 0)), {HISTOGRAM_BINS - 1}) * w, lo) AS x"
+            f"{', color' if color else ''}, any_value(coalesce(w, 0)) AS width, count(*) AS value "
+            f"FROM f, b WHERE v IS NOT NULL GROUP BY ALL ORDER BY ALL LIMIT {limit}"
+        )
+
+    def draw(self, fig, frame, spec, labels, y_title) -> None:
+        super().draw(fig, frame, spec, labels, y_title)
+        if spec.color:
+            fig.update_layout(barmode="stack")
+        fig.update_layout(bargap=0.02)
+
+
+class Pie(ChartKind):
+    name, axes = "pie", False
+
+    def query(self, spec, info, where, limit) -> str:
+        return (f"SELECT {_x_expr(spec, info)} AS x, {_agg_expr(spec)} AS value FROM {info.qualified} {where} "
+                f"GROUP BY ALL ORDER BY value DESC NULLS LAST LIMIT {limit}")
+
+    def draw(self, fig, frame, spec, labels, y_title) -> None:
+        codes = [None if i18n.is_missing(v) else v for v in frame["x"]]
+        colours = series_colours(spec.x, codes)
+        fig.add_trace(go.Pie(labels=_labelled(frame["x"], spec.x), values=frame["value"], sort=False,
+                             marker=dict(colors=[colours[c] for c in codes])))
+
+
+class Box(ChartKind):
+    """Quartiles, median and range of a number per x."""
+
+    name, needs_y = "box", True
+
+    def query(self, spec, info, where, limit) -> str:
+        y = quote(spec.y)
+        return (
+            f"SELECT {_x_expr(spec, info)} AS x, min({y}) AS lo, quantile_cont({y}, 0.25) AS q1, "
+            f"median({y}) AS median, quantile_cont({y}, 0.75) AS q3, max({y}) AS hi, count({y}) AS value "
+            f"FROM {info.qualified} {where} GROUP BY ALL ORDER BY x LIMIT {limit}"
+        )
+
+    def draw(self, fig, frame, spec, labels, y_title) -> None:
+        fig.add_trace(go.Box(x=_labelled(frame["x"], spec.x), q1=frame["q1"], median=frame["median"], q3=frame["q3"],
+                             lowerfence=frame["lo"], upperfence=frame["hi"], name=labels.get(spec.y, spec.y),
+                             marker_color=PALETTE[0]))
+
+
+class Heatmap(ChartKind):
+    """x across, the colour column down, the value as the cell's shade."""
+
+    name, needs_color, hover_values = "heatmap", True, False
+
+    def draw(self, fig, frame, spec, labels, y_title) -> None:
+        pivot = frame.pivot_table(index="color", columns="x", values="value", aggfunc="sum", sort=True)
+        fig.add_trace(go.Heatmap(
+            z=pivot.values,
+            x=[i18n.value_label(spec.x, v) if i18n.has_value_labels(spec.x or "") else v for v in pivot.columns],
+            y=[i18n.value_label(spec.color, v) for v in pivot.index], colorscale="Blues",
+            colorbar=dict(title=dict(text=y_title))))
+
+    def value_axis_title(self, spec, labels, y_title) -> str:
+        return labels.get(spec.color, spec.color or "")
+
+
+KIND: dict[str, ChartKind] = {k.name: k for k in (Bar(), StackedBar(), Line(), Area(), Pie(), Histogram(), Box(), Heatmap())}
+assert tuple(KIND) == KINDS, "KINDS lists the kinds in the order the chart menu offers them"
