@@ -37,6 +37,7 @@ import fcntl
 import logging
 import os
 import queue
+import re
 import signal
 import socket
 import sys
@@ -64,18 +65,21 @@ from ingest.landing import (
     declared_columns,
     ensure_meta,
     forget_offsets,
+    heartbeat_in_transaction,
     land_batch,
     stored_offsets,
     user_columns,
     write_heartbeat,
 )
 from ingest.decode import DecodedBatch, Decoder
+from ingest.leases import Leases, LeaseLost
 from ingest import warehouse_lake, warehouse_target
 from ingest.warehouse_file import WarehouseBusy
 
 log = logging.getLogger("ingest.worker")
 
 WORKER_NAME = "worker"
+WORKER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 POLL_RECORDS = 5000
 DISCOVERY_SECONDS = 5.0
 PROBE_SECONDS = 5.0
@@ -143,8 +147,15 @@ class Stopped:
 class Fetcher(threading.Thread):
     """Owns the consumer; puts lists of records on `out`."""
 
-    def __init__(self, cfg: PipelineConfig, start: dict[tuple[str, int], int], from_beginning: bool, stop: threading.Event):
+    def __init__(self, cfg: PipelineConfig, start: dict[tuple[str, int], int], from_beginning: bool, stop: threading.Event,
+                 leased: bool = False):
         super().__init__(name="fetcher", daemon=True)
+        # leased (several workers on a lake): read only the partitions the main thread hands over (`assign`),
+        # each from the offset stored with its rows; otherwise every partition of the topics.
+        self.leased = leased
+        self.available: frozenset[tuple[str, int]] = frozenset()  # every partition the broker has, as last seen
+        self.generation = 0  # chunks carry it: those of an assignment the main thread has dropped are skipped
+        self._assignments: queue.Queue[tuple[int, dict[tuple[str, int], int | None]]] = queue.Queue()
         self.cfg = cfg
         self.topics = sorted([*cfg.topics(), control_topic(cfg.kafka)])
         self.start_offsets = dict(start)
@@ -213,6 +224,7 @@ class Fetcher(threading.Thread):
                     self._discover(consumer)
                     next_discovery = now + DISCOVERY_SECONDS
                 self._send_commits(consumer)
+                self._apply_assignment(consumer)
                 if not self.assigned:
                     time.sleep(0.2)
                     continue
@@ -252,7 +264,7 @@ class Fetcher(threading.Thread):
     def _hand_over(self, recs: list) -> None:
         while not self.stop_event.is_set():
             try:
-                self.out.put(recs, timeout=0.2)
+                self.out.put((self.generation, recs), timeout=0.2)
                 return
             except queue.Full:
                 continue
@@ -260,6 +272,7 @@ class Fetcher(threading.Thread):
     # -- partitions
     def _discover(self, consumer: KafkaConsumer) -> None:
         new: list[TopicPartition] = []
+        seen: set[tuple[str, int]] = set()
         for topic in self.topics:
             try:
                 parts = consumer.partitions_for_topic(topic) or set()
@@ -267,9 +280,11 @@ class Fetcher(threading.Thread):
                 self._set_broker_state("unreachable", f"{type(exc).__name__}: {exc}")
                 return
             for p in sorted(parts):
+                seen.add((topic, p))
                 if (topic, p) not in self.assigned:
                     new.append(TopicPartition(topic, p))
-        if not new:
+        self.available = frozenset(seen)
+        if not new or self.leased:
             return
         all_tps = [TopicPartition(t, p) for t, p in sorted(self.assigned)] + new
         consumer.assign(all_tps)
@@ -283,6 +298,43 @@ class Fetcher(threading.Thread):
                 consumer.seek_to_beginning(tp)
         log.info("reading %d partition(s) of %d topic(s)", len(new), len({tp.topic for tp in new}))
         self._check_retention(consumer, [tp for tp in new if (tp.topic, tp.partition) in self.start_offsets and not self.from_beginning])
+
+    def assign(self, generation: int, offsets: dict[tuple[str, int], int | None]) -> None:
+        """From the main thread: read exactly these partitions from now on, each from its offset (None: the start)."""
+        self._assignments.put((generation, dict(offsets)))
+
+    def _apply_assignment(self, consumer: KafkaConsumer) -> None:
+        latest = None
+        while True:
+            try:
+                latest = self._assignments.get_nowait()
+            except queue.Empty:
+                break
+        if latest is None:
+            return
+        generation, offsets = latest
+        tps = [TopicPartition(*k) for k in sorted(offsets)]
+        if tps:
+            consumer.assign(tps)
+        else:
+            consumer.unsubscribe()
+        self.stopped = {k: v for k, v in self.stopped.items() if k in offsets}
+        self.highwater = {k: v for k, v in self.highwater.items() if k in offsets}
+        self.positions = {}
+        for tp in tps:
+            key = (tp.topic, tp.partition)
+            if offsets[key] is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offsets[key])
+                self.positions[key] = self.start_offsets[key] = offsets[key]
+            if key in self.stopped:
+                consumer.pause(tp)
+        self.assigned = set(offsets)  # a new set: the main thread reads it
+        self.generation = generation
+        log.info("reading %d partition(s) this worker owns: %s", len(tps),
+                 ", ".join(f"{t}/{p}" for t, p in sorted(offsets)) or "none")
+        self._check_retention(consumer, [tp for tp in tps if offsets[(tp.topic, tp.partition)] is not None])
 
     def _check_retention(self, consumer: KafkaConsumer, tps: list[TopicPartition]) -> None:
         if not tps:
@@ -376,8 +428,15 @@ class Fetcher(threading.Thread):
 
 
 class Worker:
-    def __init__(self, cfg: PipelineConfig, until_idle: bool, transport_reset: bool, from_beginning: bool):
+    def __init__(self, cfg: PipelineConfig, until_idle: bool, transport_reset: bool, from_beginning: bool,
+                 worker_id: str | None = None):
         self.cfg = cfg
+        # Several workers may share a lake: each has an id, its own lock and heartbeat row, and leases for the
+        # partitions it lands (ingest/leases.py). The single file keeps one worker, named "worker".
+        self.worker_id = worker_id or cfg.worker.id or socket.gethostname()
+        self.leases = Leases(self.worker_id, cfg.worker.lease_seconds) if cfg.warehouse.is_lake else None
+        self.generation = 0  # of the fetcher's assignment; bumped whenever the owned partitions are re-read
+        self._owned: set[tuple[str, int]] = set()
         self.until_idle = until_idle
         self.transport_reset = transport_reset
         self.from_beginning = from_beginning
@@ -403,7 +462,7 @@ class Worker:
     # -- lifecycle
     def run(self) -> int:
         self._install_signals()  # first: a SIGTERM while starting is a clean stop, not a kill
-        lock = WorkerLock(self.cfg.warehouse.worker_lock_path)
+        lock = WorkerLock(self._lock_path())
         lock.acquire()
         # The fetcher is pure Python and holds the GIL most of the time; the
         # threads that drive DuckDB need it only briefly between statements,
@@ -412,8 +471,11 @@ class Worker:
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         try:
             self._open_warehouse()
-            self.fetcher = Fetcher(self.cfg, self.committed, self.from_beginning, self.stop)
+            self.fetcher = Fetcher(self.cfg, self.committed, self.from_beginning, self.stop, leased=self.leases is not None)
             self.fetcher.start()
+            if self.leases is not None:
+                log.info("worker %s: partitions shared with the other workers of this lake by leases of %g s",
+                         self.worker_id, self.cfg.worker.lease_seconds)
             log.info("worker started: %d topic(s) → %s", len(self.topics), warehouse_target.describe(self.cfg.warehouse))
             self._loop()
             return 0
@@ -422,12 +484,20 @@ class Worker:
             if self.fetcher is not None:
                 self.fetcher.join(timeout=15)
             problem = self._state_message()
-            self._beat("stopped", "the worker was stopped" + (f"; before that: {problem}" if problem else ""), timeout=5)
+            self._beat("stopped", "the worker was stopped" + (f"; before that: {problem}" if problem else ""), timeout=5,
+                       release=True)
             self.decoder.close()
             self.writer.close()
             lock.release()
             self._flush_quiet("?")
             log.info("worker stopped")
+
+    def _lock_path(self) -> Path:
+        """One worker per file; on a lake one per worker id (two processes with the same id still refuse)."""
+        path = self.cfg.warehouse.worker_lock_path
+        if self.leases is None:
+            return path
+        return path.with_name(f"{path.name.removesuffix('.lock')}-{self.worker_id}.lock")
 
     def _install_signals(self) -> None:
         def on_signal(signum, _frame):
@@ -468,16 +538,32 @@ class Worker:
         batch_started_at: datetime | None = None
         last_message = time.monotonic()
         last_beat = 0.0
+        next_round = 0.0  # lake with leases: when to claim, release and renew next
+        seen_partitions = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as decoding:
             self._decoding = decoding
             while True:
                 if self.fetcher.error is not None:
                     raise RuntimeError(f"Kafka fetcher failed: {self.fetcher.error}") from self.fetcher.error
+                now = time.monotonic()
+                if self.leases is not None and not self.stop.is_set() and (
+                        now >= next_round or len(self.fetcher.available) != seen_partitions):
+                    seen_partitions = len(self.fetcher.available)
+                    next_round = now + max(0.5, cfg.lease_seconds / 3)
+                    if self._lease_round(force=False):
+                        # The owned partitions changed: what was read for the old set is dropped and read
+                        # again from the stored offsets (at most a batch or two, and only on a change).
+                        inbox, pending, batch_started = [], [], None
+                        if inflight is not None:
+                            inflight.result()
+                            inflight = None
                 got = False
                 if not inbox and not self.stop.is_set():  # stopping: finish what was taken, take nothing new
                     try:
-                        inbox = list(self.fetcher.out.get(timeout=0.05))
-                        got = True
+                        generation, chunk = self.fetcher.out.get(timeout=0.05)
+                        if generation == self.generation:
+                            inbox = list(chunk)
+                            got = True
                     except queue.Empty:
                         pass
                 now = time.monotonic()
@@ -494,18 +580,34 @@ class Worker:
                     or self.stop.is_set()
                     or (self.until_idle and not got and self.fetcher.out.empty() and now - last_message >= QUIET_CUT_SECONDS)
                 )
-                if pending and due:
-                    # Read this batch while the previous one lands: one batch ahead, in order.
-                    following = decoding.submit(self._read_batch, pending, batch_started_at)
+                try:
+                    if pending and due:
+                        # Read this batch while the previous one lands: one batch ahead, in order.
+                        following = decoding.submit(self._read_batch, pending, batch_started_at)
+                        pending, batch_started = [], None
+                        if inflight is not None:
+                            landing, inflight = inflight, following
+                            self._land_decoded(landing.result())
+                        else:
+                            inflight = following
+                        continue
+                    if inflight is not None and (inflight.done() or self.stop.is_set()):
+                        landing, inflight = inflight, None
+                        self._land_decoded(landing.result())
+                        last_beat = time.monotonic()
+                        continue
+                except LeaseLost as lost:
+                    # Another worker took (some of) this batch's partitions over: nothing of it committed.
+                    # Drop everything read so far and start again from what the lake holds now.
+                    log.warning("batch dropped: %s — re-reading this worker's partitions from the stored offsets", lost)
+                    inbox, pending, batch_started = [], [], None
                     if inflight is not None:
-                        self._land_decoded(inflight.result())
-                    inflight = following
-                    pending, batch_started = [], None
-                    continue
-                if inflight is not None and (inflight.done() or self.stop.is_set()):
-                    self._land_decoded(inflight.result())
-                    inflight = None
-                    last_beat = time.monotonic()
+                        inflight.result()
+                        inflight = None
+                    if self.stop.is_set():
+                        return
+                    self._lease_round(force=True)
+                    next_round = time.monotonic() + max(0.5, cfg.lease_seconds / 3)
                     continue
                 if self.stop.is_set() and not pending:
                     return
@@ -523,6 +625,40 @@ class Worker:
                 ):
                     log.info("idle for %.0f s: exiting (--until-idle)", cfg.idle_exit_seconds)
                     return
+
+    def _lease_round(self, force: bool) -> bool:
+        """Claim, release and renew leases (ingest/leases.py); on a change (or `force`), hand the fetcher the
+        owned partitions with their stored offsets. Returns whether the fetcher was given a new assignment."""
+        assert self.leases is not None and self.fetcher is not None
+        leases = self.leases
+        available = set(self.fetcher.available)
+
+        def once():
+            with self.writer.open() as con:
+                leases.register(con, available)
+                decided, owned = leases.round(con, available, also=lambda c: heartbeat_in_transaction(
+                    c, self._heartbeat(self._state(), self._state_message())))
+                return decided, owned, stored_offsets(con, self.read_topics)
+
+        try:
+            decided, owned, stored = warehouse_lake.retry_transient(once, attempts=LAKE_RETRIES, max_pause=2.0)
+        except duckdb.Error as exc:
+            log.warning("lease round failed (%s); trying again shortly — nothing lands on partitions not owned",
+                        _one_line(exc))
+            return False
+        if not force and owned == self._owned:
+            return False
+        if decided.claim or decided.release:
+            log.info("leases: claimed %s, released %s; this worker owns %d of %d partition(s) (fair share %d)",
+                     _keys(decided.claim), _keys(decided.release), len(owned),
+                     len(available | owned), decided.share)
+        self.committed = {k: stored[k] for k in owned if k in stored}
+        self._owned = owned
+        self.generation += 1
+        self.fetcher.assign(self.generation, {k: None if self.from_beginning else stored.get(k) for k in owned})
+        self.from_beginning = False  # --from-beginning: the first assignment only
+        # The fetcher applies it on its next turn; chunks of the old assignment still queued are skipped.
+        return True
 
     # -- decoding and landing
     def _read_batch(self, records: list, started_at: datetime | None) -> "_Decoded":
@@ -604,6 +740,11 @@ class Worker:
         attempt = 0
         lake_retries = 0
         waited_for_readers = False
+        guard = None
+        if self.leases is not None:
+            starts = {key: self.committed.get(key) for key in batch.offsets}
+            leases, topics = self.leases, self.read_topics
+            guard = lambda con: leases.check_and_renew(con, starts, stored_offsets(con, topics))  # noqa: E731
         while True:
             try:
                 with self.writer.open() as con:
@@ -613,8 +754,11 @@ class Worker:
                         self._partition_states(after),
                         started_at,
                         self.failpoints,
+                        guard,
                     )
                 break
+            except LeaseLost:
+                raise  # not the data's fault, not the machine's: the partition is someone else's now
             except WarehouseBusy:
                 if not waited_for_readers:
                     log.info("warehouse busy (a reader holds it); batch kept in memory, retrying")
@@ -737,15 +881,24 @@ class Worker:
 
     def _heartbeat(self, state: str, message: str | None, committed: dict[tuple[str, int], int] | None = None) -> Heartbeat:
         return Heartbeat(
-            worker=WORKER_NAME, started_at=self.started_at, state=state, pid=os.getpid(), host=self._host,
+            worker=self.worker_id if self.leases is not None else WORKER_NAME, started_at=self.started_at, state=state, pid=os.getpid(), host=self._host,
             lag=self._lag(committed if committed is not None else self.committed) if self.fetcher else None,
             message=message,
         )
 
-    def _beat(self, state: str, message: str | None, timeout: float) -> None:
-        try:
+    def _beat(self, state: str, message: str | None, timeout: float, release: bool = False) -> None:
+        """An idle beat; on a lake it renews this worker's leases too (or, when stopping, frees them)."""
+        also = None
+        if self.leases is not None:
+            also = self.leases.release_all if release else self.leases.renew
+
+        def once():
             with self.writer.open(timeout) as con:
-                write_heartbeat(con, self._heartbeat(state, message), self._partition_states(self.committed))
+                write_heartbeat(con, self._heartbeat(state, message), self._partition_states(self.committed), also)
+
+        try:
+            # Another worker's commit may meet this one on a lake: a few quick tries.
+            warehouse_lake.retry_transient(once, attempts=10 if self.leases is not None else 1)
         except WarehouseBusy:
             log.debug("heartbeat skipped: a reader holds the warehouse")
         except duckdb.Error as exc:
@@ -805,11 +958,18 @@ def _dead_letter_batch(part: RawBatch, topics: dict[str, str], error: BaseExcept
     return DecodedBatch(part, [DecodedTopic(topic, table, (), 0, dead, None)], 0.0)
 
 
-def run_worker(cfg: PipelineConfig, until_idle: bool = False, transport_reset: bool = False, from_beginning: bool = False) -> int:
+def run_worker(cfg: PipelineConfig, until_idle: bool = False, transport_reset: bool = False, from_beginning: bool = False,
+               worker_id: str | None = None) -> int:
     """`python -m ingest worker`: returns the process exit code."""
+    if worker_id is not None and not WORKER_ID.fullmatch(worker_id):
+        log.error("--worker-id %r: expected 1 to 64 letters, digits, '.', '_' or '-', e.g. --worker-id ingest-2", worker_id)
+        return 2
     try:
-        return Worker(cfg, until_idle, transport_reset, from_beginning).run()
+        return Worker(cfg, until_idle, transport_reset, from_beginning, worker_id).run()
     except WorkerAlreadyRunning as exc:
         log.error("%s", exc)
         return 1
 
+
+def _keys(keys) -> str:
+    return ", ".join(f"{t}/{p}" for t, p in keys) or "none"
