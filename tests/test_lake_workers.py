@@ -206,3 +206,33 @@ def test_negative_control_without_the_lease_check_the_frozen_worker_lands_twice(
 
     with pytest.raises(AssertionError, match="landed twice|!= produced"):
         assert_each_message_landed_once(lake, scenario)
+
+
+# ──────────────────────────────────────────────── health with N workers ──
+
+
+def _observe(beats: dict[str, float], owners: dict[str, str | None]):
+    """health.read over a real `_meta`: beats = worker → age in seconds, owners = partition name → owner."""
+    import duckdb
+
+    from ingest import health
+    from ingest.landing import ensure_meta
+
+    con = duckdb.connect()
+    ensure_meta(con)
+    now = datetime.now(timezone.utc)
+    for worker, age in beats.items():
+        con.execute("INSERT INTO _meta.heartbeat (worker, beat_at, started_at, state) VALUES (?, ?, ?, 'running')",
+                    [worker, now - timedelta(seconds=age), now - timedelta(hours=1)])
+    for i, (_name, owner) in enumerate(owners.items()):
+        con.execute("INSERT INTO _meta.leases VALUES ('t.a', ?, ?, ?)", [i, owner, now])
+    obs = health.read(lambda sql: con.execute(sql).fetchall(), now)
+    con.close()
+    return health.worker_verdict(obs, timedelta(seconds=60))
+
+
+def test_a_dead_worker_is_down_until_its_partitions_are_taken_over():
+    assert _observe({"a": 300, "b": 1}, {"p0": "a", "p1": "b"}) == "down"
+    assert _observe({"a": 300, "b": 1}, {"p0": "b", "p1": "b"}) == "ok"  # taken over: b carries on
+    assert _observe({"a": 1, "b": 2}, {"p0": "a", "p1": "b"}) == "ok"
+    assert _observe({"worker": 300}, {}) == "down"  # the single file: its one worker, as before
