@@ -37,6 +37,7 @@ import fcntl
 import logging
 import os
 import queue
+import random
 import re
 import signal
 import socket
@@ -599,7 +600,8 @@ class Worker:
                 except LeaseLost as lost:
                     # Another worker took (some of) this batch's partitions over: nothing of it committed.
                     # Drop everything read so far and start again from what the lake holds now.
-                    log.warning("batch dropped: %s — re-reading this worker's partitions from the stored offsets", lost)
+                    log.warning("worker %s: batch dropped, nothing of it committed: %s — re-reading its partitions "
+                                "from the stored offsets", self.worker_id, lost)
                     inbox, pending, batch_started = [], [], None
                     if inflight is not None:
                         inflight.result()
@@ -638,7 +640,9 @@ class Worker:
                 leases.register(con, available)
                 decided, owned = leases.round(con, available, also=lambda c: heartbeat_in_transaction(
                     c, self._heartbeat(self._state(), self._state_message())))
-                return decided, owned, stored_offsets(con, self.read_topics)
+                stored = stored_offsets(con, self.read_topics)
+                self._refresh_knowledge(con)  # the partitions may come with schemas another worker landed
+                return decided, owned, stored
 
         try:
             decided, owned, stored = warehouse_lake.retry_transient(once, attempts=LAKE_RETRIES, max_pause=2.0)
@@ -649,8 +653,8 @@ class Worker:
         if not force and owned == self._owned:
             return False
         if decided.claim or decided.release:
-            log.info("leases: claimed %s, released %s; this worker owns %d of %d partition(s) (fair share %d)",
-                     _keys(decided.claim), _keys(decided.release), len(owned),
+            log.info("worker %s: claimed %s, released %s; it owns %d of %d partition(s) (fair share %d)",
+                     self.worker_id, _keys(decided.claim), _keys(decided.release), len(owned),
                      len(available | owned), decided.share)
         self.committed = {k: stored[k] for k in owned if k in stored}
         self._owned = owned
@@ -686,14 +690,35 @@ class Worker:
                 raise RuntimeError(f"planted fault: a message carries the marker {self.cfg.poison_marker!r}")
 
     def _land_decoded(self, decoded: "_Decoded") -> None:
+        error = self._try_landing(decoded)
+        if error is not None and self.leases is not None:
+            # Another worker may have changed a table meanwhile (a schema record it landed, a column it added,
+            # which this worker decoded without): once more with what the lake holds now, before narrowing.
+            self._refresh_knowledge()
+            assert self._decoding is not None
+            error = self._try_landing(self._decoding.submit(self._decode, decoded.raw, decoded.started_at).result())
+        if error is not None:
+            self._land_narrowed(decoded.raw, decoded.started_at, error)
+
+    def _try_landing(self, decoded: "_Decoded") -> BaseException | None:
+        """Land a decoded batch; the error that stopped its decoding or landing, if the data is at fault."""
         if decoded.error is not None:
-            self._land_narrowed(decoded.raw, decoded.started_at, decoded.error)
-            return
+            return decoded.error
         assert decoded.batch is not None
         try:
             self._land(decoded.batch, decoded.started_at)
         except _DataFault as fault:
-            self._land_narrowed(decoded.raw, decoded.started_at, fault.__cause__ or fault)
+            return fault.__cause__ or fault
+        return None
+
+    def _refresh_knowledge(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """The decoder learns the tables' columns and declared types as the lake holds them (other workers'
+        batches change them too)."""
+        if con is None:
+            with self.writer.open() as own:
+                return self._refresh_knowledge(own)
+        self.decoder.know_columns(user_columns(con))
+        self.decoder.know_declared(declared_columns(con))
 
     def _land_narrowed(self, raw: RawBatch, started_at: datetime, error: BaseException) -> None:
         """Land a batch that failed as a whole: halves, quarters… down to single messages.
@@ -767,7 +792,7 @@ class Worker:
                 if warehouse_lake.is_transient(exc) and lake_retries < LAKE_RETRIES:
                     # Another commit to the lake (maintenance, a second worker) met ours: nothing landed; again.
                     lake_retries += 1
-                    time.sleep(min(2.0, 0.1 * lake_retries))
+                    time.sleep(min(2.0, 0.1 * lake_retries) * (0.5 + random.random()))  # jitter: not in step with it
                     continue
                 hint = _environment_fault(exc)
                 if hint is None:

@@ -26,9 +26,9 @@ from tests.ingest_helpers import (
     wait_for,
     worker_env,
 )
-from tests.test_lake import lake_config  # noqa: F401 (fixture)
+from tests.test_lake import lake_config, postgres_catalog  # noqa: F401 (fixtures)
 
-LEASE_SECONDS = 3.0
+LEASE_SECONDS = 8.0  # several times the slowest batch commit on this loaded 2-core machine (~2-3 s with conflicts)
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
 PARTS = [("t.a", p) for p in range(5)]
 
@@ -111,9 +111,12 @@ def _finish(procs, lake, scenario, timeout=240):
 
 
 @pytest.mark.slow
-def test_two_workers_split_the_partitions_and_one_killed_at_random_is_taken_over(produced, lake_config, tmp_path):
+@pytest.mark.parametrize("catalog_kind", ["sqlite", "postgres"])
+def test_two_workers_split_the_partitions_and_one_killed_at_random_is_taken_over(catalog_kind, produced, lake_config,
+                                                                                 tmp_path, request):
     scenario = produced(40_000)
-    config, lake = lake_config(tables=scenario_config_tables(),
+    catalog = request.getfixturevalue("postgres_catalog") if catalog_kind == "postgres" else None
+    config, lake = lake_config(catalog=catalog, tables=scenario_config_tables(),
                                worker={"max_batch_rows": 2000, "max_batch_seconds": 0.3, "lease_seconds": LEASE_SECONDS})
     log = tmp_path / "workers.log"
     a = _start(config, "a", log)
@@ -146,8 +149,8 @@ def test_a_worker_killed_at_a_named_step_is_taken_over_by_the_other(step, produc
     config, lake = lake_config(tables=scenario_config_tables(),
                                worker={"max_batch_rows": 1500, "max_batch_seconds": 0.3, "lease_seconds": LEASE_SECONDS})
     log = tmp_path / "workers.log"
-    b = _start(config, "b", log)
     a = _start(config, "a", log, env={"INGEST_FAILPOINT": f"{step}:4"})
+    b = _start(config, "b", log)
     try:
         assert a.wait(timeout=120) == -9, "the failpoint did not kill worker a"
         _finish([b], lake, scenario)
@@ -192,7 +195,7 @@ def _frozen_worker_comes_back(produced, lake_config, tmp_path, script=None):
 def test_a_frozen_worker_cannot_commit_a_batch_whose_partitions_were_taken_over(produced, lake_config, tmp_path):
     lake, scenario, log = _frozen_worker_comes_back(produced, lake_config, tmp_path)
 
-    assert "batch dropped" in log.read_text(encoding="utf-8")
+    assert "worker a: batch dropped, nothing of it committed" in log.read_text(encoding="utf-8")
     assert_matches_scenario(lake, scenario)
     assert messages_landed(lake) == len(scenario.messages)
     assert_each_message_landed_once(lake, scenario)
@@ -206,6 +209,59 @@ def test_negative_control_without_the_lease_check_the_frozen_worker_lands_twice(
 
     with pytest.raises(AssertionError, match="landed twice|!= produced"):
         assert_each_message_landed_once(lake, scenario)
+
+
+@pytest.mark.slow
+def test_the_hostile_stream_lands_exactly_once_with_two_workers_on_a_lake(broker, topic_prefix, lake_config, tmp_path):
+    from tests.test_worker_hostile_stream import MARKER, check, run_stream
+
+    def write(**kwargs):
+        kwargs["worker"] = {**kwargs.get("worker", {}), "max_batch_rows": 500, "max_batch_seconds": 0.3,
+                            "lease_seconds": LEASE_SECONDS}
+        return lake_config(**kwargs)[0]
+
+    log = tmp_path / "workers.log"
+
+    def two_workers(config, total):
+        from ingest.config import load_config
+
+        lake = load_config(config).warehouse
+        env = {"INGEST_POISON_MARKER": MARKER}
+        procs = [_start(config, "a", log, env=env), _start(config, "b", log, env=env)]
+        try:
+            wait_for(lambda: messages_landed(lake) >= total, 240, "every message to land")
+            time.sleep(1.0)  # a batch the other worker might still (wrongly) commit would show now
+        finally:
+            codes = [stop_process(p) for p in procs]
+        assert codes == [0, 0], log.read_text(encoding="utf-8")[-3000:]
+        return lake
+
+    scenario, hostile, total, lake = run_stream(broker, topic_prefix, write, tmp_path, {}, run=two_workers)
+
+    check(tmp_path, scenario, hostile, total, None, warehouse=lake)
+    text = log.read_text(encoding="utf-8")
+    assert "narrowing it down" in text
+    with read_only(lake) as con:
+        beats = dict(con.execute("SELECT worker, state FROM _meta.heartbeat").fetchall())
+    assert beats == {"a": "stopped", "b": "stopped"}
+
+
+def test_two_workers_with_the_same_id_refuse_but_different_ids_may_share_a_lake(lake_config, tmp_path):
+    from ingest.config import load_config
+    from ingest.worker import Worker, WorkerAlreadyRunning, WorkerLock
+
+    config, _lake = lake_config(tables=scenario_config_tables())
+    cfg = load_config(config)
+    held = WorkerLock(Worker(cfg, False, False, False, "a")._lock_path())
+    held.acquire()
+    try:
+        with pytest.raises(WorkerAlreadyRunning, match="already landing"):
+            WorkerLock(Worker(cfg, False, False, False, "a")._lock_path()).acquire()
+        other = WorkerLock(Worker(cfg, False, False, False, "b")._lock_path())
+        other.acquire()
+        other.release()
+    finally:
+        held.release()
 
 
 # ──────────────────────────────────────────────── health with N workers ──
