@@ -52,8 +52,8 @@ ORDER BY worker IN (SELECT owner FROM owners) DESC,
 LIMIT 1
 """
 LEASES_META_SQL = """
-SELECT count(*) FROM _meta.leases WHERE owner IS NOT NULL
-   OR EXISTS (SELECT 1 FROM _meta.heartbeat WHERE worker <> 'worker')
+SELECT (SELECT count(*) FROM _meta.leases WHERE owner IS NOT NULL)
+     + (SELECT count(*) FROM _meta.heartbeat WHERE worker <> 'worker')
 """
 LEASES_TABLE_SQL = "SELECT count(*) FROM information_schema.tables WHERE table_schema = '_meta' AND table_name = 'leases'"
 PARTITIONS_SQL = 'SELECT topic, "partition", lag_messages, state, reason FROM _meta.partitions ORDER BY topic, "partition"'

@@ -85,6 +85,7 @@ POLL_RECORDS = 5000
 DISCOVERY_SECONDS = 5.0
 PROBE_SECONDS = 5.0
 READER_GAP_SECONDS = 0.03
+CREATION_RACE_ATTEMPTS = 5  # opening a lake that another worker is creating at the same moment
 LAKE_RETRIES = 50  # commits that met another commit to the lake, retried before it counts as a failure
 DECODE_THREADS = 1
 # One DuckDB thread for landing too: the fetcher and the decoding keep the other core busy, and two landing
@@ -438,6 +439,8 @@ class Worker:
         self.leases = Leases(self.worker_id, cfg.worker.lease_seconds) if cfg.warehouse.is_lake else None
         self.generation = 0  # of the fetcher's assignment; bumped whenever the owned partitions are re-read
         self._owned: set[tuple[str, int]] = set()
+        self.lake_conflicts = 0  # landing commits that met another commit and were retried (bench/workers.py reads it)
+        self.batches_dropped = 0  # batches refused because their partitions had moved to another worker
         self.until_idle = until_idle
         self.transport_reset = transport_reset
         self.from_beginning = from_beginning
@@ -491,6 +494,9 @@ class Worker:
             self.writer.close()
             lock.release()
             self._flush_quiet("?")
+            if self.cfg.warehouse.is_lake:
+                log.info("worker %s: %d landing commit(s) met another commit and were retried; %d batch(es) dropped "
+                         "for partitions that moved", self.worker_id, self.lake_conflicts, self.batches_dropped)
             log.info("worker stopped")
 
     def _lock_path(self) -> Path:
@@ -511,8 +517,20 @@ class Worker:
 
     def _open_warehouse(self) -> None:
         # A lake's catalog may be busy with another commit (maintenance) while the worker starts.
-        warehouse_lake.retry_transient(self._open_warehouse_once, attempts=LAKE_RETRIES, max_pause=2.0,
-                                       before_retry=self.writer.close)
+        for attempt in range(CREATION_RACE_ATTEMPTS):
+            try:
+                warehouse_lake.retry_transient(self._open_warehouse_once, attempts=LAKE_RETRIES, max_pause=2.0,
+                                               before_retry=self.writer.close)
+                return
+            except duckdb.Error as exc:
+                # Two workers starting at once on a new lake both create `_meta`: the loser's commit fails in
+                # ways DuckLake does not call a conflict ("Table entry … does not have any columns"). Once the
+                # winner committed, opening again finds everything there.
+                if not self.cfg.warehouse.is_lake or attempt == CREATION_RACE_ATTEMPTS - 1:
+                    raise
+                log.info("opening the lake met another worker creating it (%s); again", _one_line(exc))
+                self.writer.close()
+                time.sleep(0.5 * (attempt + 1))
 
     def _open_warehouse_once(self) -> None:
         if warehouse_target.create(self.cfg.warehouse, ensure_meta):
@@ -600,6 +618,7 @@ class Worker:
                 except LeaseLost as lost:
                     # Another worker took (some of) this batch's partitions over: nothing of it committed.
                     # Drop everything read so far and start again from what the lake holds now.
+                    self.batches_dropped += 1
                     log.warning("worker %s: batch dropped, nothing of it committed: %s — re-reading its partitions "
                                 "from the stored offsets", self.worker_id, lost)
                     inbox, pending, batch_started = [], [], None
@@ -792,6 +811,7 @@ class Worker:
                 if warehouse_lake.is_transient(exc) and lake_retries < LAKE_RETRIES:
                     # Another commit to the lake (maintenance, a second worker) met ours: nothing landed; again.
                     lake_retries += 1
+                    self.lake_conflicts += 1
                     time.sleep(min(2.0, 0.1 * lake_retries) * (0.5 + random.random()))  # jitter: not in step with it
                     continue
                 hint = _environment_fault(exc)

@@ -143,7 +143,7 @@ def _total_partitions(lake) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("step", ["mid_merge", "after_commit"])
+@pytest.mark.parametrize("step", ["before_transaction", "mid_merge", "after_commit", "during_checkpoint"])
 def test_a_worker_killed_at_a_named_step_is_taken_over_by_the_other(step, produced, lake_config, tmp_path):
     scenario = produced(15_000)
     config, lake = lake_config(tables=scenario_config_tables(),
@@ -292,3 +292,4 @@ def test_a_dead_worker_is_down_until_its_partitions_are_taken_over():
     assert _observe({"a": 300, "b": 1}, {"p0": "b", "p1": "b"}) == "ok"  # taken over: b carries on
     assert _observe({"a": 1, "b": 2}, {"p0": "a", "p1": "b"}) == "ok"
     assert _observe({"worker": 300}, {}) == "down"  # the single file: its one worker, as before
+    assert _observe({"a": 1}, {}) == "ok"  # a lake worker that owns nothing yet still beats
