@@ -5,7 +5,10 @@ Three threads, so that fetching, decoding and landing overlap:
 - the *fetcher* owns the KafkaConsumer (kafka-python is not thread-safe): it
   assigns every partition of the configured topics itself (a consumer-group
   join takes ~20 s on the embedded broker, and the offsets that matter live
-  in DuckDB anyway), seeks to the stored offsets, polls, and hands record
+  in DuckDB anyway) — on a lake shared by several workers only the partitions
+  this worker holds leases for (ingest/leases.py: claimed, renewed and checked
+  in the landing transactions, so a partition is landed by one worker at a
+  time) — seeks to the stored offsets, polls, and hands record
   chunks over a bounded queue; it also watches the broker (one log line per
   state change) and stops a partition whose stored offset the broker no
   longer has;
