@@ -293,3 +293,15 @@ def test_a_dead_worker_is_down_until_its_partitions_are_taken_over():
     assert _observe({"a": 1, "b": 2}, {"p0": "a", "p1": "b"}) == "ok"
     assert _observe({"worker": 300}, {}) == "down"  # the single file: its one worker, as before
     assert _observe({"a": 1}, {}) == "ok"  # a lake worker that owns nothing yet still beats
+
+
+def test_worker_id_and_lease_come_from_the_config_and_a_bad_id_says_what_is_expected(tmp_path):
+    from ingest.config import ConfigError, load_config
+
+    path = tmp_path / "p.toml"
+    path.write_text('[worker]\nid = "ingest-2"\nlease_seconds = 20\n', encoding="utf-8")
+    worker = load_config(path, needs=("worker",)).worker
+    assert (worker.id, worker.lease_seconds) == ("ingest-2", 20.0)
+    path.write_text('[worker]\nid = "a b/c"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"\[worker\] id = 'a b/c' — expected 1 to 64 letters"):
+        load_config(path, needs=("worker",))
