@@ -1,4 +1,5 @@
-"""Several workers on one lake: they split the partitions by leases, and when one dies (SIGKILL at a random
+"""Several workers on one lake (a PostgreSQL catalog, as on several machines; the random kill also on SQLite):
+they split the partitions by leases, and when one dies (SIGKILL at a random
 moment, or at a named failpoint) the other takes its partitions over from the offsets stored with the rows —
 nothing lost, nothing landed twice. A worker frozen past its lease cannot commit the batch it holds; the
 planted bug that skips that check (tests/faults/no_lease_check.py) makes the same oracle fail."""
@@ -144,9 +145,10 @@ def _total_partitions(lake) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("step", ["before_transaction", "mid_merge", "after_commit", "during_checkpoint"])
-def test_a_worker_killed_at_a_named_step_is_taken_over_by_the_other(step, produced, lake_config, tmp_path):
+def test_a_worker_killed_at_a_named_step_is_taken_over_by_the_other(step, produced, lake_config, postgres_catalog,
+                                                                    tmp_path):
     scenario = produced(15_000)
-    config, lake = lake_config(tables=scenario_config_tables(),
+    config, lake = lake_config(catalog=postgres_catalog, tables=scenario_config_tables(),
                                worker={"max_batch_rows": 1500, "max_batch_seconds": 0.3, "lease_seconds": LEASE_SECONDS})
     log = tmp_path / "workers.log"
     a = _start(config, "a", log, env={"INGEST_FAILPOINT": f"{step}:4"})
@@ -161,11 +163,11 @@ def test_a_worker_killed_at_a_named_step_is_taken_over_by_the_other(step, produc
                 proc.wait()
 
 
-def _frozen_worker_comes_back(produced, lake_config, tmp_path, script=None):
+def _frozen_worker_comes_back(produced, lake_config, catalog, tmp_path, script=None):
     """Worker a stops inside a batch's transaction (a hold failpoint: a long pause, a frozen VM) for longer than
     its lease; b takes everything over and lands it; then a resumes and tries to commit the batch it holds."""
     scenario = produced(15_000)
-    config, lake = lake_config(tables=scenario_config_tables(),
+    config, lake = lake_config(catalog=catalog, tables=scenario_config_tables(),
                                worker={"max_batch_rows": 1500, "max_batch_seconds": 0.3, "lease_seconds": LEASE_SECONDS})
     log = tmp_path / "workers.log"
     hold = tmp_path / "hold"
@@ -192,8 +194,9 @@ def _frozen_worker_comes_back(produced, lake_config, tmp_path, script=None):
 
 
 @pytest.mark.slow
-def test_a_frozen_worker_cannot_commit_a_batch_whose_partitions_were_taken_over(produced, lake_config, tmp_path):
-    lake, scenario, log = _frozen_worker_comes_back(produced, lake_config, tmp_path)
+def test_a_frozen_worker_cannot_commit_a_batch_whose_partitions_were_taken_over(produced, lake_config, postgres_catalog,
+                                                                               tmp_path):
+    lake, scenario, log = _frozen_worker_comes_back(produced, lake_config, postgres_catalog, tmp_path)
 
     assert "worker a: batch dropped, nothing of it committed" in log.read_text(encoding="utf-8")
     assert_matches_scenario(lake, scenario)
@@ -202,9 +205,10 @@ def test_a_frozen_worker_cannot_commit_a_batch_whose_partitions_were_taken_over(
 
 
 @pytest.mark.slow
-def test_negative_control_without_the_lease_check_the_frozen_worker_lands_twice(produced, lake_config, tmp_path):
+def test_negative_control_without_the_lease_check_the_frozen_worker_lands_twice(produced, lake_config, postgres_catalog,
+                                                                               tmp_path):
     """Same freeze, same oracle, planted bug: the in-transaction lease check is skipped — the oracle must fail."""
-    lake, scenario, _log = _frozen_worker_comes_back(produced, lake_config, tmp_path,
+    lake, scenario, _log = _frozen_worker_comes_back(produced, lake_config, postgres_catalog, tmp_path,
                                                      script=ROOT / "tests/faults/no_lease_check.py")
 
     with pytest.raises(AssertionError, match="landed twice|!= produced"):
@@ -212,13 +216,14 @@ def test_negative_control_without_the_lease_check_the_frozen_worker_lands_twice(
 
 
 @pytest.mark.slow
-def test_the_hostile_stream_lands_exactly_once_with_two_workers_on_a_lake(broker, topic_prefix, lake_config, tmp_path):
+def test_the_hostile_stream_lands_exactly_once_with_two_workers_on_a_lake(broker, topic_prefix, lake_config,
+                                                                        postgres_catalog, tmp_path):
     from tests.test_worker_hostile_stream import MARKER, check, run_stream
 
     def write(**kwargs):
         kwargs["worker"] = {**kwargs.get("worker", {}), "max_batch_rows": 500, "max_batch_seconds": 0.3,
                             "lease_seconds": LEASE_SECONDS}
-        return lake_config(**kwargs)[0]
+        return lake_config(catalog=postgres_catalog, **kwargs)[0]
 
     log = tmp_path / "workers.log"
 
