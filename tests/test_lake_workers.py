@@ -151,7 +151,7 @@ def test_a_worker_killed_at_a_named_step_is_taken_over_by_the_other(step, produc
     config, lake = lake_config(catalog=postgres_catalog, tables=scenario_config_tables(),
                                worker={"max_batch_rows": 1500, "max_batch_seconds": 0.3, "lease_seconds": LEASE_SECONDS})
     log = tmp_path / "workers.log"
-    a = _start(config, "a", log, env={"INGEST_FAILPOINT": f"{step}:4"})
+    a = _start(config, "a", log, env={"INGEST_FAILPOINT": f"{step}:2"})
     b = _start(config, "b", log)
     try:
         assert a.wait(timeout=120) == -9, "the failpoint did not kill worker a"
