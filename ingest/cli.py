@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="the broker was replaced by an empty one (demo): forget stored offsets and read from the start")
     w.add_argument("--from-beginning", action="store_true",
                    help="re-read every topic from its first offset (re-delivery is harmless: newer rows are never overwritten)")
+    w.add_argument("--worker-id", metavar="ID",
+                   help="lake mode: this worker's name among several (default [worker] id, else the host name)")
 
     rp = with_config(sub.add_parser("replay", help="land dead letters that pass today's rules (after a fix), exactly once"))
     rp.add_argument("--table", metavar="T", help="only this table's dead letters")
@@ -166,7 +168,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ingest.worker import run_worker
 
         return run_worker(cfg, until_idle=args.until_idle, transport_reset=args.transport_reset,
-                          from_beginning=args.from_beginning)
+                          from_beginning=args.from_beginning, worker_id=args.worker_id)
     if args.command == "export":
         cfg = load_config(args.config, needs=("source", "kafka", "exporter", "tables"))
         from ingest.export import run_exporter

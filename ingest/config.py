@@ -109,6 +109,10 @@ class WorkerConfig:
     idle_exit_seconds: float = 5.0  # --until-idle: exit after this long without a message
     lock_timeout_seconds: float = 30.0  # how long to wait for readers to release the file
     max_message_bytes: int = 1_048_576  # a larger Kafka message is a dead letter
+    # Lake mode, several workers (ingest/leases.py): who this worker is, and how long its partitions stay its own
+    # without a renewal before another worker may take them over. Ignored by the single-file warehouse.
+    id: str = ""  # "" = this machine's host name; `--worker-id` overrides it
+    lease_seconds: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -461,9 +465,13 @@ def _worker(v: _Validator, raw: Any) -> WorkerConfig:
     v.unknown_keys(
         raw,
         {"max_batch_rows", "max_batch_seconds", "heartbeat_seconds", "idle_exit_seconds", "lock_timeout_seconds",
-         "max_message_bytes"},
+         "max_message_bytes", "id", "lease_seconds"},
         "worker",
     )
+    worker_id = v.get(raw, "worker", "id", "a string", "")
+    if worker_id and not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", worker_id):
+        raise v.fail("[worker] id", f"= {worker_id!r} — expected 1 to 64 letters, digits, '.', '_' or '-' "
+                     "(it names the worker's lock file and its rows in _meta), e.g. id = \"ingest-2\"")
     return WorkerConfig(
         max_batch_rows=v.get(raw, "worker", "max_batch_rows", "a whole number", 50_000, minimum=1),
         max_batch_seconds=float(v.get(raw, "worker", "max_batch_seconds", "a number", 5.0, minimum=0.01)),
@@ -471,6 +479,8 @@ def _worker(v: _Validator, raw: Any) -> WorkerConfig:
         idle_exit_seconds=float(v.get(raw, "worker", "idle_exit_seconds", "a number", 5.0, minimum=0.1)),
         lock_timeout_seconds=float(v.get(raw, "worker", "lock_timeout_seconds", "a number", 30.0, minimum=0.1)),
         max_message_bytes=v.get(raw, "worker", "max_message_bytes", "a whole number", 1_048_576, minimum=1024),
+        id=worker_id,
+        lease_seconds=float(v.get(raw, "worker", "lease_seconds", "a number", 15.0, minimum=1.0)),
     )
 
 

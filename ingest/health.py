@@ -38,6 +38,24 @@ SELECT beat_at, state, pid, lag_messages, message, started_at, host, last_batch_
 FROM _meta.heartbeat WHERE worker = 'worker'
 ORDER BY beat_at DESC LIMIT 1
 """
+# Several workers on a lake (ingest/leases.py): the one to judge is the worker with the OLDEST beat among those
+# that still own partitions — a dead worker whose partitions were taken over owns none and no longer counts,
+# one whose partitions nobody took over is down. With no owner at all (every worker stopped), the newest beat.
+# The lag is then the sum over partitions (each worker's own total covers only its partitions).
+LEASED_HEARTBEAT_SQL = """
+WITH owners AS (SELECT DISTINCT owner FROM _meta.leases WHERE owner IS NOT NULL)
+SELECT beat_at, state, pid, NULL AS lag_messages, message, started_at, host, last_batch_id
+FROM _meta.heartbeat
+ORDER BY worker IN (SELECT owner FROM owners) DESC,
+         CASE WHEN worker IN (SELECT owner FROM owners) THEN beat_at END ASC NULLS LAST,
+         beat_at DESC
+LIMIT 1
+"""
+LEASES_META_SQL = """
+SELECT (SELECT count(*) FROM _meta.leases WHERE owner IS NOT NULL)
+     + (SELECT count(*) FROM _meta.heartbeat WHERE worker <> 'worker')
+"""
+LEASES_TABLE_SQL = "SELECT count(*) FROM information_schema.tables WHERE table_schema = '_meta' AND table_name = 'leases'"
 PARTITIONS_SQL = 'SELECT topic, "partition", lag_messages, state, reason FROM _meta.partitions ORDER BY topic, "partition"'
 DEAD_LETTERS_SQL = "SELECT topic, count(*) FROM _meta.dead_letters GROUP BY topic ORDER BY topic"
 EXPORTERS_SQL = """
@@ -176,7 +194,8 @@ def _text(value: Any) -> str | None:
 
 def read(fetch: Fetch, now: datetime) -> Observation:
     """One look at `_meta`. Raises what `fetch` raises (the caller knows its own connection's errors)."""
-    beat = list(fetch(HEARTBEAT_SQL))
+    leased = list(fetch(LEASES_TABLE_SQL))[0][0] and list(fetch(LEASES_META_SQL))[0][0]
+    beat = list(fetch(LEASED_HEARTBEAT_SQL if leased else HEARTBEAT_SQL))
     parts = fetch(PARTITIONS_SQL)
     dead = fetch(DEAD_LETTERS_SQL)
     exporters = read_exporters(fetch)

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -103,9 +103,13 @@ def land_batch(
     partitions: Sequence[PartitionState],
     started_at: datetime,
     failpoints: Failpoints | None = None,
+    guard: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> LandingResult:
     """Land a decoded batch and everything that describes it in one transaction; then CHECKPOINT.
 
+    `guard(con)` runs first inside the transaction and may refuse the batch by
+    raising (several workers on a lake: the partitions must still be this
+    worker's, ingest/leases.py); the transaction is then rolled back.
     Returns only after the commit.
     """
     fp = failpoints or Failpoints(None)
@@ -113,6 +117,8 @@ def land_batch(
     fp.hit("before_transaction")
     con.execute("BEGIN TRANSACTION")
     try:
+        if guard is not None:
+            guard(con)
         batch_id = con.execute(sql.next_batch_id()).fetchone()[0]
         result = LandingResult(batch_id=batch_id)
         existing = _existing_columns(con)
@@ -232,10 +238,14 @@ def user_columns(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
     return {t: own_columns(cols) for t, cols in _existing_columns(con).items()}
 
 
-def write_heartbeat(con: duckdb.DuckDBPyConnection, heartbeat: Heartbeat, partitions: Sequence[PartitionState]) -> None:
-    """An idle beat: tiny transaction, so the write lock is held for milliseconds."""
+def write_heartbeat(con: duckdb.DuckDBPyConnection, heartbeat: Heartbeat, partitions: Sequence[PartitionState],
+                    also: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> None:
+    """An idle beat: tiny transaction, so the write lock is held for milliseconds. `also(con)` runs inside it
+    (a lake worker renews its leases there)."""
     con.execute("BEGIN TRANSACTION")
     try:
+        if also is not None:
+            also(con)
         last = con.execute("SELECT max(batch_id) FROM _meta.batches").fetchone()[0]
         _write_partitions(con, partitions)
         _write_heartbeat(con, heartbeat, last)
@@ -456,6 +466,12 @@ def _check_completeness(con: duckdb.DuckDBPyConnection, counts, existing: dict[s
             **key, "day": day, "as_of": as_of, "source_rows": source, "warehouse_rows": warehouse,
             "mismatch_passes": streak, "resent": day in counts.resent_days,
         })
+
+
+def heartbeat_in_transaction(con: duckdb.DuckDBPyConnection, hb: Heartbeat) -> None:
+    """The heartbeat row, inside the caller's transaction (a lake worker's lease round carries it)."""
+    last = con.execute("SELECT max(batch_id) FROM _meta.batches").fetchone()[0]
+    _write_heartbeat(con, hb, last)
 
 
 def _write_heartbeat(con: duckdb.DuckDBPyConnection, hb: Heartbeat, last_batch_id: int | None) -> None:

@@ -79,13 +79,27 @@ def attach(con: duckdb.DuckDBPyConnection, cfg: WarehouseConfig, read_only: bool
     # ATTACH takes no bound parameters for its target; the text comes from pipeline.toml (the operator), not from users.
     statement = f"ATTACH {_literal('ducklake:' + cfg.catalog)} AS {LAKE} ({', '.join(options)})"
     try:
-        retry_transient(lambda: con.execute(statement), attempts=10)
+        _attach_retrying(con, statement)
     except duckdb.Error as exc:
         raise LakeUnavailable(
             f"cannot open the DuckLake catalog {cfg.catalog!r}: {str(exc).splitlines()[0]} — check [warehouse] catalog "
             "(is the database server running, does the database exist, may this user connect?)"
         ) from exc
     con.execute(f"USE {LAKE}")
+
+
+def _attach_retrying(con: duckdb.DuckDBPyConnection, statement: str, attempts: int = 10) -> None:
+    """ATTACH, again while the catalog is busy — or still being created by another worker that started at the
+    same moment (two first ATTACHes race to create DuckLake's own tables; the loser sees them half made)."""
+    for attempt in range(attempts):
+        try:
+            con.execute(statement)
+            return
+        except duckdb.Error as exc:
+            racing = "failed to initialize ducklake" in str(exc).lower()
+            if not (racing or is_transient(exc)) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -5,7 +5,10 @@ Three threads, so that fetching, decoding and landing overlap:
 - the *fetcher* owns the KafkaConsumer (kafka-python is not thread-safe): it
   assigns every partition of the configured topics itself (a consumer-group
   join takes ~20 s on the embedded broker, and the offsets that matter live
-  in DuckDB anyway), seeks to the stored offsets, polls, and hands record
+  in DuckDB anyway) — on a lake shared by several workers only the partitions
+  this worker holds leases for (ingest/leases.py: claimed, renewed and checked
+  in the landing transactions, so a partition is landed by one worker at a
+  time) — seeks to the stored offsets, polls, and hands record
   chunks over a bounded queue; it also watches the broker (one log line per
   state change) and stops a partition whose stored offset the broker no
   longer has;
@@ -37,6 +40,8 @@ import fcntl
 import logging
 import os
 import queue
+import random
+import re
 import signal
 import socket
 import sys
@@ -64,22 +69,26 @@ from ingest.landing import (
     declared_columns,
     ensure_meta,
     forget_offsets,
+    heartbeat_in_transaction,
     land_batch,
     stored_offsets,
     user_columns,
     write_heartbeat,
 )
 from ingest.decode import DecodedBatch, Decoder
+from ingest.leases import Leases, LeaseLost
 from ingest import warehouse_lake, warehouse_target
 from ingest.warehouse_file import WarehouseBusy
 
 log = logging.getLogger("ingest.worker")
 
 WORKER_NAME = "worker"
+WORKER_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 POLL_RECORDS = 5000
 DISCOVERY_SECONDS = 5.0
 PROBE_SECONDS = 5.0
 READER_GAP_SECONDS = 0.03
+CREATION_RACE_ATTEMPTS = 5  # opening a lake that another worker is creating at the same moment
 LAKE_RETRIES = 50  # commits that met another commit to the lake, retried before it counts as a failure
 DECODE_THREADS = 1
 # One DuckDB thread for landing too: the fetcher and the decoding keep the other core busy, and two landing
@@ -143,8 +152,15 @@ class Stopped:
 class Fetcher(threading.Thread):
     """Owns the consumer; puts lists of records on `out`."""
 
-    def __init__(self, cfg: PipelineConfig, start: dict[tuple[str, int], int], from_beginning: bool, stop: threading.Event):
+    def __init__(self, cfg: PipelineConfig, start: dict[tuple[str, int], int], from_beginning: bool, stop: threading.Event,
+                 leased: bool = False):
         super().__init__(name="fetcher", daemon=True)
+        # leased (several workers on a lake): read only the partitions the main thread hands over (`assign`),
+        # each from the offset stored with its rows; otherwise every partition of the topics.
+        self.leased = leased
+        self.available: frozenset[tuple[str, int]] = frozenset()  # every partition the broker has, as last seen
+        self.generation = 0  # chunks carry it: those of an assignment the main thread has dropped are skipped
+        self._assignments: queue.Queue[tuple[int, dict[tuple[str, int], int | None]]] = queue.Queue()
         self.cfg = cfg
         self.topics = sorted([*cfg.topics(), control_topic(cfg.kafka)])
         self.start_offsets = dict(start)
@@ -213,6 +229,7 @@ class Fetcher(threading.Thread):
                     self._discover(consumer)
                     next_discovery = now + DISCOVERY_SECONDS
                 self._send_commits(consumer)
+                self._apply_assignment(consumer)
                 if not self.assigned:
                     time.sleep(0.2)
                     continue
@@ -252,7 +269,7 @@ class Fetcher(threading.Thread):
     def _hand_over(self, recs: list) -> None:
         while not self.stop_event.is_set():
             try:
-                self.out.put(recs, timeout=0.2)
+                self.out.put((self.generation, recs), timeout=0.2)
                 return
             except queue.Full:
                 continue
@@ -260,6 +277,7 @@ class Fetcher(threading.Thread):
     # -- partitions
     def _discover(self, consumer: KafkaConsumer) -> None:
         new: list[TopicPartition] = []
+        seen: set[tuple[str, int]] = set()
         for topic in self.topics:
             try:
                 parts = consumer.partitions_for_topic(topic) or set()
@@ -267,9 +285,11 @@ class Fetcher(threading.Thread):
                 self._set_broker_state("unreachable", f"{type(exc).__name__}: {exc}")
                 return
             for p in sorted(parts):
+                seen.add((topic, p))
                 if (topic, p) not in self.assigned:
                     new.append(TopicPartition(topic, p))
-        if not new:
+        self.available = frozenset(seen)
+        if not new or self.leased:
             return
         all_tps = [TopicPartition(t, p) for t, p in sorted(self.assigned)] + new
         consumer.assign(all_tps)
@@ -283,6 +303,43 @@ class Fetcher(threading.Thread):
                 consumer.seek_to_beginning(tp)
         log.info("reading %d partition(s) of %d topic(s)", len(new), len({tp.topic for tp in new}))
         self._check_retention(consumer, [tp for tp in new if (tp.topic, tp.partition) in self.start_offsets and not self.from_beginning])
+
+    def assign(self, generation: int, offsets: dict[tuple[str, int], int | None]) -> None:
+        """From the main thread: read exactly these partitions from now on, each from its offset (None: the start)."""
+        self._assignments.put((generation, dict(offsets)))
+
+    def _apply_assignment(self, consumer: KafkaConsumer) -> None:
+        latest = None
+        while True:
+            try:
+                latest = self._assignments.get_nowait()
+            except queue.Empty:
+                break
+        if latest is None:
+            return
+        generation, offsets = latest
+        tps = [TopicPartition(*k) for k in sorted(offsets)]
+        if tps:
+            consumer.assign(tps)
+        else:
+            consumer.unsubscribe()
+        self.stopped = {k: v for k, v in self.stopped.items() if k in offsets}
+        self.highwater = {k: v for k, v in self.highwater.items() if k in offsets}
+        self.positions = {}
+        for tp in tps:
+            key = (tp.topic, tp.partition)
+            if offsets[key] is None:
+                consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offsets[key])
+                self.positions[key] = self.start_offsets[key] = offsets[key]
+            if key in self.stopped:
+                consumer.pause(tp)
+        self.assigned = set(offsets)  # a new set: the main thread reads it
+        self.generation = generation
+        log.info("reading %d partition(s) this worker owns: %s", len(tps),
+                 ", ".join(f"{t}/{p}" for t, p in sorted(offsets)) or "none")
+        self._check_retention(consumer, [tp for tp in tps if offsets[(tp.topic, tp.partition)] is not None])
 
     def _check_retention(self, consumer: KafkaConsumer, tps: list[TopicPartition]) -> None:
         if not tps:
@@ -376,8 +433,17 @@ class Fetcher(threading.Thread):
 
 
 class Worker:
-    def __init__(self, cfg: PipelineConfig, until_idle: bool, transport_reset: bool, from_beginning: bool):
+    def __init__(self, cfg: PipelineConfig, until_idle: bool, transport_reset: bool, from_beginning: bool,
+                 worker_id: str | None = None):
         self.cfg = cfg
+        # Several workers may share a lake: each has an id, its own lock and heartbeat row, and leases for the
+        # partitions it lands (ingest/leases.py). The single file keeps one worker, named "worker".
+        self.worker_id = worker_id or cfg.worker.id or socket.gethostname()
+        self.leases = Leases(self.worker_id, cfg.worker.lease_seconds) if cfg.warehouse.is_lake else None
+        self.generation = 0  # of the fetcher's assignment; bumped whenever the owned partitions are re-read
+        self._owned: set[tuple[str, int]] = set()
+        self.lake_conflicts = 0  # landing commits that met another commit and were retried (bench/workers.py reads it)
+        self.batches_dropped = 0  # batches refused because their partitions had moved to another worker
         self.until_idle = until_idle
         self.transport_reset = transport_reset
         self.from_beginning = from_beginning
@@ -403,7 +469,7 @@ class Worker:
     # -- lifecycle
     def run(self) -> int:
         self._install_signals()  # first: a SIGTERM while starting is a clean stop, not a kill
-        lock = WorkerLock(self.cfg.warehouse.worker_lock_path)
+        lock = WorkerLock(self._lock_path())
         lock.acquire()
         # The fetcher is pure Python and holds the GIL most of the time; the
         # threads that drive DuckDB need it only briefly between statements,
@@ -412,8 +478,11 @@ class Worker:
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         try:
             self._open_warehouse()
-            self.fetcher = Fetcher(self.cfg, self.committed, self.from_beginning, self.stop)
+            self.fetcher = Fetcher(self.cfg, self.committed, self.from_beginning, self.stop, leased=self.leases is not None)
             self.fetcher.start()
+            if self.leases is not None:
+                log.info("worker %s: partitions shared with the other workers of this lake by leases of %g s",
+                         self.worker_id, self.cfg.worker.lease_seconds)
             log.info("worker started: %d topic(s) → %s", len(self.topics), warehouse_target.describe(self.cfg.warehouse))
             self._loop()
             return 0
@@ -422,12 +491,23 @@ class Worker:
             if self.fetcher is not None:
                 self.fetcher.join(timeout=15)
             problem = self._state_message()
-            self._beat("stopped", "the worker was stopped" + (f"; before that: {problem}" if problem else ""), timeout=5)
+            self._beat("stopped", "the worker was stopped" + (f"; before that: {problem}" if problem else ""), timeout=5,
+                       release=True)
             self.decoder.close()
             self.writer.close()
             lock.release()
             self._flush_quiet("?")
+            if self.cfg.warehouse.is_lake:
+                log.info("worker %s: %d landing commit(s) met another commit and were retried; %d batch(es) dropped "
+                         "for partitions that moved", self.worker_id, self.lake_conflicts, self.batches_dropped)
             log.info("worker stopped")
+
+    def _lock_path(self) -> Path:
+        """One worker per file; on a lake one per worker id (two processes with the same id still refuse)."""
+        path = self.cfg.warehouse.worker_lock_path
+        if self.leases is None:
+            return path
+        return path.with_name(f"{path.name.removesuffix('.lock')}-{self.worker_id}.lock")
 
     def _install_signals(self) -> None:
         def on_signal(signum, _frame):
@@ -440,8 +520,20 @@ class Worker:
 
     def _open_warehouse(self) -> None:
         # A lake's catalog may be busy with another commit (maintenance) while the worker starts.
-        warehouse_lake.retry_transient(self._open_warehouse_once, attempts=LAKE_RETRIES, max_pause=2.0,
-                                       before_retry=self.writer.close)
+        for attempt in range(CREATION_RACE_ATTEMPTS):
+            try:
+                warehouse_lake.retry_transient(self._open_warehouse_once, attempts=LAKE_RETRIES, max_pause=2.0,
+                                               before_retry=self.writer.close)
+                return
+            except duckdb.Error as exc:
+                # Two workers starting at once on a new lake both create `_meta`: the loser's commit fails in
+                # ways DuckLake does not call a conflict ("Table entry … does not have any columns"). Once the
+                # winner committed, opening again finds everything there.
+                if not self.cfg.warehouse.is_lake or attempt == CREATION_RACE_ATTEMPTS - 1:
+                    raise
+                log.info("opening the lake met another worker creating it (%s); again", _one_line(exc))
+                self.writer.close()
+                time.sleep(0.5 * (attempt + 1))
 
     def _open_warehouse_once(self) -> None:
         if warehouse_target.create(self.cfg.warehouse, ensure_meta):
@@ -468,16 +560,32 @@ class Worker:
         batch_started_at: datetime | None = None
         last_message = time.monotonic()
         last_beat = 0.0
+        next_round = 0.0  # lake with leases: when to claim, release and renew next
+        seen_partitions = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode") as decoding:
             self._decoding = decoding
             while True:
                 if self.fetcher.error is not None:
                     raise RuntimeError(f"Kafka fetcher failed: {self.fetcher.error}") from self.fetcher.error
+                now = time.monotonic()
+                if self.leases is not None and not self.stop.is_set() and (
+                        now >= next_round or len(self.fetcher.available) != seen_partitions):
+                    seen_partitions = len(self.fetcher.available)
+                    next_round = now + max(0.5, cfg.lease_seconds / 3)
+                    if self._lease_round(force=False):
+                        # The owned partitions changed: what was read for the old set is dropped and read
+                        # again from the stored offsets (at most a batch or two, and only on a change).
+                        inbox, pending, batch_started = [], [], None
+                        if inflight is not None:
+                            inflight.result()
+                            inflight = None
                 got = False
                 if not inbox and not self.stop.is_set():  # stopping: finish what was taken, take nothing new
                     try:
-                        inbox = list(self.fetcher.out.get(timeout=0.05))
-                        got = True
+                        generation, chunk = self.fetcher.out.get(timeout=0.05)
+                        if generation == self.generation:
+                            inbox = list(chunk)
+                            got = True
                     except queue.Empty:
                         pass
                 now = time.monotonic()
@@ -494,18 +602,36 @@ class Worker:
                     or self.stop.is_set()
                     or (self.until_idle and not got and self.fetcher.out.empty() and now - last_message >= QUIET_CUT_SECONDS)
                 )
-                if pending and due:
-                    # Read this batch while the previous one lands: one batch ahead, in order.
-                    following = decoding.submit(self._read_batch, pending, batch_started_at)
+                try:
+                    if pending and due:
+                        # Read this batch while the previous one lands: one batch ahead, in order.
+                        following = decoding.submit(self._read_batch, pending, batch_started_at)
+                        pending, batch_started = [], None
+                        if inflight is not None:
+                            landing, inflight = inflight, following
+                            self._land_decoded(landing.result())
+                        else:
+                            inflight = following
+                        continue
+                    if inflight is not None and (inflight.done() or self.stop.is_set()):
+                        landing, inflight = inflight, None
+                        self._land_decoded(landing.result())
+                        last_beat = time.monotonic()
+                        continue
+                except LeaseLost as lost:
+                    # Another worker took (some of) this batch's partitions over: nothing of it committed.
+                    # Drop everything read so far and start again from what the lake holds now.
+                    self.batches_dropped += 1
+                    log.warning("worker %s: batch dropped, nothing of it committed: %s — re-reading its partitions "
+                                "from the stored offsets", self.worker_id, lost)
+                    inbox, pending, batch_started = [], [], None
                     if inflight is not None:
-                        self._land_decoded(inflight.result())
-                    inflight = following
-                    pending, batch_started = [], None
-                    continue
-                if inflight is not None and (inflight.done() or self.stop.is_set()):
-                    self._land_decoded(inflight.result())
-                    inflight = None
-                    last_beat = time.monotonic()
+                        inflight.result()
+                        inflight = None
+                    if self.stop.is_set():
+                        return
+                    self._lease_round(force=True)
+                    next_round = time.monotonic() + max(0.5, cfg.lease_seconds / 3)
                     continue
                 if self.stop.is_set() and not pending:
                     return
@@ -523,6 +649,42 @@ class Worker:
                 ):
                     log.info("idle for %.0f s: exiting (--until-idle)", cfg.idle_exit_seconds)
                     return
+
+    def _lease_round(self, force: bool) -> bool:
+        """Claim, release and renew leases (ingest/leases.py); on a change (or `force`), hand the fetcher the
+        owned partitions with their stored offsets. Returns whether the fetcher was given a new assignment."""
+        assert self.leases is not None and self.fetcher is not None
+        leases = self.leases
+        available = set(self.fetcher.available)
+
+        def once():
+            with self.writer.open() as con:
+                leases.register(con, available)
+                decided, owned = leases.round(con, available, also=lambda c: heartbeat_in_transaction(
+                    c, self._heartbeat(self._state(), self._state_message())))
+                stored = stored_offsets(con, self.read_topics)
+                self._refresh_knowledge(con)  # the partitions may come with schemas another worker landed
+                return decided, owned, stored
+
+        try:
+            decided, owned, stored = warehouse_lake.retry_transient(once, attempts=LAKE_RETRIES, max_pause=2.0)
+        except duckdb.Error as exc:
+            log.warning("lease round failed (%s); trying again shortly — nothing lands on partitions not owned",
+                        _one_line(exc))
+            return False
+        if not force and owned == self._owned:
+            return False
+        if decided.claim or decided.release:
+            log.info("worker %s: claimed %s, released %s; it owns %d of %d partition(s) (fair share %d)",
+                     self.worker_id, _keys(decided.claim), _keys(decided.release), len(owned),
+                     len(available | owned), decided.share)
+        self.committed = {k: stored[k] for k in owned if k in stored}
+        self._owned = owned
+        self.generation += 1
+        self.fetcher.assign(self.generation, {k: None if self.from_beginning else stored.get(k) for k in owned})
+        self.from_beginning = False  # --from-beginning: the first assignment only
+        # The fetcher applies it on its next turn; chunks of the old assignment still queued are skipped.
+        return True
 
     # -- decoding and landing
     def _read_batch(self, records: list, started_at: datetime | None) -> "_Decoded":
@@ -550,14 +712,35 @@ class Worker:
                 raise RuntimeError(f"planted fault: a message carries the marker {self.cfg.poison_marker!r}")
 
     def _land_decoded(self, decoded: "_Decoded") -> None:
+        error = self._try_landing(decoded)
+        if error is not None and self.leases is not None:
+            # Another worker may have changed a table meanwhile (a schema record it landed, a column it added,
+            # which this worker decoded without): once more with what the lake holds now, before narrowing.
+            self._refresh_knowledge()
+            assert self._decoding is not None
+            error = self._try_landing(self._decoding.submit(self._decode, decoded.raw, decoded.started_at).result())
+        if error is not None:
+            self._land_narrowed(decoded.raw, decoded.started_at, error)
+
+    def _try_landing(self, decoded: "_Decoded") -> BaseException | None:
+        """Land a decoded batch; the error that stopped its decoding or landing, if the data is at fault."""
         if decoded.error is not None:
-            self._land_narrowed(decoded.raw, decoded.started_at, decoded.error)
-            return
+            return decoded.error
         assert decoded.batch is not None
         try:
             self._land(decoded.batch, decoded.started_at)
         except _DataFault as fault:
-            self._land_narrowed(decoded.raw, decoded.started_at, fault.__cause__ or fault)
+            return fault.__cause__ or fault
+        return None
+
+    def _refresh_knowledge(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """The decoder learns the tables' columns and declared types as the lake holds them (other workers'
+        batches change them too)."""
+        if con is None:
+            with self.writer.open() as own:
+                return self._refresh_knowledge(own)
+        self.decoder.know_columns(user_columns(con))
+        self.decoder.know_declared(declared_columns(con))
 
     def _land_narrowed(self, raw: RawBatch, started_at: datetime, error: BaseException) -> None:
         """Land a batch that failed as a whole: halves, quarters… down to single messages.
@@ -604,6 +787,11 @@ class Worker:
         attempt = 0
         lake_retries = 0
         waited_for_readers = False
+        guard = None
+        if self.leases is not None:
+            starts = {key: self.committed.get(key) for key in batch.offsets}
+            leases, topics = self.leases, self.read_topics
+            guard = lambda con: leases.check_and_renew(con, starts, stored_offsets(con, topics))  # noqa: E731
         while True:
             try:
                 with self.writer.open() as con:
@@ -613,8 +801,11 @@ class Worker:
                         self._partition_states(after),
                         started_at,
                         self.failpoints,
+                        guard,
                     )
                 break
+            except LeaseLost:
+                raise  # not the data's fault, not the machine's: the partition is someone else's now
             except WarehouseBusy:
                 if not waited_for_readers:
                     log.info("warehouse busy (a reader holds it); batch kept in memory, retrying")
@@ -623,7 +814,8 @@ class Worker:
                 if warehouse_lake.is_transient(exc) and lake_retries < LAKE_RETRIES:
                     # Another commit to the lake (maintenance, a second worker) met ours: nothing landed; again.
                     lake_retries += 1
-                    time.sleep(min(2.0, 0.1 * lake_retries))
+                    self.lake_conflicts += 1
+                    time.sleep(min(2.0, 0.1 * lake_retries) * (0.5 + random.random()))  # jitter: not in step with it
                     continue
                 hint = _environment_fault(exc)
                 if hint is None:
@@ -737,15 +929,24 @@ class Worker:
 
     def _heartbeat(self, state: str, message: str | None, committed: dict[tuple[str, int], int] | None = None) -> Heartbeat:
         return Heartbeat(
-            worker=WORKER_NAME, started_at=self.started_at, state=state, pid=os.getpid(), host=self._host,
+            worker=self.worker_id if self.leases is not None else WORKER_NAME, started_at=self.started_at, state=state, pid=os.getpid(), host=self._host,
             lag=self._lag(committed if committed is not None else self.committed) if self.fetcher else None,
             message=message,
         )
 
-    def _beat(self, state: str, message: str | None, timeout: float) -> None:
-        try:
+    def _beat(self, state: str, message: str | None, timeout: float, release: bool = False) -> None:
+        """An idle beat; on a lake it renews this worker's leases too (or, when stopping, frees them)."""
+        also = None
+        if self.leases is not None:
+            also = self.leases.release_all if release else self.leases.renew
+
+        def once():
             with self.writer.open(timeout) as con:
-                write_heartbeat(con, self._heartbeat(state, message), self._partition_states(self.committed))
+                write_heartbeat(con, self._heartbeat(state, message), self._partition_states(self.committed), also)
+
+        try:
+            # Another worker's commit may meet this one on a lake: a few quick tries.
+            warehouse_lake.retry_transient(once, attempts=10 if self.leases is not None else 1)
         except WarehouseBusy:
             log.debug("heartbeat skipped: a reader holds the warehouse")
         except duckdb.Error as exc:
@@ -805,11 +1006,18 @@ def _dead_letter_batch(part: RawBatch, topics: dict[str, str], error: BaseExcept
     return DecodedBatch(part, [DecodedTopic(topic, table, (), 0, dead, None)], 0.0)
 
 
-def run_worker(cfg: PipelineConfig, until_idle: bool = False, transport_reset: bool = False, from_beginning: bool = False) -> int:
+def run_worker(cfg: PipelineConfig, until_idle: bool = False, transport_reset: bool = False, from_beginning: bool = False,
+               worker_id: str | None = None) -> int:
     """`python -m ingest worker`: returns the process exit code."""
+    if worker_id is not None and not WORKER_ID.fullmatch(worker_id):
+        log.error("--worker-id %r: expected 1 to 64 letters, digits, '.', '_' or '-', e.g. --worker-id ingest-2", worker_id)
+        return 2
     try:
-        return Worker(cfg, until_idle, transport_reset, from_beginning).run()
+        return Worker(cfg, until_idle, transport_reset, from_beginning, worker_id).run()
     except WorkerAlreadyRunning as exc:
         log.error("%s", exc)
         return 1
 
+
+def _keys(keys) -> str:
+    return ", ".join(f"{t}/{p}" for t, p in keys) or "none"

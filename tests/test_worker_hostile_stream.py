@@ -91,7 +91,8 @@ def schema_records(scenario: Scenario, partitions: int) -> list[tuple[str, int, 
     ]
 
 
-def run_stream(broker, topic_prefix, write_config, tmp_path, env: dict):
+def run_stream(broker, topic_prefix, write_config, tmp_path, env: dict, run=None):
+    """Produce the stream, then `run(config)` (default: one worker to idle) → (scenario, hostile, total, its result)."""
     rnd = random.Random(3)
     scenario = Scenario(topic_prefix, seed=5).build(total=6000, poison_share=0.0)
     hostile = hostile_messages(rnd)
@@ -105,8 +106,11 @@ def run_stream(broker, topic_prefix, write_config, tmp_path, env: dict):
     assert produce(broker.bootstrap, stream) == len(stream)
     config = write_config(tables=scenario_config_tables(),
                           worker={"max_batch_rows": 2000, "max_message_bytes": MAX_BYTES})
+    total = len(schema) + len(stream)
+    if run is not None:
+        return scenario, hostile, total, run(config, total)
     done = run_worker(config, "--until-idle", env=env, timeout=300)
-    return scenario, hostile, len(schema) + len(stream), done
+    return scenario, hostile, total, done
 
 
 def produce_to_partitions(bootstrap: str, records: list[tuple[str, int, bytes, bytes]]) -> int:
@@ -121,9 +125,11 @@ def produce_to_partitions(bootstrap: str, records: list[tuple[str, int, bytes, b
         producer.close()
 
 
-def check(tmp_path, scenario: Scenario, hostile, total: int, done) -> None:
-    warehouse = tmp_path / "warehouse.duckdb"
-    assert done.returncode == 0, done.stderr[-2000:]
+def check(tmp_path, scenario: Scenario, hostile, total: int, done, warehouse=None) -> None:
+    """`warehouse`: the file (default: the test's), or a lake's WarehouseConfig; `done` None: already checked."""
+    warehouse = warehouse if warehouse is not None else tmp_path / "warehouse.duckdb"
+    if done is not None:
+        assert done.returncode == 0, done.stderr[-2000:]
     assert messages_landed(warehouse) == total  # the stored offsets reach the end of every partition
     assert_matches_scenario(warehouse, scenario)
     con = read_only(warehouse)

@@ -145,3 +145,13 @@ CREATE TABLE IF NOT EXISTS _meta.completeness (
     resent           BOOLEAN NOT NULL,     -- the exporter re-sent this day with these counts
     checked_at       TIMESTAMPTZ NOT NULL
 );
+
+-- Lake mode with several workers (ingest/leases.py): which worker owns which partition, until when.
+-- Claimed and renewed inside the transactions that land the owner's batches, so a worker whose
+-- partition was taken over cannot commit it any more. Empty on a single-file warehouse (one worker).
+CREATE TABLE IF NOT EXISTS _meta.leases (
+    topic        VARCHAR NOT NULL,
+    "partition"  INTEGER NOT NULL,
+    owner        VARCHAR,                -- a worker id ([worker] id); NULL = free
+    lease_until  TIMESTAMPTZ             -- past this, another worker may take the partition over
+);
