@@ -138,10 +138,13 @@ TYPES = {
 }
 
 
-def build_warehouse(path: Path, rows: dict[str, pd.DataFrame], batch_id: int = 1) -> None:
-    """Write the worker's layout into a fresh DuckDB file and its .version sidecar."""
+def build_warehouse(path: Path, rows: dict[str, pd.DataFrame], batch_id: int = 1, now: datetime | None = None) -> None:
+    """Write the worker's layout into a fresh DuckDB file and its .version sidecar.
+
+    `now` stamps `_ingested_at` and the batch (two warehouses compared row for row share one).
+    """
     meta_sql = (ROOT / "ingest" / "sql" / "meta.sql").read_text(encoding="utf-8")
-    now = _now_seoul()
+    now = now or _now_seoul()
     with open_writer(path) as con:
         con.execute("SET TimeZone = 'Asia/Seoul'")
         con.execute(meta_sql)

@@ -10,7 +10,9 @@ control), so the check can tell.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -49,9 +51,12 @@ ANALYST = Person("ana@example.com", groups=("analysts",), role="analyst")
 BOSS = Person("boss@example.com", role="admin", is_admin=True)
 
 
+LANDED_AT = datetime.now(ZoneInfo("Asia/Seoul"))  # one `_ingested_at` for both warehouses, compared row for row
+
+
 def _warehouse(tmp: Path, rows, extra: str = "") -> Warehouse:
     path = tmp / "warehouse.duckdb"
-    build_warehouse(path, rows)
+    build_warehouse(path, rows, now=LANDED_AT)
     config = load_config(write_app_config(tmp, path, extra=extra), needs=("warehouse",))
     return Warehouse(config)
 
