@@ -10,6 +10,7 @@ into the stored query before the page reads its widgets.
 from __future__ import annotations
 
 import html
+from contextlib import contextmanager
 from typing import Mapping, Sequence
 
 import streamlit as st
@@ -51,22 +52,28 @@ def open_from_url(wh, page: str, url: Mapping[str, list[str]], widget_prefixes: 
     return view.query()
 
 
-def _save(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str) -> None:
-    """The save button's callback: runs before the page, so the list below already shows the new view."""
-    name = st.session_state.get(f"{key}_name", "")
+@contextmanager
+def _noted(key: str):
+    """A button callback's failure becomes the note shown above the list (it runs before the page draws)."""
     try:
-        with _store(wh) as conn, transaction(conn):  # the view and its audit row land together
-            view = saved_views.save(conn, name, page, current, owner=current_person().email)
-            audit.record(conn, current_person(), "saved_view_save", view.name,
-                         {"page": page, "id": view.id, "params": view.params})
-        st.session_state[f"{key}_note"] = ("success", t("view_saved", name=view.name))
-        st.session_state[f"{key}_name"] = ""
+        yield
     except SavedViewError as exc:
         st.session_state[f"{key}_note"] = ("warning", str(exc))
     except AuditError as exc:
         st.session_state[f"{key}_note"] = ("error", str(exc))
     except AppStateError as exc:
         st.session_state[f"{key}_note"] = ("error", t("store_failed", msg=str(exc)))
+
+
+def _save(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str) -> None:
+    """The save button's callback: runs before the page, so the list below already shows the new view."""
+    name = st.session_state.get(f"{key}_name", "")
+    with _noted(key), _store(wh) as conn, transaction(conn):  # the view and its audit row land together
+        view = saved_views.save(conn, name, page, current, owner=current_person().email)
+        audit.record(conn, current_person(), "saved_view_save", view.name,
+                     {"page": page, "id": view.id, "params": view.params})
+        st.session_state[f"{key}_note"] = ("success", t("view_saved", name=view.name))
+        st.session_state[f"{key}_name"] = ""
 
 
 def _may_change(view, me) -> bool:
@@ -79,24 +86,17 @@ def _change(wh, view_id: int, key: str, action: str, done: str, apply) -> None:
 
     `action` is the audit trail's name for it, `done` the i18n key of the note shown after.
     """
-    try:
-        with _store(wh) as conn, transaction(conn):
-            view = saved_views.get(conn, view_id)
-            me = current_person()
-            if view is None:
-                raise SavedViewError(t("view_missing", id=str(view_id)))
-            if not _may_change(view, me):
-                return
-            changed = apply(conn, view)
-            audit.record(conn, me, action, changed.name,
-                         {"page": changed.page, "id": changed.id, "params": changed.params, "was": view.name})
+    with _noted(key), _store(wh) as conn, transaction(conn):
+        view = saved_views.get(conn, view_id)
+        me = current_person()
+        if view is None:
+            raise SavedViewError(t("view_missing", id=str(view_id)))
+        if not _may_change(view, me):
+            return
+        changed = apply(conn, view)
+        audit.record(conn, me, action, changed.name,
+                     {"page": changed.page, "id": changed.id, "params": changed.params, "was": view.name})
         st.session_state[f"{key}_note"] = ("success", t(done, name=changed.name))
-    except SavedViewError as exc:
-        st.session_state[f"{key}_note"] = ("warning", str(exc))
-    except AuditError as exc:
-        st.session_state[f"{key}_note"] = ("error", str(exc))
-    except AppStateError as exc:
-        st.session_state[f"{key}_note"] = ("error", t("store_failed", msg=str(exc)))
 
 
 def _rename(wh, view_id: int, key: str) -> None:
@@ -110,19 +110,13 @@ def _replace(wh, view_id: int, current: Mapping[str, str | Sequence[str]], key: 
 
 
 def _delete(wh, view_id: int, key: str) -> None:
-    try:
-        with _store(wh) as conn, transaction(conn):
-            view = saved_views.get(conn, view_id)
-            me = current_person()
-            if view is not None and not _may_change(view, me):
-                return
-            if view is not None and saved_views.delete(conn, view_id):
-                audit.record(conn, current_person(), "saved_view_delete", view.name,
-                             {"page": view.page, "id": view.id, "params": view.params})
-    except AuditError as exc:
-        st.session_state[f"{key}_note"] = ("error", str(exc))
-    except AppStateError as exc:
-        st.session_state[f"{key}_note"] = ("error", t("store_failed", msg=str(exc)))
+    with _noted(key), _store(wh) as conn, transaction(conn):
+        view = saved_views.get(conn, view_id)
+        if view is not None and not _may_change(view, current_person()):
+            return
+        if view is not None and saved_views.delete(conn, view_id):
+            audit.record(conn, current_person(), "saved_view_delete", view.name,
+                         {"page": view.page, "id": view.id, "params": view.params})
 
 
 def panel(wh, page: str, current: Mapping[str, str | Sequence[str]], key: str = "sv") -> None:
