@@ -232,39 +232,94 @@ def additive(column: str) -> bool:
 
 
 _TIME_GRAINS = {"hour": "hour", "day": "day", "week": "week", "month": "month"}
+REPORT_RELATION = "__report"  # how the chart's compiled statement names the report's result
+CHART_TOP = 20  # category bars drawn at most; the rest is one "others" bar, as in Explore
 
 
-def chart_frame(report: Report, df: pd.DataFrame):
-    """The report's chart as (charts.ChartSpec, frame with x[, color], value) for `charts.figure`.
+def result_types(df: pd.DataFrame) -> tuple[tuple[str, str], ...]:
+    """(column, DuckDB type) of a report's result, as DuckDB reads the frame (dates stay DATE)."""
+    import duckdb
 
-    Rows that share x (and colour) are summed (averaged for rates and
-    averages, which do not add up); heat-map rows keep the report's order
-    (categories), so weekdays stay Monday-first. The frame keeps the stored
-    codes: the figure names them in the current language and gives each the
-    same colour in both languages.
+    con = duckdb.connect()
+    try:
+        rel = con.from_df(df.head(1000))
+        return tuple(zip(rel.columns, (str(t) for t in rel.types)))
+    finally:
+        con.close()
+
+
+def report_relation(report: Report, values: Mapping[str, Any], df: pd.DataFrame):
+    """The report's SQL and bound values as a relation the query compiler can question."""
+    from dashboard.questions.relation import Relation
+
+    bound = bind_params(report, values)
+    return Relation(REPORT_RELATION, lambda offset: positional_sql(report, offset),
+                    tuple(bound[name] for name in report.sql_names), result_types(df), {})
+
+
+def chart_question(report: Report, types: Mapping[str, str]):
+    """The report's chart as a question of its result, and the model it is asked of.
+
+    Value = the chart's value column, summed per group (averaged for rates and
+    averages, which do not add up); groups = x (and colour, or a heat map's
+    rows), in the order the report lists them. One category axis (bars, pie)
+    keeps its first CHART_TOP groups and folds the rest into "others"; time
+    and number axes, and split charts, are drawn whole.
     """
-    from dashboard.charts import VALUES_AS_GIVEN, ChartSpec
+    from dashboard.model import Label, Measure
+    from dashboard.questions.relation import FIRST_POSITION
+    from dashboard.questions.spec import Question
+    from dashboard.warehouse import column_kind
 
     chart = report.chart
     assert chart is not None
-    if chart.kind == "heatmap":
-        roles = {"x": chart.x, "color": chart.y, "value": chart.z}
-    else:
-        roles = {"x": chart.x, "value": chart.y}
-        if chart.color:
-            roles["color"] = chart.color
-    frame = pd.DataFrame({role: df[col].to_numpy() for role, col in roles.items()})
-    keys = [k for k in ("x", "color") if k in frame.columns]
-    for k in keys:
-        if chart.kind == "heatmap" or frame[k].dtype == object:
-            order = list(dict.fromkeys(frame[k].tolist()))
-            frame[k] = pd.Categorical(frame[k], categories=order, ordered=True)
-    y = chart.z if chart.kind == "heatmap" else chart.y
-    grouped = frame.groupby(keys, sort=False, observed=True, dropna=False)["value"]
-    frame = (grouped.sum() if additive(y) else grouped.mean()).reset_index()
-    for k in keys:
-        if isinstance(frame[k].dtype, pd.CategoricalDtype) and chart.kind != "heatmap":
-            frame[k] = frame[k].astype(object)
-    spec = ChartSpec(kind=chart.kind, x=chart.x, y=y, color=chart.y if chart.kind == "heatmap" else chart.color,
+    value = chart.z if chart.kind == "heatmap" else chart.y
+    keys = [chart.x, chart.y] if chart.kind == "heatmap" else [chart.x] + ([chart.color] if chart.color else [])
+    rel = REPORT_RELATION
+    measure = Measure(rel, "value", Label(value, value), agg="sum" if additive(value) else "avg", column=value)
+    single_category = len(keys) == 1 and column_kind(types.get(chart.x, "VARCHAR")) == "text"
+    question = Question(base=rel, measures=(measure.id, f"{rel}.{FIRST_POSITION}"),
+                        dimensions=tuple(f"{rel}.{k}" for k in keys), sort=f"{rel}.{FIRST_POSITION}",
+                        descending=False, top=CHART_TOP if single_category and chart.kind in ("bar", "pie") else None)
+    return question, {"value": measure}
+
+
+def chart_frame(report: Report, values: Mapping[str, Any], df: pd.DataFrame, query: QueryFn):
+    """The report's chart as (charts.ChartSpec, frame with x[, color], value) for `charts.figure`.
+
+    The frame comes from ONE compiled statement (dashboard/questions/relation.py):
+    the report's SQL as a CTE, grouped by the query compiler like an Explore
+    chart, through the same reader, cache and access guard as the report.
+    The frame keeps the stored codes: the figure names them in the current
+    language and gives each the same colour in both languages; heat-map rows
+    and columns keep the report's order (weekdays Monday first).
+    """
+    import duckdb
+
+    from dashboard.charts import VALUES_AS_GIVEN, ChartSpec
+    from dashboard.i18n import t
+    from dashboard.questions.relation import compile_over, relation_model
+
+    chart = report.chart
+    assert chart is not None
+    rel = report_relation(report, values, df)
+    question, measures = chart_question(report, dict(rel.columns))
+    compiled = compile_over(rel, relation_model(rel, measures), question)
+    try:
+        result = query(compiled.sql, list(compiled.params))
+    except duckdb.Error as exc:
+        raise query_error(report, exc) from exc
+    roles = dict(zip(("x", "color"), question.dimensions))
+    frame = pd.DataFrame({role: result[dim].to_numpy() for role, dim in roles.items()})
+    frame["value"] = result[question.measures[0]].to_numpy()
+    others = result["others"].fillna(False).astype(bool).to_numpy() if "others" in result else None
+    if others is not None and others.any():
+        frame["x"] = frame["x"].astype(object)
+        frame.loc[others, "x"] = t("others_row")
+    if chart.kind == "heatmap":  # the pivot sorts its axes: by the report's order, not alphabetically
+        for k in ("x", "color"):
+            frame[k] = pd.Categorical(frame[k], categories=list(dict.fromkeys(frame[k].tolist())), ordered=True)
+    spec = ChartSpec(kind=chart.kind, x=chart.x, y=measures["value"].column,
+                     color=chart.y if chart.kind == "heatmap" else chart.color,
                      agg=VALUES_AS_GIVEN, bucket=_TIME_GRAINS.get(chart.x, "day"))
     return spec, frame

@@ -34,7 +34,9 @@ parameters, never pasted into the text):
 
 Charts (`-- chart: <kind> role=column ...`, columns of the result): line, bar,
 stacked_bar, area (x, y, optional color), heatmap (x, y, z), pie (x = slice
-names, y = sizes). Rendered by dashboard/charts.py.
+names, y = sizes). The chart is a question of the report's result, compiled
+by the query compiler (dashboard/questions/relation.py) and drawn by
+dashboard/charts.py.
 
 `totals:` names result columns whose sums the page shows above the table
 (with the row count): a total is a summary, never a column repeated on
@@ -469,13 +471,14 @@ def _sql_names(file: str, lines: list[str], body_start: int) -> dict[str, int]:
     return found
 
 
-def positional_sql(report: "Report") -> str:
-    """The report's SQL with each `$name` replaced by `$<n>`, n = 1 + its index in `report.sql_names`.
+def positional_sql(report: "Report", offset: int = 0) -> str:
+    """The report's SQL with each `$name` replaced by `$<n>`, n = offset + 1 + its index in `report.sql_names`.
 
     For readers that bind a list (DuckDB `$1`); values still travel as bound
-    parameters — only the placeholder spelling changes.
+    parameters — only the placeholder spelling changes. `offset` numbers them
+    after a surrounding statement's own (a report inside a compiled chart).
     """
-    index = {name: i + 1 for i, name in enumerate(report.sql_names)}
+    index = {name: offset + i + 1 for i, name in enumerate(report.sql_names)}
     out, pos = [], 0
     for name, start, end, _ in param_tokens(report.sql):
         out.append(report.sql[pos:start])

@@ -16,7 +16,7 @@ from datetime import date
 import pyarrow as pa
 import streamlit as st
 
-from dashboard import charts, dates, downloads, i18n, links, tables
+from dashboard import charts, dates, downloads, i18n, kpis, links, tables
 from dashboard.i18n import pick, t
 from dashboard.page_guard import page_guard
 from dashboard.report_runner import (
@@ -202,8 +202,11 @@ tiles = st.columns(1 + len(totals))
 tiles[0].metric(t("summary_rows"), i18n.fmt_number(len(result)), border=True)
 for box, name in zip(tiles[1:], totals):
     total = result[name].sum()
-    box.metric(t("summary_total", column=labels[name]),
-               i18n.fmt_krw(total) if name.endswith("_krw") else i18n.fmt_number(total), border=True)
+    if name.endswith("_krw"):  # 25.99억원 fits a tile beside four others; the exact amount is in its tooltip
+        box.metric(t("summary_total", column=labels[name]), kpis.compact_krw(total, lang), help=i18n.fmt_krw(total),
+                   border=True)
+    else:
+        box.metric(t("summary_total", column=labels[name]), i18n.fmt_number(total), border=True)
 
 # ── chart ──────────────────────────────────────────────────────────────────
 if report.chart is not None and not result.empty:
@@ -211,8 +214,8 @@ if report.chart is not None and not result.empty:
     if problem:
         st.warning(problem)
     else:
-        spec, frame = chart_frame(report, result)
         try:
+            spec, frame = chart_frame(report, values, result, wh.query)
             fig = charts.figure(frame, spec, labels)
             if report.chart.kind == "heatmap":
                 fig.update_yaxes(autorange="reversed")  # rows top-down in the report's order (Monday first)

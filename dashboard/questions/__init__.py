@@ -1,8 +1,9 @@
 """Questions without SQL: a question is data (spec.py), one compiler turns it into bound SQL (compile.py).
 
 Filter operations (filters.py) and period comparisons (periods.py) are small
-registries; display.py says how results read; pages only lay out widgets
-and call these. docs/model.md describes the model files and the URL keys.
+registries; display.py says how results read; relation.py asks questions
+of a curated report's result (its chart); pages only lay out widgets and
+call these. docs/model.md describes the model files and the URL keys.
 """
 
 from dashboard.questions.compile import (OTHERS_COLUMN, TIME_COLUMN, Column, Compiled, Lookup, QuestionError,
