@@ -64,6 +64,12 @@ _TEXT: dict[str, tuple[str, str]] = {
     # access rules (dashboard/access)
     "no_access": ("권한이 없습니다 — 이 내용은 내 역할로 볼 수 없습니다. 필요하면 관리자에게 요청하세요.",
                   "No access — your role cannot see this. Ask an admin if you need it."),
+    "report_waits_for_tables": ("이 보고서가 읽는 표가 아직 창고에 없습니다: {tables}. 파이프라인이 처음 불러오는 중이면 "
+                                "곧 생깁니다(파이프라인 페이지에서 진행 상황을 볼 수 있습니다). 계속 없으면 그 표를 내보내도록 "
+                                "설정되어 있는지 관리자에게 확인하세요.",
+                                "This report reads {tables}, which the warehouse does not have yet. During the "
+                                "pipeline's first load it appears shortly (the Pipeline page shows progress); if it "
+                                "never does, ask an admin whether that table is exported."),
     "no_access_report": ("이 보고서는 내 역할로 볼 수 없는 데이터를 읽습니다 (권한 없음). 목록의 다른 보고서를 고르세요.",
                          "No access — this report reads data your role cannot see. Pick another report from the list."),
     "no_access_table": ("'{table}' 은(는) 내 역할로 볼 수 없습니다 (권한 없음).",

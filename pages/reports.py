@@ -31,7 +31,7 @@ from dashboard.report_runner import (
     values_from_url,
     values_to_url,
 )
-from dashboard.access.reports import needs, offered_reports
+from dashboard.access.reports import missing_tables, needs, offered_reports
 from dashboard.reports import BrokenReport, Param, Report, ReportError, load_reports
 from dashboard.warehouse import app_warehouse
 
@@ -181,7 +181,12 @@ st.session_state["r_url_slug"] = slug
 if blocked:
     st.stop()
 
-# ── run ────────────────────────────────────────────────────────────────────
+# ── the tables it reads, then run ──────────────────────────────────────────
+catalog = wh.raw_catalog()
+waiting = [] if catalog.missing else missing_tables(report, catalog)
+if waiting:  # the pipeline's first load, or a table nobody exports: say which, not DuckDB's "does not exist"
+    st.info(t("report_waits_for_tables", tables=", ".join(waiting)), icon=":material/hourglass_empty:")
+    st.stop()
 try:
     result = warehouse_call(run_report, report, values, wh.query)
 except ReportError as err:

@@ -230,6 +230,25 @@ def test_bad_url_values_become_messages(env):
     assert "no_such_report" in texts(at)
 
 
+def test_a_report_whose_table_has_not_landed_yet_says_which_and_waits(built, tmp_path, monkeypatch):
+    """The pipeline's first minutes: refunds not landed yet. Not DuckDB's "Table … does not exist!"."""
+    import duckdb
+
+    _, warehouse, _, _ = built
+    early = tmp_path / "early.duckdb"
+    shutil.copy(warehouse, early)
+    with duckdb.connect(str(early)) as con:
+        con.execute("DROP VIEW live.refunds")
+        con.execute("DROP TABLE main.refunds")
+    monkeypatch.setenv("PIPELINE_CONFIG", str(write_app_config(tmp_path, early)))
+    at = run_page("pages/reports.py", {"report": "top_merchants"})
+    assert not at.exception and not at.error
+    assert any("refunds" in i.value and "아직 창고에 없습니다" in i.value for i in at.info), [i.value for i in at.info]
+    assert not at.dataframe
+    at = run_page("pages/reports.py", {"report": "daily_topups"})  # a report with all its tables runs as before
+    assert not at.error and at.dataframe
+
+
 def test_broken_reports_show_file_line_and_problem_and_the_rest_works(built, tmp_path, monkeypatch):
     ds, warehouse, _, base = built
     reports = tmp_path / "reports"

@@ -44,6 +44,16 @@ def needs(report: Report, catalog) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out))
 
 
+def missing_tables(report: Report, catalog) -> list[str]:
+    """Tables the report reads that the warehouse does not have (yet): not landed, or not exported at all."""
+    missing: set[str] = set()
+    for sql in [positional_sql(report)] + [p.options_sql for p in report.params if p.options_sql]:
+        found = _reads_of(sql)
+        if found is not None:
+            missing.update(t for t in found.tables - found.ctes if t not in catalog.tables)
+    return sorted(missing)
+
+
 def offered(report: Report, warehouse) -> bool:
     """Whether the current person's role may read everything the report reads."""
     policy = policy_now(warehouse.config)
