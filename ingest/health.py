@@ -185,7 +185,7 @@ def aware(value: Any) -> datetime | None:
             value = value.to_pydatetime()
         except ValueError:
             return None
-    if not isinstance(value, datetime):
+    if not isinstance(value, datetime) or value != value:  # pandas' NaT is a datetime, and unequal to itself
         return None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 

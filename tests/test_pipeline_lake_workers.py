@@ -67,7 +67,7 @@ def test_each_worker_with_its_partitions_and_the_watchdogs_verdict(lake_of_three
     assert set(workers) == {"a", "b", "c"}
     assert workers["a"][0].partitions == (f"{TOPIC}:0", f"{TOPIC}:1")
     assert workers["b"][0].partitions == (f"{TOPIC}:2", f"{TOPIC}:3")
-    assert workers["c"][0].partitions == ()
+    assert workers["c"][0].partitions == () and workers["c"][0].lease_until is None
     # ok: a fresh beat; late: older than half of alert_after (120 s); c holds nothing, so nothing to judge.
     assert {w: v for w, (_, v) in workers.items()} == {"a": "ok", "b": "late", "c": "holds_none"}
     assert workers["b"][0].lease_until < datetime.now(timezone.utc) - timedelta(seconds=60)
@@ -84,6 +84,7 @@ def test_the_pipeline_page_shows_both_workers_in_korean(lake_of_three_workers):
     assert (rows["a"]["상태"], rows["b"]["상태"]) == ("정상", "늦음")
     assert rows["c"]["상태"].startswith("파티션 없음") and rows["c"]["파티션 수"] == 0
     assert rows["a"]["임대 만료"].endswith("남음") and rows["b"]["임대 만료"].startswith("만료됨")
+    assert rows["c"]["임대 만료"] == "—"  # no lease at all, not an expired one
     assert "1분 전" in rows["b"]["마지막 신호"]
     assert rows["a"]["호스트"].startswith("host-a pid ")
 
