@@ -31,13 +31,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import duckdb  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
@@ -45,6 +46,7 @@ from ingest import warehouse_lake  # noqa: E402
 from ingest.config import load_config  # noqa: E402
 from ingest.broker import free_port, start_broker  # noqa: E402
 from ingest.envelope import SCHEMA_KEY, encode_envelope, encode_key, encode_schema_record  # noqa: E402
+from ingest.warehouse_target import open_for_reading  # noqa: E402
 
 KST = timezone(timedelta(hours=9))
 LOG = ROOT / "bench" / "out" / "ingest-worker.log"
@@ -56,12 +58,18 @@ DECLARED = {"tx_id": "BIGINT", "card_id": "INTEGER", "merchant_id": "INTEGER", "
             "created_at": "TIMESTAMP WITH TIME ZONE", "updated_at": "TIMESTAMP WITH TIME ZONE"}
 
 
-def produce(bootstrap: str, n: int, partitions: int, typed: bool) -> int:
-    topic = f"{TOPIC_PREFIX}.{TABLE}"
+def topic_producer(bootstrap: str, table: str, partitions: int) -> KafkaProducer:
+    """Create the table's topic with `partitions` partitions; a producer that batches like the exporter."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, partitions, 1)])
+    admin.create_topics([NewTopic(f"{TOPIC_PREFIX}.{table}", partitions, 1)])
     admin.close()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024)
+    return KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024)
+
+
+def produce(bootstrap: str, n: int, partitions: int, typed: bool) -> int:
+    """N envelopes of `transactions` (a third as many keys: a few versions each); returns their average size."""
+    topic = f"{TOPIC_PREFIX}.{TABLE}"
+    producer = topic_producer(bootstrap, TABLE, partitions)
     if typed:
         record = encode_schema_record(TABLE, ["tx_id"], DECLARED, datetime.now(KST).isoformat())
         for p in range(partitions):
@@ -103,9 +111,22 @@ def raw_consume(bootstrap: str, n: int, partitions: int) -> float:
     return count / seconds
 
 
-def run_worker(bootstrap: str, workdir: Path, lake: bool = False) -> tuple[float, int, int]:
+@dataclass(frozen=True)
+class WorkerRun:
+    rate: float  # messages per second, from the worker's start to its last commit
+    peak_kib: int  # the largest child process so far (ru_maxrss)
+    messages: int  # as _meta.batches counts them
+    config: Path  # the pipeline.toml it ran with (its [warehouse] for reading afterwards)
+
+
+def run_worker(bootstrap: str, workdir: Path, catalog: str | None = None,
+               tables: Mapping[str, str] | None = None) -> WorkerRun:
+    """One worker with --until-idle over `tables` (name → primary key column), into `workdir`'s
+    warehouse.duckdb, or into a DuckLake when `catalog` is set (its data files under workdir/lake/files)."""
+    tables = tables or {TABLE: "tx_id"}
     config = workdir / "pipeline.toml"
-    lake_keys = 'catalog = "sqlite:lake/catalog.sqlite"\ndata_path = "lake/files"\n' if lake else ""
+    lake_keys = f'catalog = "{catalog}"\ndata_path = "lake/files"\n' if catalog else ""
+    table_keys = "".join(f'[tables.{name}]\nprimary_key = ["{key}"]\n' for name, key in tables.items())
     config.write_text(f"""
 [kafka]
 bootstrap_servers = "{bootstrap}"
@@ -116,9 +137,7 @@ path = "warehouse.duckdb"
 max_batch_rows = 50000
 max_batch_seconds = 5
 idle_exit_seconds = 3
-[tables.{TABLE}]
-primary_key = ["tx_id"]
-""")
+{table_keys}""")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     start_wall = datetime.now(timezone.utc)
     proc = subprocess.run([sys.executable, "-m", "ingest", "worker", "--config", str(config), "--until-idle"],
@@ -128,21 +147,20 @@ primary_key = ["tx_id"]
     if proc.returncode != 0:
         raise SystemExit(f"worker failed: {proc.stderr[-2000:]}")
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if lake:
-        warehouse = load_config(config, needs=("warehouse",)).warehouse
-        con = warehouse_lake.connect(warehouse, read_only=True)
-    else:
-        con = duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True)
-    last_commit, messages = con.execute("SELECT max(committed_at), sum(messages) FROM _meta.batches").fetchone()
-    if lake:
-        files = sum(warehouse_lake.file_counts(con).values())
-        con.close()
-        figures = warehouse_lake.maintain(warehouse, log=lambda _m: None)
-        print(f"lake data files          : {files:>10,} after the load → {figures['files_after']:,} after maintenance "
-              f"({figures['seconds']:.1f} s)")
-    con.close()
-    seconds = (last_commit - start_wall).total_seconds()
-    return messages / seconds, peak_kib, messages
+    with open_for_reading(load_config(config, needs=("warehouse",)).warehouse) as con:
+        last_commit, messages = con.execute("SELECT max(committed_at), sum(messages) FROM _meta.batches").fetchone()
+    return WorkerRun(messages / (last_commit - start_wall).total_seconds(), peak_kib, int(messages), config)
+
+
+def maintain_lake(config: Path) -> tuple[dict[str, int], dict[str, int], float]:
+    """Data files per table before and after `warehouse_lake.maintain` on the config's lake, and its seconds."""
+    warehouse = load_config(config, needs=("warehouse",)).warehouse
+    with warehouse_lake.open_lake(warehouse, read_only=True) as con:
+        before = warehouse_lake.file_counts(con)
+    figures = warehouse_lake.maintain(warehouse, log=lambda _m: None)
+    with warehouse_lake.open_lake(warehouse, read_only=True) as con:
+        after = warehouse_lake.file_counts(con)
+    return before, after, figures["seconds"]
 
 
 def main() -> None:
@@ -162,8 +180,13 @@ def main() -> None:
         raw = raw_consume(broker.bootstrap, total, args.partitions)
         print(f"raw kafka-python consume : {raw:>10,.0f} msgs/s")
         with tempfile.TemporaryDirectory() as tmp:
-            rate, peak_kib, landed = run_worker(broker.bootstrap, Path(tmp), lake=args.lake)
-        assert landed == total, f"worker landed {landed} of {total}"
+            run = run_worker(broker.bootstrap, Path(tmp), catalog="sqlite:lake/catalog.sqlite" if args.lake else None)
+            if args.lake:
+                before, after, seconds = maintain_lake(run.config)
+                print(f"lake data files          : {sum(before.values()):>10,} after the load → "
+                      f"{sum(after.values()):,} after maintenance ({seconds:.1f} s)")
+        rate, peak_kib = run.rate, run.peak_kib
+        assert run.messages == total, f"worker landed {run.messages} of {total}"
         ratio = rate / raw
         where = "into a DuckLake" if args.lake else "into one DuckDB file"
         print(f"worker ({where}) end to end: {rate:>10,.0f} msgs/s   ratio to raw {ratio:.2f} "

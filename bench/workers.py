@@ -34,7 +34,6 @@ import re
 import resource
 import subprocess
 import sys
-import importlib.util
 import tempfile
 import uuid
 from datetime import datetime, timezone
@@ -50,11 +49,7 @@ from ingest.broker import free_port, start_broker  # noqa: E402
 from ingest.config import load_config  # noqa: E402
 from ingest.warehouse_target import open_for_reading  # noqa: E402
 
-# bench/ingest.py's stream (its module name would shadow the `ingest` package, so it is loaded by path).
-_spec = importlib.util.spec_from_file_location("ingest_bench", ROOT / "bench" / "ingest.py")
-_ingest_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_ingest_bench)
-produce = _ingest_bench.produce
+from bench.ingest import produce  # noqa: E402  (bench/ingest.py's stream; as bench.ingest it shadows nothing)
 
 TOPIC_PREFIX = "bench"
 BATCH_ROWS = 20_000

@@ -12,6 +12,8 @@ from the warehouse catalog (the allow-list), never from a user.
   the full text for the download);
 - `heartbeat`, `chain`, `exporter_problems`: the worker's last beat and the
   exporters' status, read and judged by `ingest/health.py` (the watchdog's code);
+- `lake_workers`: on a lake, every worker with its partitions, lease and
+  verdict (the watchdog's rule, per worker);
 - `alert_history`: the watchdog's JSON-lines file, newest first.
 """
 
@@ -190,6 +192,12 @@ def exporter_problems(query: QueryFn, now: datetime, alert_after_seconds: float)
     """The chain as read now, and the exporter-side problems the watchdog would name (None: cannot judge now)."""
     obs = chain(query, now)
     return obs, health.exporter_problems(obs, timedelta(seconds=alert_after_seconds))
+
+
+def lake_workers(query: QueryFn, now: datetime, alert_after_seconds: float) -> list[tuple[health.LakeWorker, str]]:
+    """Each worker of a lake with its verdict (`health.lake_worker_verdict`); empty on a single file."""
+    after = timedelta(seconds=alert_after_seconds)
+    return [(w, health.lake_worker_verdict(w, now, after)) for w in health.read_workers(_fetch(query))]
 
 
 ALERT_COLUMNS = ["at", "kind", "problem", "subject", "body", "channel", "delivered"]

@@ -55,6 +55,19 @@ LEASES_META_SQL = """
 SELECT (SELECT count(*) FROM _meta.leases WHERE owner IS NOT NULL)
      + (SELECT count(*) FROM _meta.heartbeat WHERE worker <> 'worker')
 """
+# One row per worker of a lake (the Pipeline page's workers table): its heartbeat and the partitions it holds now.
+# A partition may have been registered twice (ingest/leases.py: harmless), hence the DISTINCT.
+WORKERS_SQL = """
+WITH held AS (
+    SELECT owner AS worker, list(topic || ':' || "partition" ORDER BY topic, "partition") AS partitions,
+           min(lease_until) AS lease_until
+    FROM (SELECT DISTINCT topic, "partition", owner, lease_until FROM _meta.leases WHERE owner IS NOT NULL)
+    GROUP BY owner
+)
+SELECT coalesce(h.worker, l.worker) AS worker, h.beat_at, h.state, h.host, h.pid, l.partitions, l.lease_until
+FROM _meta.heartbeat h FULL OUTER JOIN held l ON l.worker = h.worker
+ORDER BY 1
+"""
 LEASES_TABLE_SQL = "SELECT count(*) FROM information_schema.tables WHERE table_schema = '_meta' AND table_name = 'leases'"
 PARTITIONS_SQL = 'SELECT topic, "partition", lag_messages, state, reason FROM _meta.partitions ORDER BY topic, "partition"'
 DEAD_LETTERS_SQL = "SELECT topic, count(*) FROM _meta.dead_letters GROUP BY topic ORDER BY topic"
@@ -172,7 +185,7 @@ def aware(value: Any) -> datetime | None:
             value = value.to_pydatetime()
         except ValueError:
             return None
-    if not isinstance(value, datetime):
+    if not isinstance(value, datetime) or value != value:  # pandas' NaT is a datetime, and unequal to itself
         return None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
@@ -244,6 +257,30 @@ def read_completeness(fetch: Fetch) -> tuple[DayCheck, ...]:
     )
 
 
+@dataclass(frozen=True)
+class LakeWorker:
+    """One worker of a lake: its last heartbeat and the partitions it holds ("topic:partition")."""
+
+    worker: str
+    beat_at: datetime | None
+    state: str | None
+    host: str | None
+    pid: int | None
+    partitions: tuple[str, ...]
+    lease_until: datetime | None  # the earliest end of its leases (it renews them all at once)
+
+
+def read_workers(fetch: Fetch) -> tuple[LakeWorker, ...]:
+    """Every worker that beat or holds a lease, by id; none on a warehouse without leases (a single file)."""
+    if not list(fetch(LEASES_TABLE_SQL))[0][0]:
+        return ()
+    return tuple(
+        LakeWorker(str(w), aware(beat), _text(state), _text(host), _int(pid),
+                   tuple(parts) if parts is not None and not isinstance(parts, float) else (), aware(until))
+        for w, beat, state, host, pid, parts, until in fetch(WORKERS_SQL)
+    )
+
+
 # ──────────────────────────────────────────────────────── the judgments ──
 
 
@@ -265,6 +302,17 @@ def worker_verdict(obs: Observation, alert_after: timedelta) -> str:
     if age > alert_after / 2 or obs.worker_state in ("broker_unreachable", "degraded", "stopped"):
         return WORKER_LATE
     return WORKER_OK
+
+
+WORKER_HOLDS_NONE = "holds_none"
+
+
+def lake_worker_verdict(w: LakeWorker, now: datetime, alert_after: timedelta) -> str:
+    """ok | late | down for a worker that holds partitions — `worker_verdict` on its own heartbeat; holds_none
+    for one that holds none: the watchdog does not judge it (LEASED_HEARTBEAT_SQL), its partitions went to others."""
+    if not w.partitions:
+        return WORKER_HOLDS_NONE
+    return worker_verdict(Observation(now, heartbeat_at=w.beat_at, worker_state=w.state), alert_after)
 
 
 @dataclass(frozen=True)

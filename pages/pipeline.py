@@ -41,12 +41,26 @@ STATE_WORDS = {
     "broker_unreachable": "브로커 연결 안 됨 / broker unreachable", "degraded": "일부 파티션 중지 / degraded",
     "stopped": "중지됨 / stopped", "missing": "하트비트 없음 / no heartbeat",
 }
+WORKER_VERDICTS = {  # health.lake_worker_verdict: the watchdog's rule, per worker of a lake
+    "ok": "정상 / ok", "late": "늦음 / late", "down": "멈춤 / down", "missing": "하트비트 없음 / no heartbeat",
+    "holds_none": "파티션 없음 (감시 대상 아님) / holds none (not judged)",
+}
 
 
 def fmt_time(v) -> str:
     if v is None or (not isinstance(v, datetime) and pd.isna(v)):
         return "—"
     return i18n.fmt_datetime(v.to_pydatetime() if hasattr(v, "to_pydatetime") else v)
+
+
+def lease_text(until: datetime | None) -> str:
+    """A lease's end relative to now: leases last seconds, so a clock time would say nothing."""
+    if until is None:
+        return "—"
+    left = (until - now).total_seconds()
+    if left > 0:
+        return pick(f"{i18n.fmt_duration(left)} 남음 / in {i18n.fmt_duration(left)}")
+    return pick(f"만료됨 ({i18n.fmt_ago(-left)}) / expired ({i18n.fmt_ago(-left)})")
 
 
 def show_alerts() -> None:
@@ -136,6 +150,26 @@ st.caption(" · ".join(x for x in (
     f"{beat.host or '?'} pid {beat.pid or '?'}",
     beat.message or "",
 ) if x))
+
+# ── workers of a lake: who holds which partitions (leases) ─────────────────
+if wh.is_lake and "leases" in meta:
+    st.subheader(pick("워커 / Workers"))
+    workers = guarded(ph.lake_workers, wh.query, now, alert_after)
+    st.dataframe(pd.DataFrame({
+        pick("워커 / Worker"): [w.worker for w, _ in workers],
+        pick("상태 / State"): [pick(WORKER_VERDICTS.get(v, f"{v} / {v}")) for _, v in workers],
+        pick("파티션 수 / Partitions"): [len(w.partitions) for w, _ in workers],
+        pick("맡은 파티션 / Partitions held"): [", ".join(w.partitions) for w, _ in workers],
+        pick("마지막 신호 / Last beat"): [i18n.fmt_ago((now - w.beat_at).total_seconds()) if w.beat_at else "—"
+                                       for w, _ in workers],
+        pick("임대 만료 / Lease expires"): [lease_text(w.lease_until) for w, _ in workers],
+        pick("호스트 / Host"): [f"{w.host or '?'} pid {w.pid or '?'}" for w, _ in workers],
+    }), hide_index=True, width="stretch", placeholder=i18n.EMPTY, key="p_workers")
+    st.caption(pick(
+        "워커들은 파티션을 임대(lease)로 나눠 맡습니다. 상태는 감시(watchdog)와 같은 규칙으로, 각 워커의 마지막 신호가 "
+        f"{i18n.fmt_duration(alert_after)} 넘게 없으면 멈춤입니다. 임대가 만료된 파티션은 다른 워커가 이어받습니다. / "
+        "The workers share the partitions by leases. The state follows the watchdog's rule: a worker without a beat "
+        f"for {i18n.fmt_duration(alert_after)} is down. Partitions whose lease expired are taken over by another worker."))
 
 # ── tables ─────────────────────────────────────────────────────────────────
 st.subheader(pick("테이블 / Tables"))
