@@ -69,6 +69,7 @@ class WarehouseConfig:
     catalog: str | None = None  # "sqlite:<file>" | "postgres:<conninfo>"; None = single DuckDB file
     data_path: Path | None = None  # lake mode: folder of the Parquet files
     keep_snapshots_hours: float = 24.0  # lake mode: `ingest maintain` expires older snapshots
+    rewrite_delete_threshold: float = 0.1  # lake mode: `ingest maintain` rewrites files this share deleted
 
     @property
     def is_lake(self) -> bool:
@@ -401,11 +402,12 @@ def _kafka(v: _Validator, raw: Any, env: Mapping[str, str]) -> KafkaConfig:
 
 def _warehouse(v: _Validator, raw: Any, env: Mapping[str, str]) -> WarehouseConfig:
     raw = v.section(raw, "warehouse")
-    v.unknown_keys(raw, {"path", "catalog", "data_path", "keep_snapshots_hours"}, "warehouse")
+    v.unknown_keys(raw, {"path", "catalog", "data_path", "keep_snapshots_hours", "rewrite_delete_threshold"},
+                   "warehouse")
     path = env.get("WAREHOUSE_PATH") or v.get(raw, "warehouse", "path", "a string", "data/warehouse.duckdb")
     catalog = env.get("WAREHOUSE_CATALOG") or v.get(raw, "warehouse", "catalog", "a string", None)
     if catalog is None:
-        for key in ("data_path", "keep_snapshots_hours"):
+        for key in ("data_path", "keep_snapshots_hours", "rewrite_delete_threshold"):
             if key in raw:
                 raise v.fail(f"[warehouse] {key}", "is only used with a DuckLake catalog — add catalog = \"sqlite:data/lake.sqlite\" "
                              "(or \"postgres:dbname=... host=...\"), or remove the key")
@@ -423,7 +425,16 @@ def _warehouse(v: _Validator, raw: Any, env: Mapping[str, str]) -> WarehouseConf
     return WarehouseConfig(
         path=v.path(path), catalog=catalog, data_path=v.path(data_path),
         keep_snapshots_hours=float(v.get(raw, "warehouse", "keep_snapshots_hours", "a number", 24.0, minimum=0)),
+        rewrite_delete_threshold=_share(v, raw, "rewrite_delete_threshold", 0.1),
     )
+
+
+def _share(v: _Validator, raw: Any, key: str, default: float) -> float:
+    """A share between 0 and 1 (`[warehouse] rewrite_delete_threshold = 0.1`)."""
+    value = float(v.get(raw, "warehouse", key, "a number", default, minimum=0))
+    if value > 1:
+        raise v.fail(f"[warehouse] {key}", f"= {value:g} — expected a share from 0 to 1, e.g. 0.1 (a tenth of a file's rows)")
+    return value
 
 
 def _source(v: _Validator, raw: Any, env: Mapping[str, str]) -> SourceConfig:

@@ -13,8 +13,9 @@ attaches the lake as the connection's default database, so `main.<table>`,
 What differs, and why:
 
 - every commit writes new Parquet files (and delete files for updated rows),
-  so a lake fed every few seconds collects many small files: `maintain` merges
-  them, expires snapshots older than `keep_snapshots_hours` and deletes the
+  so a lake fed every few seconds collects many small files: `maintain`
+  rewrites files with `rewrite_delete_threshold` of their rows deleted, merges
+  small ones, expires snapshots older than `keep_snapshots_hours` and deletes the
   files no snapshot needs any more; its results land in `_meta.maintenance`;
 - DuckLake's CHECKPOINT runs all of that maintenance at once, so the worker
   does not call it after each batch (on the file it only trims the WAL);
@@ -185,6 +186,10 @@ def maintain(cfg: WarehouseConfig, log=print) -> dict[str, float]:
     t0 = time.perf_counter()
     with open_lake(cfg) as con:
         before = sum(file_counts(con).values())
+        # The worker's MERGE leaves a delete file on most data files (updates land all over a table), and a
+        # scan reads both: rewrite files with at least this share deleted, then merge the small ones.
+        _retrying(con, f"CALL ducklake_rewrite_data_files('{LAKE}', delete_threshold => "
+                       f"{float(cfg.rewrite_delete_threshold)!r})")
         _retrying(con, f"CALL ducklake_merge_adjacent_files('{LAKE}')")
         older = f"now() - INTERVAL '{float(cfg.keep_snapshots_hours)} hours'"
         expired = _retrying(con, f"CALL ducklake_expire_snapshots('{LAKE}', older_than => {older})")

@@ -41,6 +41,10 @@ def _write(tmp_path, text: str):
         (('hash = true', 'hash = "yes"'), "[tables.cards.columns.member_id] hash = 'yes' — expected true or false"),
         (('max_batch_seconds = 5', 'max_batch_seconds = -1'), "[worker] max_batch_seconds = -1 — expected a number of at least 0.01"),
         (('topic_prefix = "prepaid"', 'topic_prefix = "pre paid"'), "[kafka] topic_prefix = 'pre paid' — expected letters"),
+        (('path = "wh.duckdb"', 'path = "wh.duckdb"\ncatalog = "sqlite:c.sqlite"\ndata_path = "lake"\n'
+          'rewrite_delete_threshold = 1.5'), "[warehouse] rewrite_delete_threshold = 1.5 — expected a share from 0 to 1"),
+        (('path = "wh.duckdb"', 'path = "wh.duckdb"\nrewrite_delete_threshold = 0.2'),
+         "[warehouse] rewrite_delete_threshold is only used with a DuckLake catalog"),
     ],
 )
 def test_bad_values_name_file_key_and_expectation(tmp_path, change, expected):

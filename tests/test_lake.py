@@ -200,6 +200,29 @@ def test_readers_and_maintenance_during_ingest_see_whole_batches_and_lose_nothin
         assert con.execute("SELECT count(*) FROM _meta.maintenance").fetchone()[0] >= 1
 
 
+def test_maintenance_rewrites_files_the_workers_updates_have_partly_deleted(tmp_path):
+    """Updates leave delete files that every scan reads; maintain rewrites files past the threshold, rows intact."""
+    from ingest.config import WarehouseConfig
+
+    lake = WarehouseConfig(path=tmp_path / "wh.duckdb", catalog=f"sqlite:{tmp_path / 'catalog.sqlite'}",
+                           data_path=tmp_path / "files", rewrite_delete_threshold=0.1)
+    deletes = (f"SELECT count(*) FROM __ducklake_metadata_{warehouse_lake.LAKE}.ducklake_delete_file "
+               "WHERE end_snapshot IS NULL")
+    with warehouse_lake.open_lake(lake) as con:
+        con.execute("CREATE TABLE main.t (id BIGINT, v BIGINT)")
+        for batch in range(4):
+            con.execute("INSERT INTO main.t SELECT range, 0 FROM range(?, ?)", [batch * 1000, batch * 1000 + 1000])
+        con.execute("DELETE FROM main.t WHERE id < 3000 AND id % 5 = 0")  # a fifth of three files: past 0.1
+        con.execute("DELETE FROM main.t WHERE id >= 3000 AND id % 50 = 1")  # 2% of the last one
+        assert con.execute(deletes).fetchone()[0] == 4
+        expected = con.execute("SELECT count(*), sum(id) FROM main.t").fetchone()
+    figures = warehouse_lake.maintain(lake, log=lambda _m: None)
+    with warehouse_lake.open_lake(lake) as con:
+        assert con.execute(deletes).fetchone()[0] == 1, "the three files past the threshold were rewritten"
+        assert con.execute("SELECT count(*), sum(id) FROM main.t").fetchone() == expected
+    assert figures["files_after"] <= 2
+
+
 def test_maintain_command_says_what_it_did_and_a_file_warehouse_needs_none(produced, lake_config, write_config):
     produced(3_000)
     config, _lake = lake_config(tables=scenario_config_tables(), worker={"max_batch_rows": 500, "max_batch_seconds": 0.3})
