@@ -176,7 +176,8 @@ else:
             t("subs_col_id"): a.id,
             t("subs_col_report"): title_of(a.ref, a.kind, a.params),
             t("subs_col_condition"): rules.condition_text(a, label, lang),
-            t("subs_col_state"): t("subs_paused") if a.paused else t("alert_on" if a.state.get("active") else "alert_off"),
+            t("subs_col_state"): t("subs_paused") if a.paused else t("alert_broken_state") if a.state.get("broken")
+            else t("alert_on" if a.state.get("active") else "alert_off"),
             t("subs_col_checked"): when(a.state.get("checked_at")),
             t("subs_col_last"): (f"{when(last_event[a.id]['finished_at'] or last_event[a.id]['at'])} · "
                                  f"{t('change_' + last_event[a.id]['change'])} · {t('status_' + last_event[a.id]['state'])}"

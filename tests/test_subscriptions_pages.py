@@ -59,6 +59,18 @@ def test_the_subscriptions_page_lists_pauses_sends_now_and_deletes(app_env):
     assert [b.label for b in at.button if b.key and b.key.startswith("subs_")] == ["일시 중지", "지금 보내기", "삭제"]
 
 
+def test_an_alert_that_cannot_be_checked_says_so_in_the_list(app_env):
+    now = datetime.now(SEOUL)
+    with app_state.connect(state_path(app_env)) as conn:
+        alert = store.add_alert(conn, kind="view", ref="999", params={"name": "지운 보기"}, condition="above",
+                                measure="topups.amount", threshold=1, recipients=["ops@example.com"], now=now)
+        store.record_broken(conn, alert, reason="view_missing", now=now, data_version="v1", domain="example.com")
+    at = run_page("pages/subscriptions.py")
+    alerts_table = at.dataframe[-1].value
+    assert alerts_table["현재"].iloc[0] == "확인 불가"
+    assert "· 확인 불가 안내 ·" in alerts_table["마지막 발송"].iloc[0]
+
+
 def test_the_page_in_english(app_env):
     with app_state.connect(state_path(app_env)) as conn:
         store.add_subscription(conn, ref="daily_topups", params={}, now=datetime.now(SEOUL),

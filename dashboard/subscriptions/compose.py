@@ -101,11 +101,14 @@ def subscription_mail(*, sender: str, recipients: tuple[str, ...], msg_id: str, 
 
 
 def alert_mail(*, sender: str, recipients: tuple[str, ...], msg_id: str, lang: str, now: datetime, title: str,
-               condition: str, change: str, value: str, at: datetime, settings_url: str, report_url: str) -> EmailMessage:
+               condition: str, change: str, value: str, at: datetime, settings_url: str, report_url: str,
+               reason: str = "") -> EmailMessage:
+    """One alert mail: the condition became true ('fired'), cleared, or can no longer be checked ('broken', `reason`)."""
     with i18n.language(lang):
         brand = i18n.t("mail_brand")
         subject = i18n.t(f"alert_subject_{change}", brand=brand, title=title, condition=condition)
-        lines = [i18n.t(f"alert_{change}", condition=condition, value=value, at=at.astimezone(SEOUL).strftime("%Y-%m-%d %H:%M")),
+        lines = [i18n.t(f"alert_{change}", condition=condition, value=value, reason=reason,
+                        at=at.astimezone(SEOUL).strftime("%Y-%m-%d %H:%M")),
                  i18n.t("mail_open_report", url=report_url), i18n.t("alert_settings", url=settings_url)]
     msg = _base(sender, recipients, subject, msg_id, now)
     msg.set_content("\n".join(lines) + "\n")

@@ -42,7 +42,7 @@ from typing import Callable, Protocol
 from dashboard import app_state, i18n
 from dashboard.access import person_for
 from dashboard.access.enforce import AccessDenied, acting_as
-from dashboard.model import ModelError
+from dashboard.model import ModelError, model_for
 from dashboard.questions import QuestionError
 from dashboard.report_runner import QueryFn, reports_dir, run_report, values_from_url
 from dashboard.reports import Report, ReportError, parse_report
@@ -57,6 +57,10 @@ from ingest.mail import PermanentMailError, send_message
 
 log = logging.getLogger("ingest.scheduler")
 
+
+
+class ReportMissing(FileNotFoundError):
+    """A subscription's or alert's report file is gone (renamed or deleted from the reports folder)."""
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
@@ -168,7 +172,14 @@ class Sender:
                         values, _ = values_from_url(report, alert.params, now.date())
                         result = run_report(report, values, self.query)
                 active, value = alert_rules.evaluate(alert, result, now)
-            except Exception as exc:  # noqa: BLE001 - a broken alert is logged, the others are checked
+            except (views.ViewMissing, ReportMissing, AccessDenied) as exc:
+                # It cannot be checked until someone acts: its recipients hear so once, not silence.
+                reason = ("view_missing" if isinstance(exc, views.ViewMissing) else
+                          "no_access" if isinstance(exc, AccessDenied) else "report_missing")
+                if store.record_broken(conn, alert.id, reason=reason, now=now, data_version=version, domain=self.domain):
+                    log.warning("alert %d cannot be checked (%s): its recipients are told once", alert.id, reason)
+                continue
+            except Exception as exc:  # noqa: BLE001 - a failing check is logged and tried again, the others are checked
                 log.warning("alert %d not checked: %s", alert.id, exc)
                 continue
             change = store.record_check(conn, alert.id, active=active, value=value, now=now, data_version=version,
@@ -184,7 +195,7 @@ class Sender:
             raise ValueError(f"{kind}:{ref} is not a report")
         path = reports_dir(self.cfg) / f"{ref}.sql"
         if not ref.replace("_", "").isalnum() or not path.is_file():
-            raise FileNotFoundError(ref)
+            raise ReportMissing(ref)
         return parse_report(path.read_text(encoding="utf-8"), path)
 
     def _backoff(self, attempts: int) -> timedelta:
@@ -274,14 +285,16 @@ class Sender:
         title = views.remembered_name(alert.params, alert.ref)
         link = views.view_url(self.cfg.app.public_url, alert.ref, alert.lang)
         label = alert.measure or ""
-        try:
-            view = views.load(conn, alert.ref)
-            with acting_as(person_for(self.cfg.access, alert.owner, alert.owner_groups)), i18n.language(alert.lang):
+        with acting_as(person_for(self.cfg.access, alert.owner, alert.owner_groups)), i18n.language(alert.lang):
+            try:
+                view = views.load(conn, alert.ref)
                 model, _, _ = views.question_of(view, self.warehouse)
-                label = views.measure_label(model, alert.measure or "")
-            title = view.name
-        except (views.ViewMissing, AccessDenied, ModelError):
-            pass
+                title = view.name
+            except views.ViewMissing:  # the measure still has its name in the model
+                model = model_for(self.warehouse)
+            except (AccessDenied, ModelError):
+                return title, link, label
+            label = views.measure_label(model, alert.measure or "")
         return title, link, label
 
     def deliver_alert(self, conn: sqlite3.Connection, row: sqlite3.Row) -> None:
@@ -302,11 +315,13 @@ class Sender:
                 label = i18n.column_label(alert.measure) if alert.measure else ""
         with i18n.language(alert.lang):
             value = i18n.fmt_number(row["value"]) if row["value"] is not None else i18n.EMPTY
+            reason = (i18n.t(f"alert_reason_{row['reason']}", title=title, ref=alert.ref, owner=alert.owner or "—")
+                      if row["change"] == "broken" else "")
         msg = alert_mail(
             sender=self.cfg.alerts.sender, recipients=alert.recipients, msg_id=row["message_id"], lang=alert.lang, now=now,
             title=title, condition=alert_rules.condition_text(alert, label, alert.lang), change=row["change"], value=value,
             at=datetime.fromisoformat(row["at"]), settings_url=settings_url(self.cfg.app.public_url, "alert", alert.id, alert.lang),
-            report_url=link)
+            report_url=link, reason=reason)
         if not store.start_alert_attempt(conn, row):
             return
         self.failpoints.hit("before_send")

@@ -265,7 +265,7 @@ def last_delivery(conn: sqlite3.Connection, sub_id: int) -> sqlite3.Row | None:
 
 def _alert(row: sqlite3.Row) -> Alert:
     keys = row.keys()
-    state = {k: row[k] for k in ("active", "value", "checked_at", "data_version", "transitions") if k in keys}
+    state = {k: row[k] for k in ("active", "value", "checked_at", "data_version", "transitions", "broken") if k in keys}
     return Alert(
         id=row["id"], kind=row["kind"], ref=row["ref"], params=json.loads(row["params"]), measure=row["measure"],
         condition=row["condition"], threshold=row["threshold"], hours=row["hours"], time_column=row["time_column"],
@@ -301,7 +301,7 @@ def add_alert(conn: sqlite3.Connection, *, ref: str, params: Mapping[str, str], 
 
 def alerts(conn: sqlite3.Connection) -> list[Alert]:
     return [_alert(r) for r in conn.execute(
-        "SELECT a.*, s.active, s.value, s.checked_at, s.data_version, s.transitions"
+        "SELECT a.*, s.active, s.value, s.checked_at, s.data_version, s.transitions, s.broken"
         " FROM alerts a LEFT JOIN alert_state s ON s.alert_id = a.id ORDER BY a.id")]
 
 
@@ -356,9 +356,42 @@ def record_check(conn: sqlite3.Connection, alert_id: int, *, active: bool, value
         conn.execute(
             "INSERT INTO alert_state (alert_id, active, value, checked_at, data_version, transitions) VALUES (?,?,?,?,?,?)"
             " ON CONFLICT (alert_id) DO UPDATE SET active = excluded.active, value = excluded.value,"
-            " checked_at = excluded.checked_at, data_version = excluded.data_version, transitions = excluded.transitions",
+            " checked_at = excluded.checked_at, data_version = excluded.data_version, transitions = excluded.transitions,"
+            " broken = NULL",
             (alert_id, int(active), value, iso(now), data_version, transitions))
     return change
+
+
+BROKEN_REASONS = ("view_missing", "report_missing", "no_access")
+
+
+def record_broken(conn: sqlite3.Connection, alert_id: int, *, reason: str, now: datetime, data_version: str,
+                  domain: str) -> bool:
+    """The alert cannot be checked (`reason`): one 'broken' event to mail, the first time only.
+
+    Returns True when this is news. Later checks that fail the same way add
+    nothing; a check that succeeds again clears it (`record_check`), so a
+    second breakage is mailed again.
+    """
+    if reason not in BROKEN_REASONS:
+        raise ValueError(f"reason {reason!r} — one of {', '.join(BROKEN_REASONS)}")
+    with transaction(conn):
+        row = conn.execute("SELECT transitions, broken FROM alert_state WHERE alert_id = ?", (alert_id,)).fetchone()
+        if row is not None and row["broken"]:
+            conn.execute("UPDATE alert_state SET checked_at = ?, data_version = ? WHERE alert_id = ?",
+                         (iso(now), data_version, alert_id))
+            return False
+        transitions = (row["transitions"] if row else 0) + 1
+        conn.execute(
+            "INSERT INTO alert_events (alert_id, seq, change, value, at, state, next_attempt_at, message_id, reason)"
+            " VALUES (?, ?, 'broken', NULL, ?, 'due', ?, ?, ?)",
+            (alert_id, transitions, iso(now), iso(now), message_id("alert", alert_id, f"{transitions}", domain), reason))
+        conn.execute(
+            "INSERT INTO alert_state (alert_id, checked_at, data_version, transitions, broken) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (alert_id) DO UPDATE SET checked_at = excluded.checked_at, data_version = excluded.data_version,"
+            " transitions = excluded.transitions, broken = excluded.broken",
+            (alert_id, iso(now), data_version, transitions, reason))
+    return True
 
 
 def open_alert_events(conn: sqlite3.Connection, now: datetime) -> list[sqlite3.Row]:
