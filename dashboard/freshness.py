@@ -98,15 +98,31 @@ class ChainState:
         return out
 
 
+_CHAIN_STATES: dict[tuple[str, str], ChainState] = {}
+
+
 def chain_state(wh: Warehouse, now: datetime | None = None) -> ChainState:
-    """Read `_meta` through `health.read` (the watchdog's statements) and say whether the data is whole."""
+    """Read `_meta` through `health.read` (the watchdog's statements) and say whether the data is whole.
+
+    The verdict depends on the landed data only (lag, rows still to send,
+    completeness), so every page run of every person shares one per data
+    version: the sidebar asks on each run.
+    """
+    key = (str(wh.path), wh.data_version())
+    if now is None and key in _CHAIN_STATES:
+        return _CHAIN_STATES[key]
     # The chain's status is the same for everyone and its statements are fixed: read beyond a role's rules.
     with as_system():
         if not (wh.exists() and wh.has_meta("heartbeat")):
             return ChainState(None, None)
         obs = health.read(lambda sql: list(wh.query(sql, []).itertuples(index=False, name=None)),
                           now or datetime.now(timezone.utc))
-        return chain_state_from(obs, landed_rows(wh))
+        state = chain_state_from(obs, landed_rows(wh))
+    if now is None:
+        if len(_CHAIN_STATES) > 16:
+            _CHAIN_STATES.clear()
+        _CHAIN_STATES[key] = state
+    return state
 
 
 def chain_state_from(obs: health.Observation, landed: int) -> ChainState:

@@ -237,15 +237,22 @@ CHART_TOP = 20  # category bars drawn at most; the rest is one "others" bar, as 
 
 
 def result_types(df: pd.DataFrame) -> tuple[tuple[str, str], ...]:
-    """(column, DuckDB type) of a report's result, as DuckDB reads the frame (dates stay DATE)."""
-    import duckdb
+    """(column, DuckDB type family) of a report's result, from the frame DuckDB gave (what kind of axis each is)."""
+    types = pd.api.types
 
-    con = duckdb.connect()
-    try:
-        rel = con.from_df(df.head(1000))
-        return tuple(zip(rel.columns, (str(t) for t in rel.types)))
-    finally:
-        con.close()
+    def family(series: pd.Series) -> str:
+        if types.is_bool_dtype(series):
+            return "BOOLEAN"
+        if types.is_datetime64_any_dtype(series):
+            return "TIMESTAMP WITH TIME ZONE" if getattr(series.dtype, "tz", None) else "TIMESTAMP"
+        if types.is_integer_dtype(series):
+            return "BIGINT"
+        if types.is_numeric_dtype(series):
+            return "DOUBLE"
+        first = series.dropna().head(1).tolist()
+        return "DATE" if first and isinstance(first[0], dt.date) else "VARCHAR"
+
+    return tuple((str(c), family(df[c])) for c in df.columns)
 
 
 def report_relation(report: Report, values: Mapping[str, Any], df: pd.DataFrame):

@@ -119,8 +119,9 @@ def screen_frame(frame: pd.DataFrame, columns: Sequence[ColumnView]) -> pd.DataF
     out = {}
     for c in columns:
         s = frame[c.name]
-        if c.coded:
-            s = s.map(lambda v, name=c.name: i18n.code_label(name, v) if isinstance(v, str) else v)
+        if c.coded:  # each code looked up once, not once per row (a lookup reads the session's language)
+            words = {v: i18n.code_label(c.name, v) for v in s.dropna().unique() if isinstance(v, str)}
+            s = s.map(lambda v, words=words: words.get(v, v) if isinstance(v, str) else v)
         elif c.kind == "bool":
             s = s.map(lambda v: t("true" if v else "false") if isinstance(v, (bool, np.bool_)) else v)
         elif c.kind == "id":

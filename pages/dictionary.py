@@ -17,6 +17,20 @@ from dashboard.warehouse import QueryTimeout, WarehouseBusy, app_warehouse, quot
 SAMPLE_ROWS = 2000  # example values come from a sample, not the whole table
 EXAMPLES = 3
 
+
+
+def first_distinct(values: pd.Series, n: int) -> list:
+    """The first n different non-missing values, in the sample's order (stops early: usually within a few rows)."""
+    found: list = []
+    for v in values:
+        if v is None or pd.isna(v) or v in found:
+            continue
+        found.append(v)
+        if len(found) == n:
+            break
+    return found
+
+
 wh = app_warehouse()
 st.title(t("page_dictionary"))
 st.caption(t("dict_intro"))
@@ -55,7 +69,7 @@ for name, info in catalog.tables.items():
         rows = []
         for i, c in enumerate(info.columns):
             description = wh.description(name, c.name)
-            values = sample[c.name].dropna().drop_duplicates().head(EXAMPLES).tolist() if c.name in sample else []
+            values = first_distinct(sample[c.name], EXAMPLES) if c.name in sample else []
             rows.append({
                 t("dict_column"): c.name,
                 t("dict_label"): i18n.column_label(c.name, description),
