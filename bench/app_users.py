@@ -52,10 +52,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import duckdb
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ingest.config import load_config  # noqa: E402
+from ingest import warehouse_lake  # noqa: E402
+from ingest.config import WarehouseConfig, load_config  # noqa: E402
 from ingest.warehouse_file import WarehouseBusy, WarehouseMissing, open_reader  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -201,28 +204,36 @@ def wait_for_app(url: str, proc: subprocess.Popen | None, timeout: float) -> Non
         time.sleep(0.5)
 
 
-def last_minute(warehouse: Path) -> tuple[int, int, int | None] | None:
-    """(batches, largest batch, lag after the newest) over the last 60 s, read the way the app reads."""
+def reading(warehouse: WarehouseConfig, timeout: float):
+    """A read-only connection to the demo's warehouse: its DuckDB file, or its lake (a snapshot)."""
+    if warehouse.is_lake:
+        return warehouse_lake.open_lake(warehouse, read_only=True)
+    return open_reader(warehouse.path, timeout=timeout)
+
+
+def last_minute(warehouse: WarehouseConfig, since: datetime) -> tuple[int, int, int | None] | None:
+    """(batches, largest batch, lag after the newest) over the last 60 s after `since` (this run's demo start)."""
     try:
-        with open_reader(warehouse, timeout=10) as con:
+        with reading(warehouse, 10) as con:
             if not con.execute("SELECT count(*) FROM information_schema.tables "
                                "WHERE table_schema = '_meta' AND table_name = 'batches'").fetchone()[0]:
                 return None
             return con.execute(
                 "SELECT count(*), coalesce(max(messages), 0), arg_max(lag_messages, batch_id) FROM _meta.batches "
-                "WHERE committed_at > now() - INTERVAL 60 SECOND").fetchone()
-    except (WarehouseMissing, WarehouseBusy):
+                "WHERE committed_at > now() - INTERVAL 60 SECOND AND committed_at > ?", [since]).fetchone()
+    except (WarehouseMissing, WarehouseBusy, duckdb.Error):
         return None
 
 
-def wait_until_caught_up(warehouse: Path, timeout: float, proc: subprocess.Popen | None) -> None:
+def wait_until_caught_up(warehouse: WarehouseConfig, timeout: float, proc: subprocess.Popen | None) -> None:
     """The demo re-exports every table on start, table after table; measure only once that is over:
     for a whole minute, only the simulator's trickle (batches ≤ 2,000 messages) and a worker that keeps up."""
     deadline = time.monotonic() + timeout
+    since = datetime.now(timezone.utc)  # batches of an earlier run say nothing about this one
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise SystemExit(f"the demo stopped (exit {proc.returncode}); see its log")
-        state = last_minute(warehouse)
+        state = last_minute(warehouse, since)
         if state and state[0] >= 4 and state[1] <= 2000 and state[2] is not None and state[2] <= 1000:
             print(f"worker caught up: {state[0]} batches in the last minute, none over {state[1]:,} messages, "
                   f"lag {state[2]}", flush=True)
@@ -231,8 +242,8 @@ def wait_until_caught_up(warehouse: Path, timeout: float, proc: subprocess.Popen
     print(f"warning: the worker did not catch up within {timeout:.0f} s; measuring anyway", flush=True)
 
 
-def batch_figures(warehouse: Path, start: datetime, end: datetime) -> dict:
-    with open_reader(warehouse, timeout=60) as con:
+def batch_figures(warehouse: WarehouseConfig, start: datetime, end: datetime) -> dict:
+    with reading(warehouse, 60) as con:
         rows = con.execute(
             "SELECT epoch(started_at), epoch(committed_at), messages FROM _meta.batches "
             "WHERE committed_at >= ? AND committed_at < ? ORDER BY committed_at", [start, end]
@@ -396,7 +407,7 @@ def main() -> int:
     except (ValueError, AssertionError):
         ap.error("--users takes positive whole numbers separated by commas, e.g. 1,4")
     config = args.config.resolve()
-    warehouse = Path(load_config(config, needs=("warehouse",)).warehouse.path)
+    warehouse = load_config(config, needs=("warehouse",)).warehouse
 
     proc = None
     log_path = args.demo_log

@@ -28,6 +28,7 @@ What it promises:
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import threading
 import time
@@ -209,8 +210,12 @@ class Warehouse:
         waits for the file, the file is released as soon as the running
         queries finish, even in the middle of a page run.
         """
-        with self._reader().hold():
-            yield self
+        token = _PAGE_RUN_VERSIONS.set({})
+        try:
+            with self._reader().hold():
+                yield self
+        finally:
+            _PAGE_RUN_VERSIONS.reset(token)
 
     def _execute(self, sql: str, params: Sequence[Any], fetch: str) -> Any:
         """Run one statement on its own cursor, interrupting it after the time-out.
@@ -244,11 +249,19 @@ class Warehouse:
         version is its latest snapshot (every commit makes one).
         """
         if self.is_lake:
+            # A catalog read per call (~10 ms); every query asks, so one page run (`reading`) asks the lake once
+            # and all its queries read that snapshot's cached results.
+            run = _PAGE_RUN_VERSIONS.get()
+            if run is not None and id(self) in run:
+                return run[id(self)]
             try:
                 with self._connection() as con:
-                    return "snapshot:" + str(con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0])
+                    version = "snapshot:" + str(con.execute(f"SELECT id FROM {LAKE}.current_snapshot()").fetchone()[0])
             except WarehouseMissing:
                 return "missing"
+            if run is not None:
+                run[id(self)] = version
+            return version
         text = _sidecar_text(Path(self.config.warehouse.version_path))
         if text:
             return text
@@ -465,6 +478,9 @@ class _SharedReader:
 
 
 
+# Per page run (`Warehouse.reading`): a lake's snapshot id, read once for all the run's queries.
+_PAGE_RUN_VERSIONS: contextvars.ContextVar[dict[int, str] | None] = contextvars.ContextVar("page_run_versions",
+                                                                                          default=None)
 _SIDECARS: dict[str, tuple[tuple[int, int, int], str]] = {}
 
 
