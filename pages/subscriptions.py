@@ -15,7 +15,7 @@ import streamlit as st
 from dashboard import app_state, audit, dates, i18n, links, saved_views
 from dashboard.access import current_person
 from dashboard.access.enforce import AccessDenied
-from dashboard.model import ModelError
+from dashboard.model import ModelError, model_for
 from dashboard.app_state import AppStateError, transaction
 from dashboard.i18n import t
 from dashboard.report_runner import reports_dir
@@ -167,9 +167,11 @@ else:
     rows = []
     for a in alert_list:
         label = i18n.column_label(a.measure) if a.measure else ""
-        if a.kind == "view" and a.measure and a.ref in view_names:
+        if a.kind == "view" and a.measure:
             try:
-                label = view_targets.measure_label(view_targets.question_of(view_names[a.ref], wh)[0], a.measure)
+                model = (view_targets.question_of(view_names[a.ref], wh)[0] if a.ref in view_names
+                         else model_for(wh))  # a deleted view's measure still has its name in the model
+                label = view_targets.measure_label(model, a.measure)
             except (AccessDenied, ModelError):  # a view beyond the reader's role keeps the measure's id
                 label = a.measure
         rows.append({

@@ -68,6 +68,7 @@ def test_an_alert_that_cannot_be_checked_says_so_in_the_list(app_env):
     at = run_page("pages/subscriptions.py")
     alerts_table = at.dataframe[-1].value
     assert alerts_table["현재"].iloc[0] == "확인 불가"
+    assert alerts_table["조건"].iloc[0] == "충전 금액(원) 합계가 1 초과", "the deleted view's measure keeps its name"
     assert "· 확인 불가 안내 ·" in alerts_table["마지막 발송"].iloc[0]
 
 
