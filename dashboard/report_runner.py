@@ -314,8 +314,9 @@ def chart_frame(report: Report, values: Mapping[str, Any], df: pd.DataFrame, que
     compiled = compile_over(rel, relation_model(rel, measures), question)
     try:
         result = query(compiled.sql, list(compiled.params))
-    except duckdb.Error as exc:
-        raise query_error(report, exc) from exc
+    except duckdb.Error as exc:  # the report itself ran: the chart line is what to look at
+        first = str(exc).split("\n\nLINE")[0].strip()
+        raise ReportError(Path(report.path).name, chart.line, f"the chart could not be drawn: {first}") from exc
     roles = dict(zip(("x", "color"), question.dimensions))
     frame = pd.DataFrame({role: result[dim].to_numpy() for role, dim in roles.items()})
     frame["value"] = result[question.measures[0]].to_numpy()

@@ -225,6 +225,8 @@ if report.chart is not None and not result.empty:
             if report.chart.kind == "heatmap":
                 fig.update_yaxes(autorange="reversed")  # rows top-down in the report's order (Monday first)
             st.plotly_chart(fig, key=f"r_chart_{slug}", width="stretch")
+        except ReportError as exc:  # already names the file and the chart's line
+            st.warning(str(exc))
         except Exception as exc:  # noqa: BLE001 - a chart that cannot be drawn must not hide the table
             st.warning(f"{report.path.rsplit('/', 1)[-1]}:{report.chart.line}: {str(exc).splitlines()[0]}")
 elif result.empty:

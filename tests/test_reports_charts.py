@@ -118,3 +118,18 @@ def test_the_chart_runs_behind_the_same_access_rules_as_the_report(tmp_path):
         spec, frame = chart_frame(r, values, result, warehouse.query)
     assert set(frame["x"]) == {"부산"}
     assert points(frame) == points(expected_chart(r, result))
+
+
+def test_a_chart_that_cannot_be_drawn_names_the_files_chart_line(demo, tmp_path):
+    from dashboard.reports import ReportError, parse_report
+
+    ds, query = demo
+    path = tmp_path / "words.sql"
+    path.write_text("-- title: 경로 / Channels\n-- chart: bar x=channel y=channel\n"
+                    "SELECT channel, count(*) AS topups FROM topups GROUP BY channel\n", encoding="utf-8")
+    r = parse_report(path.read_text(encoding="utf-8"), path)
+    values = default_values(r, ds.today)
+    result = run_report(r, values, query)  # the report itself runs
+    with pytest.raises(ReportError) as err:
+        chart_frame(r, values, result, query)  # a sum of words does not
+    assert str(err.value).startswith("words.sql:2: the chart could not be drawn")
