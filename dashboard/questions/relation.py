@@ -49,7 +49,7 @@ class Relation:
     labels: Mapping[str, Label]
 
 
-def relation_model(rel: Relation, measures: Mapping[str, Measure] = ()) -> Model:
+def relation_model(rel: Relation, measures: Mapping[str, Measure] | None = None) -> Model:
     """A one-table model of the relation: every column a dimension, the catalog's default measures,
     the "first position" measure (report order), plus `measures` (name → Measure on `rel.name`)."""
     info = TableInfo(rel.name, "", tuple(ColumnInfo(n, t) for n, t in rel.columns), 0)
@@ -58,8 +58,7 @@ def relation_model(rel: Relation, measures: Mapping[str, Measure] = ()) -> Model
     extra = {FIRST_POSITION: Measure(rel.name, FIRST_POSITION, Label("보고서 순서", "Report order"),
                                      agg="min", column=POSITION)}
     extra.update(measures or {})
-    table = replace(table, measures={**table.measures, **extra},
-                  columns=table.columns + ((POSITION, "BIGINT"),))
+    table = replace(table, measures={**table.measures, **extra}, columns=table.columns + ((POSITION, "BIGINT"),))
     model = Model(tables={rel.name: table})
     relink(model)
     return model
