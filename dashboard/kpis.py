@@ -122,6 +122,23 @@ def trend_start(today: date, days: int = 30) -> datetime:
     return datetime.combine(today - timedelta(days=days - 1), time(), SEOUL)
 
 
+TILE_ROW_CHARS = 36  # characters of a metric's value that fit across the page's width, shared by its tiles
+
+
+def tile_krw(value: float, lang: str, tiles: int) -> tuple[str, str | None]:
+    """(what a tile shows, its tooltip) for an amount in a row of `tiles` metric tiles.
+
+    The exact amount when it fits its tile; else the short form (25.99억원 /
+    ₩2.6B) with the exact amount in the tooltip — Streamlit cuts a value that
+    does not fit ("2,598,600,00…"), which reads as a different number.
+    """
+    n = f"{round(value):,}"
+    exact = f"₩{n}" if lang == "en" else f"{n}원"
+    if len(exact) <= TILE_ROW_CHARS // max(1, tiles):
+        return exact, None
+    return compact_krw(value, lang), exact
+
+
 def compact_krw(value: float, lang: str) -> str:
     """A money amount short enough for a KPI tile: 4,754만원 / 1.2억원 in Korean, ₩47.5M in English."""
     v = round(value)

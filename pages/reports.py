@@ -207,9 +207,9 @@ tiles = st.columns(1 + len(totals))
 tiles[0].metric(t("summary_rows"), i18n.fmt_number(len(result)), border=True)
 for box, name in zip(tiles[1:], totals):
     total = result[name].sum()
-    if name.endswith("_krw"):  # 25.99억원 fits a tile beside four others; the exact amount is in its tooltip
-        box.metric(t("summary_total", column=labels[name]), kpis.compact_krw(total, lang), help=i18n.fmt_krw(total),
-                   border=True)
+    if name.endswith("_krw"):  # exact when it fits its tile, else 25.99억원 with the exact amount in the tooltip
+        shown, exact = kpis.tile_krw(total, lang, len(tiles))
+        box.metric(t("summary_total", column=labels[name]), shown, help=exact, border=True)
     else:
         box.metric(t("summary_total", column=labels[name]), i18n.fmt_number(total), border=True)
 

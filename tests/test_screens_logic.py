@@ -219,3 +219,13 @@ def test_zooming_into_a_time_bucket_covers_its_days_at_a_finer_grain(grain, star
     days = dates.bucket(grain, dt.date.fromisoformat(start))
     assert (days.start.isoformat(), days.end.isoformat()) == (start, end)
     assert dates.FINER[grain] == finer
+
+
+def test_a_total_tile_shows_the_exact_amount_when_it_fits_and_a_short_one_with_the_exact_in_its_tooltip():
+    from dashboard.kpis import tile_krw
+
+    assert tile_krw(17_279_900, "ko", 2) == ("17,279,900원", None)
+    assert tile_krw(451_785_000, "ko", 3) == ("451,785,000원", None)  # 12 characters: fits a third of the row
+    assert tile_krw(2_598_600_000, "ko", 3) == ("26.0억원", "2,598,600,000원")  # cut as "2,598,600,00…" before
+    assert tile_krw(2_747_100, "ko", 5) == ("275만원", "2,747,100원")  # five tiles: seven characters each
+    assert tile_krw(2_598_600_000, "en", 3) == ("₩2.6B", "₩2,598,600,000")
