@@ -8,6 +8,7 @@ SQL is fixed text over a fixed set of tables; only instants are bound.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Callable, Iterable, Mapping
@@ -122,19 +123,25 @@ def trend_start(today: date, days: int = 30) -> datetime:
     return datetime.combine(today - timedelta(days=days - 1), time(), SEOUL)
 
 
-TILE_ROW_CHARS = 36  # characters of a metric's value that fit across the page's width, shared by its tiles
+TILE_ROW_UNITS = 40  # width of a metric's value across the page, in digit widths, shared by a row's tiles
+TILES_PER_ROW = 3  # metric tiles side by side at most (reports: the row count and its totals)
+
+
+def text_units(text: str) -> int:
+    """Display width in digit widths: a Hangul syllable is two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
 def tile_krw(value: float, lang: str, tiles: int) -> tuple[str, str | None]:
     """(what a tile shows, its tooltip) for an amount in a row of `tiles` metric tiles.
 
-    The exact amount when it fits its tile; else the short form (25.99억원 /
+    The exact amount when it fits its tile; else the short form (26.0억원 /
     ₩2.6B) with the exact amount in the tooltip — Streamlit cuts a value that
     does not fit ("2,598,600,00…"), which reads as a different number.
     """
     n = f"{round(value):,}"
     exact = f"₩{n}" if lang == "en" else f"{n}원"
-    if len(exact) <= TILE_ROW_CHARS // max(1, tiles):
+    if text_units(exact) <= TILE_ROW_UNITS // max(1, tiles):
         return exact, None
     return compact_krw(value, lang), exact
 

@@ -203,15 +203,15 @@ problem = totals_problem(report, result)
 if problem:
     st.warning(problem)
 totals = [c for c in report.totals if not problem]
-tiles = st.columns(1 + len(totals))
-tiles[0].metric(t("summary_rows"), i18n.fmt_number(len(result)), border=True)
-for box, name in zip(tiles[1:], totals):
+tiles = [(t("summary_rows"), i18n.fmt_number(len(result)), None)]
+across = min(kpis.TILES_PER_ROW, 1 + len(totals))  # rows of at most three: a total is never cut to "6,958…"
+for name in totals:
     total = result[name].sum()
-    if name.endswith("_krw"):  # exact when it fits its tile, else 25.99억원 with the exact amount in the tooltip
-        shown, exact = kpis.tile_krw(total, lang, len(tiles))
-        box.metric(t("summary_total", column=labels[name]), shown, help=exact, border=True)
-    else:
-        box.metric(t("summary_total", column=labels[name]), i18n.fmt_number(total), border=True)
+    shown, exact = kpis.tile_krw(total, lang, across) if name.endswith("_krw") else (i18n.fmt_number(total), None)
+    tiles.append((t("summary_total", column=labels[name]), shown, exact))
+for start in range(0, len(tiles), across):
+    for box, (label, shown, exact) in zip(st.columns(across), tiles[start:start + across]):
+        box.metric(label, shown, help=exact, border=True)
 
 # ── chart ──────────────────────────────────────────────────────────────────
 if report.chart is not None and not result.empty:

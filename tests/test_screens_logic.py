@@ -225,7 +225,7 @@ def test_a_total_tile_shows_the_exact_amount_when_it_fits_and_a_short_one_with_t
     from dashboard.kpis import tile_krw
 
     assert tile_krw(17_279_900, "ko", 2) == ("17,279,900원", None)
-    assert tile_krw(451_785_000, "ko", 3) == ("451,785,000원", None)  # 12 characters: fits a third of the row
+    assert tile_krw(451_785_000, "ko", 3) == ("451,785,000원", None)  # 13 digit widths (원 is two): fits a third
     assert tile_krw(2_598_600_000, "ko", 3) == ("26.0억원", "2,598,600,000원")  # cut as "2,598,600,00…" before
-    assert tile_krw(2_747_100, "ko", 5) == ("275만원", "2,747,100원")  # five tiles: seven characters each
+    assert tile_krw(69_584_300, "ko", 5) == ("6,958만원", "69,584,300원")
     assert tile_krw(2_598_600_000, "en", 3) == ("₩2.6B", "₩2,598,600,000")
