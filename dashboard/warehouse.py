@@ -477,7 +477,6 @@ class _SharedReader:
             self._state.notify_all()
 
 
-
 # Per page run (`Warehouse.reading`): a lake's snapshot id, read once for all the run's queries.
 _PAGE_RUN_VERSIONS: contextvars.ContextVar[dict[int, str] | None] = contextvars.ContextVar("page_run_versions",
                                                                                           default=None)
@@ -581,7 +580,6 @@ def _lake_reader(cfg: WarehouseConfig, memory_limit: str) -> _LakeReader:
         if reader is None:
             reader = _LAKE_READERS[key] = _LakeReader(cfg, memory_limit)
         return reader
-
 
 
 @functools.lru_cache(maxsize=64)
