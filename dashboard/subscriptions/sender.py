@@ -58,9 +58,9 @@ from ingest.mail import PermanentMailError, send_message
 log = logging.getLogger("ingest.scheduler")
 
 
-
 class ReportMissing(FileNotFoundError):
     """A subscription's or alert's report file is gone (renamed or deleted from the reports folder)."""
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
