@@ -26,18 +26,23 @@ def _reads_of(sql: str):
         return None
 
 
+def _reads(report: Report):
+    """What the parser finds in the report's query and its `from=` option queries: (tables, columns) per query."""
+    for sql in [positional_sql(report)] + [p.options_sql for p in report.params if p.options_sql]:
+        found = _reads_of(sql)
+        if found is not None:
+            yield found.tables - found.ctes, found.columns
+
+
 def needs(report: Report, catalog) -> tuple[tuple[str, str], ...]:
     """(table, column) pairs the report reads, by the parser; a table read as a whole appears as (table, "*")."""
     out: set[tuple[str, str]] = set()
-    for sql in [positional_sql(report)] + [p.options_sql for p in report.params if p.options_sql]:
-        found = _reads_of(sql)
-        if found is None:
-            continue
-        for table in found.tables - found.ctes:
+    for tables, columns in _reads(report):
+        for table in tables:
             info = catalog.tables.get(table)
             if info is None:
                 continue
-            used = [c for c in info.column_names if c.lower() in found.columns]
+            used = [c for c in info.column_names if c.lower() in columns]
             out.update((table, c) for c in used)
             if not used:
                 out.add((table, "*"))
@@ -46,12 +51,7 @@ def needs(report: Report, catalog) -> tuple[tuple[str, str], ...]:
 
 def missing_tables(report: Report, catalog) -> list[str]:
     """Tables the report reads that the warehouse does not have (yet): not landed, or not exported at all."""
-    missing: set[str] = set()
-    for sql in [positional_sql(report)] + [p.options_sql for p in report.params if p.options_sql]:
-        found = _reads_of(sql)
-        if found is not None:
-            missing.update(t for t in found.tables - found.ctes if t not in catalog.tables)
-    return sorted(missing)
+    return sorted({t for tables, _ in _reads(report) for t in tables if t not in catalog.tables})
 
 
 def offered(report: Report, warehouse) -> bool:
