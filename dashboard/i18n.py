@@ -770,12 +770,12 @@ def fmt_number(value: float | int | None, decimals: int = 0) -> str:
     return f"{value:,.{decimals or 2}f}"
 
 
-def fmt_krw(value: float | int | None) -> str:
-    """12,345원 / ₩12,345 — KRW has no minor unit, so never decimals."""
+def fmt_krw(value: float | int | None, language: str | None = None) -> str:
+    """12,345원 / ₩12,345 — KRW has no minor unit, so never decimals (the page's language unless given)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     n = f"{round(value):,}"
-    return f"₩{n}" if lang() == "en" else f"{n}원"
+    return f"₩{n}" if (language or lang()) == "en" else f"{n}원"
 
 
 def to_seoul(value: datetime) -> datetime:

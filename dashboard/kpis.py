@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from dashboard import i18n
+
 SEOUL = ZoneInfo("Asia/Seoul")
 QueryFn = Callable[[str, list], pd.DataFrame]
 
@@ -139,8 +141,7 @@ def tile_krw(value: float, lang: str, tiles: int) -> tuple[str, str | None]:
     ₩2.6B) with the exact amount in the tooltip — Streamlit cuts a value that
     does not fit ("2,598,600,00…"), which reads as a different number.
     """
-    n = f"{round(value):,}"
-    exact = f"₩{n}" if lang == "en" else f"{n}원"
+    exact = i18n.fmt_krw(value, lang)
     if text_units(exact) <= TILE_ROW_UNITS // max(1, tiles):
         return exact, None
     return compact_krw(value, lang), exact
