@@ -261,7 +261,7 @@ def report_relation(report: Report, values: Mapping[str, Any], df: pd.DataFrame)
 
     bound = bind_params(report, values)
     return Relation(REPORT_RELATION, lambda offset: positional_sql(report, offset),
-                    tuple(bound[name] for name in report.sql_names), result_types(df), {})
+                    tuple(bound[name] for name in report.sql_names), result_types(df))
 
 
 def chart_question(report: Report, types: Mapping[str, str]):

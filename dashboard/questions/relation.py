@@ -46,15 +46,13 @@ class Relation:
     sql: Callable[[int], str]
     params: tuple
     columns: tuple[tuple[str, str], ...]  # (name, DuckDB type), in the relation's order
-    labels: Mapping[str, Label]
 
 
 def relation_model(rel: Relation, measures: Mapping[str, Measure] | None = None) -> Model:
     """A one-table model of the relation: every column a dimension, the catalog's default measures,
     the "first position" measure (report order), plus `measures` (name → Measure on `rel.name`)."""
     info = TableInfo(rel.name, "", tuple(ColumnInfo(n, t) for n, t in rel.columns), 0)
-    descriptions = {name: f"{label.ko} / {label.en}" for name, label in rel.labels.items()}
-    table = catalog_model(info, "", descriptions, ())
+    table = catalog_model(info, "", {}, ())  # labels: the page names the chart's columns as the report's table
     extra = {FIRST_POSITION: Measure(rel.name, FIRST_POSITION, Label("보고서 순서", "Report order"),
                                      agg="min", column=POSITION)}
     extra.update(measures or {})
