@@ -333,6 +333,15 @@ def delete_alert(conn: sqlite3.Connection, alert_id: int) -> None:
         conn.execute("DELETE FROM alerts WHERE id = ?", (alert_id,))
 
 
+def _add_event(conn: sqlite3.Connection, alert_id: int, seq: int, change: str, value: float | None, now: datetime,
+               domain: str, reason: str | None = None) -> None:
+    """One change of an alert's state, due to be mailed now (its message id fixed, so a resend is the same mail)."""
+    conn.execute(
+        "INSERT INTO alert_events (alert_id, seq, change, value, at, state, next_attempt_at, message_id, reason)"
+        " VALUES (?, ?, ?, ?, ?, 'due', ?, ?, ?)",
+        (alert_id, seq, change, value, iso(now), iso(now), message_id("alert", alert_id, f"{seq}", domain), reason))
+
+
 def record_check(conn: sqlite3.Connection, alert_id: int, *, active: bool, value: float | None, now: datetime,
                  data_version: str, domain: str) -> str | None:
     """Store one check's outcome; when `active` changed, add the event to mail (in the same transaction).
@@ -348,11 +357,7 @@ def record_check(conn: sqlite3.Connection, alert_id: int, *, active: bool, value
         if active != was:
             change = "fired" if active else "cleared"
             transitions += 1
-            key = f"{transitions}"
-            conn.execute(
-                "INSERT INTO alert_events (alert_id, seq, change, value, at, state, next_attempt_at, message_id)"
-                " VALUES (?, ?, ?, ?, ?, 'due', ?, ?)",
-                (alert_id, transitions, change, value, iso(now), iso(now), message_id("alert", alert_id, key, domain)))
+            _add_event(conn, alert_id, transitions, change, value, now, domain)
         conn.execute(
             "INSERT INTO alert_state (alert_id, active, value, checked_at, data_version, transitions) VALUES (?,?,?,?,?,?)"
             " ON CONFLICT (alert_id) DO UPDATE SET active = excluded.active, value = excluded.value,"
@@ -382,10 +387,7 @@ def record_broken(conn: sqlite3.Connection, alert_id: int, *, reason: str, now: 
                          (iso(now), data_version, alert_id))
             return False
         transitions = (row["transitions"] if row else 0) + 1
-        conn.execute(
-            "INSERT INTO alert_events (alert_id, seq, change, value, at, state, next_attempt_at, message_id, reason)"
-            " VALUES (?, ?, 'broken', NULL, ?, 'due', ?, ?, ?)",
-            (alert_id, transitions, iso(now), iso(now), message_id("alert", alert_id, f"{transitions}", domain), reason))
+        _add_event(conn, alert_id, transitions, "broken", None, now, domain, reason)
         conn.execute(
             "INSERT INTO alert_state (alert_id, checked_at, data_version, transitions, broken) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (alert_id) DO UPDATE SET checked_at = excluded.checked_at, data_version = excluded.data_version,"
