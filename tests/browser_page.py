@@ -44,11 +44,15 @@ def clear_drawn_text(page) -> None:
     page.evaluate("() => { window.__drawn = []; }")
 
 
-def wait_idle(page, timeout: int = 60_000) -> None:
+def wait_idle(page, timeout: int = 60_000, started: bool = False) -> None:
     """Until Streamlit has finished the run: the app says no script runs (its `data-test-script-state`,
     set as soon as the server reports a run, unlike the running-status widget, which shows only after
-    a delay), and no running-status widget or placeholder skeleton is left."""
-    page.wait_for_timeout(400)
+    a delay), and no running-status widget or placeholder skeleton is left.
+
+    After a click the run may not have started yet, hence a first pause; `started`: the caller has
+    already seen the run's output (open_view), so there is nothing to wait for before looking."""
+    if not started:
+        page.wait_for_timeout(400)
     page.wait_for_function(
         "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
         " const state = app ? app.getAttribute('data-test-script-state') : 'initial';"
@@ -64,7 +68,7 @@ def open_view(page, url: str, ready: str) -> None:
 
     page.goto(url)
     expect(page.get_by_text(ready).first).to_be_visible(timeout=90_000)
-    wait_idle(page)
+    wait_idle(page, started=True)
 
 
 def grid_rows(page, key: str, columns: tuple[str, ...] = (), exact: bool = False) -> tuple[list[str], list[list[str]]]:

@@ -87,23 +87,33 @@ def server(tmp_path_factory):
 VIEWPORT = {"width": 2600, "height": 1400}  # wide enough that the grid draws every column (it skips those out of view)
 
 
+@pytest.fixture(scope="module")
+def context(browser):
+    """One browser context for the module: every visit is a new page (a new session, so a switch turned on in one
+    test is off in the next), the language is in each URL, and the app's scripts come from the context's cache
+    — a fresh context per visit parsed them anew and took twice as long."""
+    ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    yield ctx
+    ctx.close()
+
+
 @pytest.fixture(scope="module", autouse=True)
-def warm(server, browser):
+def warm(server, context):
     """One visit first: a fresh server's first page run reruns itself once (the legacy multipage trap,
     dashboard/warehouse.py), which would swap the download buttons under a click. Shared links on a fresh
     server are tested in test_browser_reports.py and test_browser_explore.py."""
-    ctx = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
     try:
-        open_view(ctx.new_page(), server[1] + "/", "개요")
+        open_view(page, server[1] + "/", "개요")
     finally:
-        ctx.close()
+        page.close()
 
 
 @pytest.fixture
-def page(browser):
-    ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-    yield ctx.new_page()
-    ctx.close()
+def page(context):
+    page = context.new_page()
+    yield page
+    page.close()
 
 
 def same_value(file_value, screen_text: str) -> bool:
@@ -152,13 +162,12 @@ def switch_to_raw_codes(page, ui) -> None:
 
 
 @pytest.mark.parametrize("slug", REPORTS)
-def test_report_files_carry_the_screen_in_both_languages(server, browser, slug):
+def test_report_files_carry_the_screen_in_both_languages(server, context, slug):
     ds, base, shots = server
     files: dict[str, object] = {}
     colours = {}
     for lang in LANGS:
-        ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
-        page = ctx.new_page()
+        page = context.new_page()
         try:
             ui = UI[lang]
             open_view(page, f"{base}/reports?report={slug}{'&lang=en' if lang == 'en' else ''}", ui["rows"])
@@ -192,7 +201,7 @@ def test_report_files_carry_the_screen_in_both_languages(server, browser, slug):
                 assert all(re.fullmatch(r"[a-z_][a-z0-9_]*", c) for c in files["raw"].columns), list(files["raw"].columns)
                 page.screenshot(path=str(shots / f"{slug}_{lang}.png"), full_page=True)
         finally:
-            ctx.close()
+            page.close()
     for lang in LANGS:
         check_words(files[lang], files["raw"], lang, f"{slug} {lang}")
     if colours:  # a series keeps its colour across languages (matched through the raw codes' order)

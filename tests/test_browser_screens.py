@@ -22,6 +22,7 @@ from tests.browser_page import (
     drawn_text,
     grid_rows,
     metrics,
+    open_view,
     record_drawn_text,
     selectbox_options,
     sort_by_first_column,
@@ -88,12 +89,8 @@ def context(browser):
 
 def open_page(context, url: str, ready: str):
     """A new tab on `url`, once the text `ready` shows and the run has finished."""
-    from playwright.sync_api import expect
-
     page = context.new_page()
-    page.goto(url)
-    expect(page.get_by_text(ready).first).to_be_visible(timeout=90_000)
-    wait_idle(page)
+    open_view(page, url, ready)
     return page
 
 
