@@ -166,6 +166,7 @@ class Heartbeat:
     last_batch_id: int | None = None
     lag_messages: int | None = None
     message: str | None = None
+    worker_id: str | None = None  # on a lake: the worker judged (the oldest beat among those holding partitions)
 
     def verdict(self, alert_after_seconds: float) -> str:
         """ok | late | down | missing — `health.worker_verdict`, the watchdog's rule."""
@@ -184,7 +185,7 @@ def heartbeat(query: QueryFn, now: datetime) -> Heartbeat:
         state=obs.worker_state or "missing", beat_at=obs.heartbeat_at,
         age_seconds=obs.heartbeat_age.total_seconds(), started_at=obs.worker_started_at, pid=obs.worker_pid,
         host=obs.worker_host, last_batch_id=obs.last_batch_id, lag_messages=obs.heartbeat_lag,
-        message=obs.worker_message,
+        message=obs.worker_message, worker_id=obs.worker_id,
     )
 
 

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 Fetch = Callable[[str], Sequence[Sequence[Any]]]
 
 HEARTBEAT_SQL = """
-SELECT beat_at, state, pid, lag_messages, message, started_at, host, last_batch_id
+SELECT beat_at, state, pid, lag_messages, message, started_at, host, last_batch_id, NULL AS worker
 FROM _meta.heartbeat WHERE worker = 'worker'
 ORDER BY beat_at DESC LIMIT 1
 """
@@ -44,7 +44,7 @@ ORDER BY beat_at DESC LIMIT 1
 # The lag is then the sum over partitions (each worker's own total covers only its partitions).
 LEASED_HEARTBEAT_SQL = """
 WITH owners AS (SELECT DISTINCT owner FROM _meta.leases WHERE owner IS NOT NULL)
-SELECT beat_at, state, pid, NULL AS lag_messages, message, started_at, host, last_batch_id
+SELECT beat_at, state, pid, NULL AS lag_messages, message, started_at, host, last_batch_id, worker
 FROM _meta.heartbeat
 ORDER BY worker IN (SELECT owner FROM owners) DESC,
          CASE WHEN worker IN (SELECT owner FROM owners) THEN beat_at END ASC NULLS LAST,
@@ -156,6 +156,7 @@ class Observation:
     worker_started_at: datetime | None = None
     worker_host: str | None = None
     last_batch_id: int | None = None
+    worker_id: str | None = None  # on a lake, which worker's beat is judged (None on a single file: one worker)
 
     @property
     def lag_messages(self) -> int | None:
@@ -218,12 +219,12 @@ def read(fetch: Fetch, now: datetime) -> Observation:
     if not beat:
         return Observation(now, unreadable="no_heartbeat", partitions=partitions, dead_letters_by_topic=dead_letters,
                            exporters=exporters, completeness=checks)
-    beat_at, worker_state, pid, lag, message, started_at, host, last_batch = beat[0]
+    beat_at, worker_state, pid, lag, message, started_at, host, last_batch, worker_id = beat[0]
     return Observation(
         now, heartbeat_at=aware(beat_at), worker_state=str(worker_state), worker_pid=_int(pid),
         worker_message=_text(message), heartbeat_lag=_int(lag), partitions=partitions,
         dead_letters_by_topic=dead_letters, exporters=exporters, completeness=checks, worker_started_at=aware(started_at),
-        worker_host=_text(host), last_batch_id=_int(last_batch),
+        worker_host=_text(host), last_batch_id=_int(last_batch), worker_id=_text(worker_id),
     )
 
 

@@ -243,9 +243,9 @@ def _decide_worker(obs, state, limits, open_, close) -> None:
         if health.worker_verdict(obs, limits.alert_after) == health.WORKER_DOWN and watched > limits.alert_after:
             open_(
                 "worker_down",
-                f"worker down: no heartbeat for {_age(age)}",
-                f"The ingest worker's last heartbeat is {_age(age)} old (limit {_age(limits.alert_after)}).\n"
-                f"Its last reported state was '{obs.worker_state}' (pid {obs.worker_pid}).\n"
+                f"worker{_named(obs)} down: no heartbeat for {_age(age)}",
+                f"The ingest worker{_named(obs)}'s last heartbeat is {_age(age)} old (limit {_age(limits.alert_after)}).\n"
+                f"Its last reported state was '{obs.worker_state}' ({_where(obs)}).\n"
                 f"{_worker_message(obs)}"
                 "New data stops reaching the warehouse until it runs again. The watchdog judges by the\n"
                 "heartbeat's age, so a hung (stopped) process counts as down even if its PID exists.\n\n"
@@ -255,8 +255,8 @@ def _decide_worker(obs, state, limits, open_, close) -> None:
             close(
                 "worker_down",
                 "worker down: heartbeat is back",
-                f"The ingest worker is writing heartbeats again (last one {_age(max(age, timedelta(0)))} ago, "
-                f"state '{obs.worker_state}', pid {obs.worker_pid}).",
+                f"The ingest worker{_named(obs)} is writing heartbeats again (last one {_age(max(age, timedelta(0)))} "
+                f"ago, state '{obs.worker_state}', {_where(obs)}).",
             )
         return
     # No heartbeat could be read this time: measure from the last one seen, or from our start.
@@ -380,6 +380,17 @@ def _cut(text: str | None) -> str | None:
         return None
     text = " ".join(text.split())
     return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 1] + "…"
+
+
+def _named(obs: Observation) -> str:
+    """ " 'b'" for the judged worker of a lake, where several share the partitions; nothing on a single file."""
+    return f" '{obs.worker_id}'" if obs.worker_id else ""
+
+
+def _where(obs: Observation) -> str:
+    """Where to look for the process: its host (on a lake the workers may be on several machines) and pid."""
+    return ", ".join(x for x in (f"host {obs.worker_host}" if obs.worker_host and obs.worker_id else "",
+                                 f"pid {obs.worker_pid}") if x)
 
 
 def _worker_message(obs: Observation) -> str:

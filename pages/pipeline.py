@@ -133,7 +133,10 @@ beat = guarded(ph.heartbeat, wh.query, now)
 verdict = beat.verdict(alert_after)
 state_text = pick(STATE_WORDS.get(beat.state, beat.state))
 age = i18n.fmt_ago(beat.age_seconds) if beat.age_seconds is not None else "—"
-line = pick(f"워커: {state_text} · 마지막 신호 {age} / Worker: {state_text} · last beat {age}")
+# On a lake the line judges the worker with the oldest beat among those holding partitions (the watchdog's rule),
+# so it names that worker; the Workers table below has each one.
+named = f" {beat.worker_id}" if beat.worker_id else ""
+line = pick(f"워커{named}: {state_text} · 마지막 신호 {age} / Worker{named}: {state_text} · last beat {age}")
 if verdict == "ok":
     st.success(line, icon=":material/check_circle:")
 elif verdict == "late":

@@ -287,21 +287,41 @@ def _observe(beats: dict[str, float], owners: dict[str, str | None]):
     ensure_meta(con)
     now = datetime.now(timezone.utc)
     for worker, age in beats.items():
-        con.execute("INSERT INTO _meta.heartbeat (worker, beat_at, started_at, state) VALUES (?, ?, ?, 'running')",
-                    [worker, now - timedelta(seconds=age), now - timedelta(hours=1)])
+        con.execute("INSERT INTO _meta.heartbeat (worker, beat_at, started_at, state, host, pid) "
+                    "VALUES (?, ?, ?, 'running', ?, 4242)",
+                    [worker, now - timedelta(seconds=age), now - timedelta(hours=1), f"machine-{worker}"])
     for i, (_name, owner) in enumerate(owners.items()):
         con.execute("INSERT INTO _meta.leases VALUES ('t.a', ?, ?, ?)", [i, owner, now])
     obs = health.read(lambda sql: con.execute(sql).fetchall(), now)
     con.close()
-    return health.worker_verdict(obs, timedelta(seconds=60))
+    return obs
+
+
+def _verdict(beats: dict[str, float], owners: dict[str, str | None]) -> str:
+    from ingest import health
+
+    return health.worker_verdict(_observe(beats, owners), timedelta(seconds=60))
 
 
 def test_a_dead_worker_is_down_until_its_partitions_are_taken_over():
-    assert _observe({"a": 300, "b": 1}, {"p0": "a", "p1": "b"}) == "down"
-    assert _observe({"a": 300, "b": 1}, {"p0": "b", "p1": "b"}) == "ok"  # taken over: b carries on
-    assert _observe({"a": 1, "b": 2}, {"p0": "a", "p1": "b"}) == "ok"
-    assert _observe({"worker": 300}, {}) == "down"  # the single file: its one worker, as before
-    assert _observe({"a": 1}, {}) == "ok"  # a lake worker that owns nothing yet still beats
+    assert _verdict({"a": 300, "b": 1}, {"p0": "a", "p1": "b"}) == "down"
+    assert _verdict({"a": 300, "b": 1}, {"p0": "b", "p1": "b"}) == "ok"  # taken over: b carries on
+    assert _verdict({"a": 1, "b": 2}, {"p0": "a", "p1": "b"}) == "ok"
+    assert _verdict({"worker": 300}, {}) == "down"  # the single file: its one worker, as before
+    assert _verdict({"a": 1}, {}) == "ok"  # a lake worker that owns nothing yet still beats
+
+
+def test_the_alert_names_the_worker_that_is_down_and_where_it_ran():
+    from ingest.watchdog import Limits, WatchState, decide
+
+    obs = _observe({"a": 300, "b": 1}, {"p0": "a", "p1": "b"})
+    assert obs.worker_id == "a"
+    _, notices = decide(obs, WatchState(), Limits(alert_after=timedelta(seconds=60), max_lag_messages=1000,
+                                                  host="watch-host", startup_grace=False))
+    [alert] = notices
+    assert "worker 'a' down" in alert.subject
+    assert "The ingest worker 'a'" in alert.body and "(host machine-a, pid 4242)" in alert.body
+    assert _observe({"worker": 300}, {}).worker_id is None  # one worker on a single file: no name to give
 
 
 def test_worker_id_and_lease_come_from_the_config_and_a_bad_id_says_what_is_expected(tmp_path):

@@ -87,6 +87,8 @@ def test_the_pipeline_page_shows_both_workers_in_korean(lake_of_three_workers):
     assert rows["c"]["임대 만료"] == "—"  # no lease at all, not an expired one
     assert "1분 전" in rows["b"]["마지막 신호"]
     assert rows["a"]["호스트"].startswith("host-a pid ")
+    # The line above the table judges the worker the watchdog judges, b (the oldest beat holding partitions), by name.
+    assert [w.value.split(" · ")[0] for w in at.warning if w.value.startswith("워커")] == ["워커 b: 적재 중"]
 
 
 def test_a_single_file_warehouse_shows_no_workers_table(app_env):
