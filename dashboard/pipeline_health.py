@@ -230,14 +230,20 @@ def alert_history(path: Path | str | None, limit: int = 200) -> pd.DataFrame:
 # ── lake mode ([warehouse] catalog): files per table and the last maintenance ──
 
 def lake_files(query) -> pd.DataFrame:
-    """table, files: the Parquet files each table's current snapshot reads (maintenance brings this down)."""
+    """table, files: the Parquet files each table's current snapshot reads (maintenance brings this down).
+
+    The data tables first, then the worker's bookkeeping by its schema's name (`_meta.leases`): its rows change
+    with every batch, so its files pile up as well."""
     from ingest.warehouse_lake import LAKE
 
     return query(
-        f"SELECT t.table_name AS \"table\", count(*) AS files FROM __ducklake_metadata_{LAKE}.ducklake_data_file f "
+        "SELECT CASE WHEN s.schema_name = 'main' THEN t.table_name ELSE s.schema_name || '.' || t.table_name END "
+        f"AS \"table\", count(*) AS files FROM __ducklake_metadata_{LAKE}.ducklake_data_file f "
         f"JOIN __ducklake_metadata_{LAKE}.ducklake_table t USING (table_id) "
-        "WHERE f.end_snapshot IS NULL AND t.end_snapshot IS NULL AND t.table_name NOT LIKE '\\_%' ESCAPE '\\' "
-        "GROUP BY ALL ORDER BY 1"
+        f"JOIN __ducklake_metadata_{LAKE}.ducklake_schema s USING (schema_id) "
+        "WHERE f.end_snapshot IS NULL AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL "
+        "AND t.table_name NOT LIKE '\\_%' ESCAPE '\\' "
+        "GROUP BY ALL ORDER BY bool_or(s.schema_name <> 'main'), 1"
     )
 
 

@@ -300,6 +300,14 @@ def test_the_pipeline_page_shows_a_lakes_files_and_its_last_maintenance(produced
     shown = texts(at)
     assert "Lake files" in shown and "No maintenance yet" in shown
 
+    files = next(d.value for d in at.dataframe if "Data files" in d.value.columns)
+    assert list(files["Table"]) == ["balances", "cards", "transactions"]  # _meta's few rows sit in the catalog...
+    with warehouse_lake.open_lake(lake) as con:  # ...until a table of it gets files, like the leases of many partitions
+        con.execute("INSERT INTO _meta.leases SELECT 'planted.topic', range, NULL, NULL FROM range(100)")
+    at = run_page("pages/pipeline.py", lang="en")
+    files = next(d.value for d in at.dataframe if "Data files" in d.value.columns)
+    assert list(files["Table"]) == ["balances", "cards", "transactions", "_meta.leases"]  # by its schema's name, last
+
     figures = warehouse_lake.maintain(lake, log=lambda _m: None)
     at = run_page("pages/pipeline.py", lang="en")
     assert f"{figures['files_before']:,} → {figures['files_after']:,} files" in texts(at)
