@@ -244,7 +244,8 @@ def _decide_worker(obs, state, limits, open_, close) -> None:
             open_(
                 "worker_down",
                 f"worker{_named(obs)} down: no heartbeat for {_age(age)}",
-                f"The ingest worker{_named(obs)}'s last heartbeat is {_age(age)} old (limit {_age(limits.alert_after)}).\n"
+                f"The last heartbeat of the ingest worker{_named(obs)} is {_age(age)} old "
+                f"(limit {_age(limits.alert_after)}).\n"
                 f"Its last reported state was '{obs.worker_state}' ({_where(obs)}).\n"
                 f"{_worker_message(obs)}"
                 "New data stops reaching the warehouse until it runs again. The watchdog judges by the\n"

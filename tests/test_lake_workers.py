@@ -320,7 +320,7 @@ def test_the_alert_names_the_worker_that_is_down_and_where_it_ran():
                                                   host="watch-host", startup_grace=False))
     [alert] = notices
     assert "worker 'a' down" in alert.subject
-    assert "The ingest worker 'a'" in alert.body and "(host machine-a, pid 4242)" in alert.body
+    assert "The last heartbeat of the ingest worker 'a' is" in alert.body and "(host machine-a, pid 4242)" in alert.body
     assert _observe({"worker": 300}, {}).worker_id is None  # one worker on a single file: no name to give
 
 
