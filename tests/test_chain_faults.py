@@ -253,27 +253,28 @@ def sidebar_lines(wh: Path) -> list[str]:
         return chain_state_from(obs, 0).lines()
 
 
-@pytest.mark.slow
-def test_rows_committed_behind_the_exporters_back_are_found_resent_and_healed(write_config, tmp_path, broker):
-    """Rows whose updated_at is a day older than the watermark (far past the overlap window) appear at the source:
-    the next completeness pass shows the difference, the one after re-sends the day, and the app goes from
-    'the source has 5 more rows' to 'matches the source'."""
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    engine = sa.create_engine(url)
+def ledger_source(tmp_path) -> sa.Engine:
+    """A SQLite source with one table, `ledger`, without a soft-delete column, indexed like a real source's."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'ledger.sqlite'}")
     with engine.begin() as conn:
         conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         conn.exec_driver_sql("CREATE TABLE ledger (entry_id INTEGER PRIMARY KEY, amount_krw INTEGER, updated_at TEXT)")
         conn.exec_driver_sql("CREATE INDEX ix_ledger_updated_at ON ledger (updated_at, entry_id)")
-    add_rows(engine, 1, 200)  # all on 2026-11-24
+    return engine
+
+
+def ledger_chain(engine, write_config, tmp_path, chunk_rows: int, completeness_seconds: float):
+    """Exporter and worker on the ledger, with completeness passes every few seconds: (warehouse, processes),
+    once the first pass has found the warehouse matching the source."""
     config = write_config(tables=LEDGER, extra=f"""
 [source]
-url = "{url}"
+url = "{engine.url.render_as_string(hide_password=False)}"
 
 [exporter]
 interval_seconds = 0.5
-chunk_rows = 100
+chunk_rows = {chunk_rows}
 overlap_seconds = 1
-completeness_seconds = 3
+completeness_seconds = {completeness_seconds}
 state_path = "{tmp_path / 'exporter_state.json'}"
 """)
     wh = tmp_path / "warehouse.duckdb"
@@ -282,6 +283,22 @@ state_path = "{tmp_path / 'exporter_state.json'}"
     try:
         wait_for(lambda: wh.exists() and sidebar_lines(wh)[0].startswith("Matches the source"), 60,
                  "a first completeness check that matches")
+    except BaseException:
+        for proc in reversed(procs):
+            stop_process(proc, timeout=15)
+        raise
+    return wh, procs
+
+
+@pytest.mark.slow
+def test_rows_committed_behind_the_exporters_back_are_found_resent_and_healed(write_config, tmp_path, broker):
+    """Rows whose updated_at is a day older than the watermark (far past the overlap window) appear at the source:
+    the next completeness pass shows the difference, the one after re-sends the day, and the app goes from
+    'the source has 5 more rows' to 'matches the source'."""
+    engine = ledger_source(tmp_path)
+    add_rows(engine, 1, 200)  # all on 2026-11-24
+    wh, procs = ledger_chain(engine, write_config, tmp_path, chunk_rows=100, completeness_seconds=3)
+    try:
         late = [(1000 + i, 7, f"2026-11-23T09:00:00.{i:06d}+09:00") for i in range(5)]  # a day before the watermark
         with engine.begin() as conn:
             conn.exec_driver_sql("INSERT INTO ledger VALUES (?, ?, ?)", late)
@@ -367,31 +384,12 @@ def test_a_table_stopped_by_the_pii_guard_alerts_and_resumes_when_the_config_is_
 def test_rows_deleted_at_the_source_become_tombstones_after_the_completeness_pass(write_config, tmp_path, broker):
     """A table without a soft-delete column: three rows deleted at the source; the completeness pass finds their keys
     gone and sends deletes; the warehouse keeps them as tombstones and matches the source again."""
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite'}"
-    engine = sa.create_engine(url)
+    engine = ledger_source(tmp_path)
     data = [(i, i * 10, f"2026-11-{20 + i % 3}T{i % 24:02d}:00:00.{i:06d}+09:00") for i in range(1, 121)]
     with engine.begin() as conn:
-        conn.exec_driver_sql("PRAGMA journal_mode=WAL")
-        conn.exec_driver_sql("CREATE TABLE ledger (entry_id INTEGER PRIMARY KEY, amount_krw INTEGER, updated_at TEXT)")
-        conn.exec_driver_sql("CREATE INDEX ix_ledger_updated_at ON ledger (updated_at, entry_id)")
         conn.exec_driver_sql("INSERT INTO ledger VALUES (?, ?, ?)", data)
-    config = write_config(tables=LEDGER, extra=f"""
-[source]
-url = "{url}"
-
-[exporter]
-interval_seconds = 0.5
-chunk_rows = 50
-overlap_seconds = 1
-completeness_seconds = 2
-state_path = "{tmp_path / 'exporter_state.json'}"
-""")
-    wh = tmp_path / "warehouse.duckdb"
-    procs = [start("export", config, tmp_path / "exporter.log", export_env()),
-             start_worker(config, log=tmp_path / "worker.log")]
+    wh, procs = ledger_chain(engine, write_config, tmp_path, chunk_rows=50, completeness_seconds=2)
     try:
-        wait_for(lambda: wh.exists() and sidebar_lines(wh)[0].startswith("Matches the source"), 60,
-                 "a first completeness check that matches")
         deleted = [4, 7, 10]  # all on 2026-11-21
         moved = 13  # an update moves this row to a later day: it must NOT become a tombstone
         with engine.begin() as conn:

@@ -163,6 +163,14 @@ def test_make_run_starts_everything_shows_today_and_stops_cleanly(tmp_path, chro
         repo_data_after = sorted((p.name, p.stat().st_mtime_ns) for p in (ROOT / "data").glob("*")) if (ROOT / "data").exists() else []
         assert repo_data_after == repo_data_before, "the test touched the repository's data/ folder"
     finally:
+        stop_all([run], started)
+        log.close()
+
+
+def stop_all(runs, pids) -> None:
+    """After a test, pass or fail: Ctrl-C every run still going (killed if it has not stopped in 60 s), then kill
+    what is left of the PIDs the test saw under its own runs — never anything it did not start."""
+    for run in runs:
         if run.poll() is None:
             run.send_signal(signal.SIGINT)
             try:
@@ -170,10 +178,9 @@ def test_make_run_starts_everything_shows_today_and_stops_cleanly(tmp_path, chro
             except subprocess.TimeoutExpired:
                 run.kill()
                 run.wait()
-        for pid in started:  # last resort, only PIDs this test saw under its own child
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
-        log.close()
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def started_pids(log: Path) -> dict[str, int]:
@@ -225,16 +232,7 @@ def test_a_dead_child_is_reported_not_restarted_and_a_dead_broker_stops_everythi
         time.sleep(0.5)
         assert sorted(p for p in seen if alive(p)) == []
     finally:
-        if run.poll() is None:
-            run.send_signal(signal.SIGINT)
-            try:
-                run.wait(60)
-            except subprocess.TimeoutExpired:
-                run.kill()
-                run.wait()
-        for pid in seen:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        stop_all([run], seen)
         log.close()
 
 
@@ -364,17 +362,7 @@ def test_stop_and_start_again_at_once_on_the_same_ports(tmp_path):
         drift = abs((seoul_now.hour * 60 + seoul_now.minute) - (first_stamp.hour * 60 + first_stamp.minute)) % (24 * 60)
         assert min(drift, 24 * 60 - drift) <= 5, (first_stamp, seoul_now)
     finally:
-        for run in runs:
-            if run.poll() is None:
-                run.send_signal(signal.SIGINT)
-                try:
-                    run.wait(60)
-                except subprocess.TimeoutExpired:
-                    run.kill()
-                    run.wait()
-        for pid in seen:  # last resort, only PIDs this test saw under its own children
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        stop_all(runs, seen)
 
 
 def test_a_port_left_in_time_wait_is_free_and_a_listening_port_is_busy():

@@ -20,19 +20,25 @@ def day_totals(env) -> dict[date, int]:
     return {d: int(a) for d, a in t.groupby(days)["amount_krw"].sum().items()}
 
 
-def test_crossing_and_clearing_a_threshold_sends_exactly_two_mails(app_env, smtp_server):
-    server = smtp_server()
-    totals = day_totals(app_env)
+def quiet_busy_quiet(env) -> tuple[dict[date, int], tuple[date, date, date], float, datetime]:
+    """Three days in a row of the fixture's top-ups, quiet, busy, quiet: (totals per day, the days, a threshold
+    between them, the morning after the first day — when a clock starts to check 'yesterday')."""
+    totals = day_totals(env)
     today = datetime.now(SEOUL).date()
     days = sorted(d for d in totals if today - timedelta(days=40) <= d < today - timedelta(days=2))
-    # Three days in a row: quiet, busy, quiet — the threshold sits between them.
     for a, b, c in zip(days, days[1:], days[2:]):
         if max(totals[a], totals[c]) < totals[b]:
             break
     else:
         raise AssertionError("the fixture has no quiet–busy–quiet days in a row; change its seed")
     threshold = (max(totals[a], totals[c]) + totals[b]) / 2
-    start = datetime.combine(a + timedelta(days=1), datetime.min.time(), SEOUL) + timedelta(hours=6)
+    morning_after = datetime.combine(a + timedelta(days=1), datetime.min.time(), SEOUL) + timedelta(hours=6)
+    return totals, (a, b, c), threshold, morning_after
+
+
+def test_crossing_and_clearing_a_threshold_sends_exactly_two_mails(app_env, smtp_server):
+    server = smtp_server()
+    totals, (a, b, c), threshold, start = quiet_busy_quiet(app_env)
     sender, clock, _ = make_sender(app_env, server.port, start=start)
     with app_state.connect(sender.path) as conn:
         alert = store.add_alert(conn, ref="daily_topups", params={"period": "yesterday"}, condition="above",

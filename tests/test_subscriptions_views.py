@@ -19,7 +19,7 @@ from tests.fixtures_app import app_env, build_warehouse  # noqa: F401  (fixture)
 from tests.fixtures_smtp import smtp_server  # noqa: F401  (fixture)
 from tests.questions_fixtures import business_rows
 from tests.subscriptions_helpers import StepClock, attachment, csv_rows, subscription_config, text_body, xlsx_rows
-from tests.test_subscriptions_alerts import day_totals
+from tests.test_subscriptions_alerts import quiet_busy_quiet
 from tests.test_subscriptions_send import CHANNEL_KO, make_sender
 
 BY_CHANNEL = "base=topups&m=topups.amount&m=topups.topups&d=topups.channel&time=topups.created_at&period=last_7_days"
@@ -72,16 +72,7 @@ def test_a_weekly_view_mail_resolves_last_7_days_at_each_send(app_env, smtp_serv
 
 def test_an_alert_on_a_views_measure_mails_once_when_it_crosses_and_once_when_it_clears(app_env, smtp_server):
     server = smtp_server()
-    totals = day_totals(app_env)
-    today = datetime.now(SEOUL).date()
-    days = sorted(d for d in totals if today - timedelta(days=40) <= d < today - timedelta(days=2))
-    for a, b, c in zip(days, days[1:], days[2:]):
-        if max(totals[a], totals[c]) < totals[b]:
-            break
-    else:
-        raise AssertionError("the fixture has no quiet–busy–quiet days in a row; change its seed")
-    threshold = (max(totals[a], totals[c]) + totals[b]) / 2
-    start = datetime.combine(a + timedelta(days=1), datetime.min.time(), SEOUL) + timedelta(hours=6)
+    totals, (a, b, c), threshold, start = quiet_busy_quiet(app_env)
     sender, clock, _ = make_sender(app_env, server.port, start=start)
     # Split by channel and capped at two groups: the alert still judges the whole day, every channel together.
     view = save_view(sender.path, "어제 충전", "base=topups&m=topups.amount&d=topups.channel&top=2"
