@@ -96,7 +96,7 @@ def test_the_page_and_the_watchdog_call_the_worker_down_by_the_same_rule():
     for age, worker_state in [(1, "idle"), (40, "idle"), (61, "idle"), (5, "stopped"), (61, "stopped"), (5, "broker_unreachable")]:
         obs = Observation(now, heartbeat_at=now - timedelta(seconds=age), worker_state=worker_state)
         frame = pd.DataFrame([{"beat_at": obs.heartbeat_at, "state": worker_state, "pid": 1, "lag_messages": 0,
-                               "message": None, "started_at": now, "host": "h", "last_batch_id": 1}])
+                               "message": None, "started_at": now, "host": "h", "last_batch_id": 1, "worker": None}])
 
         def query(sql, params, frame=frame):
             if "_meta.heartbeat" in sql:
