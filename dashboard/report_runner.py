@@ -196,11 +196,14 @@ def run_report(report: Report, values: Mapping[str, Any], query: QueryFn) -> pd.
 
 def query_error(report: Report, exc: BaseException) -> ReportError:
     """Translate a DuckDB error ("LINE 3: ...") to the report file's own line numbers."""
-    text = str(exc)
-    m = _LINE.search(text)
+    m = _LINE.search(str(exc))
     line = report.sql_line + int(m.group(1)) - 1 if m else report.sql_line
-    first = text.split("\n\nLINE")[0].strip()
-    return ReportError(Path(report.path).name, line, f"the query failed: {first}")
+    return ReportError(Path(report.path).name, line, f"the query failed: {_message(exc)}")
+
+
+def _message(exc: BaseException) -> str:
+    """DuckDB's message without its "LINE n:" excerpt of the statement (our line numbers say where instead)."""
+    return str(exc).split("\n\nLINE")[0].strip()
 
 
 def chart_problem(report: Report, df: pd.DataFrame) -> str | None:
@@ -315,8 +318,7 @@ def chart_frame(report: Report, values: Mapping[str, Any], df: pd.DataFrame, que
     try:
         result = query(compiled.sql, list(compiled.params))
     except duckdb.Error as exc:  # the report itself ran: the chart line is what to look at
-        first = str(exc).split("\n\nLINE")[0].strip()
-        raise ReportError(Path(report.path).name, chart.line, f"the chart could not be drawn: {first}") from exc
+        raise ReportError(Path(report.path).name, chart.line, f"the chart could not be drawn: {_message(exc)}") from exc
     roles = dict(zip(("x", "color"), question.dimensions))
     frame = pd.DataFrame({role: result[dim].to_numpy() for role, dim in roles.items()})
     frame["value"] = result[question.measures[0]].to_numpy()
