@@ -253,11 +253,16 @@ def _decide_worker(obs, state, limits, open_, close) -> None:
                 "What to do: systemctl status datadesk-worker; journalctl -u datadesk-worker -n 100",
             )
         elif age <= limits.alert_after:
+            last = _age(max(age, timedelta(0)))
             close(
                 "worker_down",
                 "worker down: heartbeat is back",
-                f"The ingest worker{_named(obs)} is writing heartbeats again (last one {_age(max(age, timedelta(0)))} "
-                f"ago, state '{obs.worker_state}', {_where(obs)}).",
+                # On a lake the worker judged now may not be the one that was down (its partitions were taken over):
+                # say what holds for all of them, and whose is the oldest beat.
+                f"Every worker holding partitions is writing heartbeats again; the oldest beat, {last} ago, is from "
+                f"worker{_named(obs)} (state '{obs.worker_state}', {_where(obs)})." if obs.worker_id else
+                f"The ingest worker is writing heartbeats again (last one {last} ago, state '{obs.worker_state}', "
+                f"{_where(obs)}).",
             )
         return
     # No heartbeat could be read this time: measure from the last one seen, or from our start.

@@ -314,14 +314,19 @@ def test_a_dead_worker_is_down_until_its_partitions_are_taken_over():
 def test_the_alert_names_the_worker_that_is_down_and_where_it_ran():
     from ingest.watchdog import Limits, WatchState, decide
 
+    limits = Limits(alert_after=timedelta(seconds=60), max_lag_messages=1000, host="watch-host", startup_grace=False)
     obs = _observe({"a": 300, "b": 1}, {"p0": "a", "p1": "b"})
     assert obs.worker_id == "a"
-    _, notices = decide(obs, WatchState(), Limits(alert_after=timedelta(seconds=60), max_lag_messages=1000,
-                                                  host="watch-host", startup_grace=False))
-    [alert] = notices
+    state, [alert] = decide(obs, WatchState(), limits)
     assert "worker 'a' down" in alert.subject
     assert "The last heartbeat of the ingest worker 'a' is" in alert.body and "(host machine-a, pid 4242)" in alert.body
     assert _observe({"worker": 300}, {}).worker_id is None  # one worker on a single file: no name to give
+
+    # b took a's partitions over: the recovery does not call b "back", it says every holder beats again.
+    _, [recovery] = decide(_observe({"a": 300, "b": 1}, {"p0": "b", "p1": "b"}), state, limits)
+    assert recovery.kind == "recovery"
+    assert "Every worker holding partitions is writing heartbeats again" in recovery.body
+    assert "is from worker 'b' (state 'running', host machine-b, pid 4242)" in recovery.body
 
 
 def test_worker_id_and_lease_come_from_the_config_and_a_bad_id_says_what_is_expected(tmp_path):
